@@ -1,0 +1,358 @@
+//! Unit tests for configuration parsing, resolution and validation.
+
+use std::collections::HashMap;
+
+use super::{Config, ConfigError, DEFAULT_CONFIG, ModelId, ProviderKind};
+
+const EXAMPLE_CONFIG: &str = include_str!("../../config/example.toml");
+
+fn parse_with(text: &str, variables: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let variables: HashMap<String, String> = variables
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    Config::parse(text, "test.toml", &|name| variables.get(name).cloned())
+}
+
+fn parse(text: &str) -> Config {
+    parse_with(text, &[]).expect("config should parse")
+}
+
+/// The (line, column, key, message) of an expected `Invalid` error.
+fn invalid_with(text: &str, variables: &[(&str, &str)]) -> (usize, usize, String, String) {
+    match parse_with(text, variables) {
+        Err(ConfigError::Invalid {
+            file,
+            line,
+            column,
+            key,
+            message,
+        }) => {
+            assert_eq!(file, "test.toml");
+            (line, column, key, message)
+        }
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+fn invalid(text: &str) -> (usize, usize, String, String) {
+    invalid_with(text, &[])
+}
+
+fn model(text: &str) -> ModelId {
+    text.parse().expect("valid model id")
+}
+
+#[test]
+fn default_config_parses_with_empty_environment() {
+    let config = parse(DEFAULT_CONFIG);
+    assert_eq!(config.default_agent().id, "main");
+    assert_eq!(config.agents.len(), 1);
+    assert!(config.llm.providers.is_empty());
+    assert_eq!(config.defaults.routing.channel, model("openai/gpt-4o-mini"));
+    assert_eq!(config.api.port, 19898);
+}
+
+#[test]
+fn example_config_parses_with_empty_environment() {
+    let config = parse(EXAMPLE_CONFIG);
+    assert_eq!(config.llm.providers.len(), 3);
+    assert_eq!(
+        config.llm.providers["anthropic"].kind,
+        ProviderKind::Anthropic
+    );
+    assert_eq!(config.llm.providers["local"].kind, ProviderKind::OpenAi);
+    assert_eq!(config.agents.len(), 2);
+    assert_eq!(config.default_agent().display_name, "Spacebot");
+    assert_eq!(
+        config.agent("support").map(|agent| agent.max_turns),
+        Some(5)
+    );
+    assert_eq!(config.bindings.len(), 3);
+    let main = &config.default_agent().routing;
+    assert_eq!(main.worker, model("local/llama3.1"));
+    assert_eq!(main.fallbacks.len(), 3);
+    assert_eq!(config.secrets().len(), 3);
+}
+
+#[test]
+fn unknown_key_reports_file_line_column_and_key() {
+    let text = "[defaults]\nmax_turns = 3\n\ncolour = \"blue\"\n";
+    let (line, column, key, message) = invalid(text);
+    assert_eq!((line, column), (4, 1));
+    assert_eq!(key, "defaults.colour");
+    assert!(message.contains("unknown field `colour`"), "{message}");
+    let nested =
+        "[[agents]]\nid = \"a\"\n[[agents]]\nid = \"b\"\n[agents.routing]\nchanel = \"x/y\"\n";
+    let (line, _, key, _) = invalid(nested);
+    assert_eq!((line, key.as_str()), (6, "agents[1].routing.chanel"));
+}
+
+#[test]
+fn error_display_has_the_documented_format() {
+    let error = parse_with("[api]\nport = \"abc\"\n", &[]).expect_err("type error");
+    let display = error.to_string();
+    assert!(
+        display.starts_with("test.toml:2:8: api.port: "),
+        "{display}"
+    );
+}
+
+#[test]
+fn wrong_type_and_bad_enum_and_syntax_errors_are_located() {
+    let (line, column, key, _) = invalid("[api]\nport = \"abc\"\n");
+    assert_eq!((line, column, key.as_str()), (2, 8, "api.port"));
+    let (line, _, key, message) = invalid("[llm.providers.x]\nkind = \"gemini\"\n");
+    assert_eq!((line, key.as_str()), (2, "llm.providers.x.kind"));
+    assert!(message.contains("gemini"), "{message}");
+    let (line, _, key, _) = invalid("[api]\nbind = \"localhost\"\n");
+    assert_eq!((line, key.as_str()), (2, "api.bind"));
+    let (line, _, key, _) = invalid("[api]\nport = 1\nport = 2\n");
+    assert_eq!((line, key.as_str()), (3, "(syntax)"));
+}
+
+#[test]
+fn secrets_resolve_literals_and_environment_variables() {
+    let text = "[llm.providers.openai]\napi_key = \"env:MY_KEY\"\n[api]\ntoken = \"letmein\"\n";
+    let config = parse_with(text, &[("MY_KEY", "sk-123")]).expect("parses");
+    assert_eq!(
+        config.llm.providers["openai"].api_key.as_deref(),
+        Some("sk-123")
+    );
+    assert_eq!(
+        config.secrets(),
+        vec!["sk-123".to_string(), "letmein".to_string()]
+    );
+}
+
+#[test]
+fn missing_secret_variable_names_key_and_variable() {
+    let text = "[llm.providers.openai]\nbase_url = \"https://x.test\"\napi_key = \"env:MY_KEY\"\n";
+    let (line, column, key, message) = invalid_with(text, &[("MY_KEY", "")]);
+    assert_eq!((line, column), (3, 11));
+    assert_eq!(key, "llm.providers.openai.api_key");
+    assert!(message.contains("MY_KEY"), "{message}");
+    let (line, _, key, _) = invalid("[api]\ntoken = \"env:API_TOKEN\"\n");
+    assert_eq!((line, key.as_str()), (2, "api.token"));
+}
+
+#[test]
+fn model_ids_parse_at_the_first_slash() {
+    let parsed = model("openrouter/anthropic/claude-3");
+    assert_eq!(parsed.provider, "openrouter");
+    assert_eq!(parsed.model, "anthropic/claude-3");
+    assert_eq!(parsed.to_string(), "openrouter/anthropic/claude-3");
+    for bad in ["gpt4", "/gpt-4o", "openai/", "openai/gpt 4o", ""] {
+        assert!(
+            bad.parse::<ModelId>().is_err(),
+            "{bad:?} should be rejected"
+        );
+    }
+}
+
+#[test]
+fn bad_model_ids_and_unknown_providers_are_located() {
+    let (line, column, key, message) = invalid("\n[defaults.routing]\nchannel = \"gpt4\"\n");
+    assert_eq!(
+        (line, column, key.as_str()),
+        (3, 11, "defaults.routing.channel")
+    );
+    assert!(message.contains("gpt4"), "{message}");
+    let text = "[llm.providers.b]\n[llm.providers.a]\n[defaults.routing]\nchannel = \"a/m\"\nfallbacks = { \"a/m\" = [\"x/m\"] }\n";
+    let (line, _, key, message) = invalid(text);
+    assert_eq!(
+        (line, key.as_str()),
+        (5, "defaults.routing.fallbacks.\"a/m\"[0]")
+    );
+    assert_eq!(message, "unknown provider `x`; configured providers: a, b");
+}
+
+#[test]
+fn environment_fallbacks_apply_only_without_configured_providers() {
+    let local = [("OPENAI_BASE_URL", "http://localhost:8080/v1/")];
+    let config = parse_with("", &local).expect("parses");
+    let openai = &config.llm.providers["openai"];
+    assert_eq!(openai.base_url.as_deref(), Some("http://localhost:8080/v1"));
+    assert_eq!(
+        (openai.kind, openai.api_key.as_ref()),
+        (ProviderKind::OpenAi, None)
+    );
+    assert_eq!(config.defaults.routing.channel, model("openai/gpt-4o-mini"));
+
+    let anthropic = [("ANTHROPIC_API_KEY", "sk-ant"), ("OPENAI_API_KEY", "")];
+    let config = parse_with("", &anthropic).expect("parses");
+    assert_eq!(
+        config.llm.providers.keys().collect::<Vec<_>>(),
+        ["anthropic"]
+    );
+    assert_eq!(
+        config.llm.providers["anthropic"].kind,
+        ProviderKind::Anthropic
+    );
+    assert_eq!(
+        config.defaults.routing.cortex,
+        model("anthropic/claude-sonnet-4-5")
+    );
+
+    let configured = "[llm.providers.local]\nbase_url = \"http://localhost:1234\"\n[defaults.routing]\nchannel = \"local/m\"\n";
+    let config = parse_with(configured, &anthropic).expect("parses");
+    assert_eq!(config.llm.providers.keys().collect::<Vec<_>>(), ["local"]);
+
+    let (line, column, key, _) = invalid_with("", &[("OPENAI_BASE_URL", "localhost:8080")]);
+    assert_eq!((line, column, key.as_str()), (0, 0, "OPENAI_BASE_URL"));
+}
+
+#[test]
+fn spacebot_model_sets_the_default_channel_model() {
+    let config = parse_with("", &[("SPACEBOT_MODEL", "openrouter/meta/llama")]).expect("parses");
+    assert_eq!(
+        config.defaults.routing.channel,
+        model("openrouter/meta/llama")
+    );
+    assert_eq!(
+        config.default_agent().routing.worker,
+        model("openrouter/meta/llama")
+    );
+    let (line, column, key, _) = invalid_with("", &[("SPACEBOT_MODEL", "gpt4")]);
+    assert_eq!((line, column, key.as_str()), (0, 0, "SPACEBOT_MODEL"));
+    let explicit = "[defaults.routing]\nchannel = \"a/b\"\n";
+    let config = parse_with(explicit, &[("SPACEBOT_MODEL", "c/d")]).expect("parses");
+    assert_eq!(config.defaults.routing.branch, model("a/b"));
+}
+
+#[test]
+fn unusable_builtin_default_model_is_an_error() {
+    let (_, _, key, message) = invalid("[llm.providers.local]\n");
+    assert_eq!(key, "defaults.routing.channel");
+    assert!(message.contains("unknown provider `openai`"), "{message}");
+}
+
+#[test]
+fn duplicate_agent_ids_point_at_the_second() {
+    let text = "[[agents]]\nid = \"main\"\n[[agents]]\nid = \"main\"\n";
+    let (line, column, key, message) = invalid(text);
+    assert_eq!((line, column, key.as_str()), (4, 6, "agents[1].id"));
+    assert!(message.contains("duplicate agent id `main`"), "{message}");
+    let (_, _, key, _) = invalid("[[agents]]\nid = \"Main\"\n");
+    assert_eq!(key, "agents[0].id");
+}
+
+#[test]
+fn default_agent_rules() {
+    let two_defaults =
+        "[[agents]]\nid = \"a\"\ndefault = true\n[[agents]]\nid = \"b\"\ndefault = true\n";
+    let (line, _, key, _) = invalid(two_defaults);
+    assert_eq!((line, key.as_str()), (6, "agents[1].default"));
+    let config = parse("[[agents]]\nid = \"a\"\n[[agents]]\nid = \"b\"\n");
+    assert_eq!(config.default_agent().id, "a");
+    assert!(!config.agents[1].default);
+    let config = parse("");
+    assert_eq!(
+        (config.agents.len(), config.default_agent().id.as_str()),
+        (1, "main")
+    );
+    assert!(config.agent("missing").is_none());
+}
+
+#[test]
+fn agent_routing_merges_over_defaults() {
+    let text = "[defaults]\nmax_turns = 7\n[defaults.routing]\nchannel = \"p/big\"\nfallbacks = { \"p/big\" = [\"p/mid\"], \"p/small\" = [\"p/tiny\"] }\n[[agents]]\nid = \"a\"\nhistory_messages = 9\n[agents.routing]\nworker = \"p/small\"\nfallbacks = { \"p/small\" = [\"q/other\"] }\n";
+    let config = parse(text);
+    let agent = config.default_agent();
+    assert_eq!((agent.max_turns, agent.history_messages), (7, 9));
+    assert_eq!(agent.routing.channel, model("p/big"));
+    assert_eq!(agent.routing.compactor, model("p/big"));
+    assert_eq!(agent.routing.worker, model("p/small"));
+    assert_eq!(
+        agent.routing.fallbacks_for(&model("p/big")),
+        [model("p/mid")]
+    );
+    assert_eq!(
+        agent.routing.fallbacks_for(&model("p/small")),
+        [model("q/other")]
+    );
+    assert!(agent.routing.fallbacks_for(&model("p/none")).is_empty());
+    let defaults = &config.defaults.routing;
+    assert_eq!(defaults.fallbacks_for(&model("p/small")), [model("p/tiny")]);
+}
+
+#[test]
+fn bindings_need_a_known_agent_and_platform() {
+    let config = parse("[[bindings]]\nagent = \"main\"\nplatform = \"portal\"\n");
+    assert_eq!(config.bindings[0].platform, "portal");
+    assert!(!config.bindings[0].require_mention);
+    let (line, _, key, message) =
+        invalid("[[bindings]]\nagent = \"ghost\"\nplatform = \"slack\"\n");
+    assert_eq!((line, key.as_str()), (2, "bindings[0].agent"));
+    assert_eq!(message, "unknown agent `ghost`; configured agents: main");
+    let (line, _, key, _) = invalid("[[bindings]]\nagent = \"main\"\nplatform = \"irc\"\n");
+    assert_eq!((line, key.as_str()), (3, "bindings[0].platform"));
+}
+
+#[test]
+fn base_url_needs_an_http_scheme() {
+    let (line, _, key, _) = invalid("[llm.providers.o]\nbase_url = \"ftp://x\"\n");
+    assert_eq!((line, key.as_str()), (2, "llm.providers.o.base_url"));
+    let config = parse("[llm.providers.openai]\nbase_url = \"https://x.test/v1//\"\n");
+    assert_eq!(
+        config.llm.providers["openai"].base_url.as_deref(),
+        Some("https://x.test/v1")
+    );
+    assert_eq!(config.llm.providers["openai"].timeout_secs, 120);
+}
+
+#[test]
+fn out_of_range_values_are_located() {
+    let (line, _, key, _) = invalid("[defaults]\n\nchannel_inbox = 0\n");
+    assert_eq!((line, key.as_str()), (3, "defaults.channel_inbox"));
+    let (line, _, key, _) = invalid("[[agents]]\nid = \"a\"\nmax_turns = 0\n");
+    assert_eq!((line, key.as_str()), (3, "agents[0].max_turns"));
+    let (line, _, key, _) = invalid("[defaults.retry]\ninitial_backoff_ms = 9000\n");
+    assert_eq!(
+        (line, key.as_str()),
+        (2, "defaults.retry.initial_backoff_ms")
+    );
+    let (line, _, key, _) = invalid("[defaults]\nmax_turns = -1\n");
+    assert_eq!((line, key.as_str()), (2, "defaults.max_turns"));
+}
+
+#[test]
+fn load_reads_files_and_reports_read_errors() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("spacebot.toml");
+    std::fs::write(&path, "[api]\nenabled = false\nbogus = 1\n").expect("write");
+    match Config::load(&path, &|_| None) {
+        Err(ConfigError::Invalid { file, line, .. }) => {
+            assert_eq!((file, line), (path.display().to_string(), 3));
+        }
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+    std::fs::write(&path, "[api]\nenabled = false\n").expect("write");
+    let config = Config::load(&path, &|_| None).expect("loads");
+    assert_eq!(config.path.as_deref(), Some(path.as_path()));
+    assert!(!config.api.enabled);
+    let missing = directory.path().join("missing.toml");
+    let error = Config::load(&missing, &|_| None).expect_err("missing file");
+    assert!(matches!(error, ConfigError::Read { .. }), "{error:?}");
+}
+
+#[test]
+fn key_paths_quote_non_bare_keys() {
+    let text = "[defaults.routing]\nfallbacks = { \"a/b\" = [3] }\n";
+    let (line, _, key, _) = invalid(text);
+    assert_eq!(
+        (line, key.as_str()),
+        (2, "defaults.routing.fallbacks.\"a/b\"[0]")
+    );
+    let (_, _, key, _) = invalid("[llm.providers.\"my.host\"]\nbase_url = \"x\"\n");
+    assert_eq!(key, "llm.providers.\"my.host\".base_url");
+    let (line, _, key, _) = invalid("\nfoo = 1\n");
+    assert_eq!((line, key.as_str()), (2, "foo"));
+}
+
+#[test]
+fn bad_fallback_keys_point_at_their_line() {
+    let text = "[defaults.routing.fallbacks]\n\"a/b\" = [\"c/d\"]\n\"nope\" = [\"c/d\"]\n";
+    let (line, _, key, _) = invalid(text);
+    assert_eq!((line, key.as_str()), (3, "defaults.routing.fallbacks.nope"));
+}

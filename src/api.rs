@@ -1,0 +1,137 @@
+//! The HTTP API (axum): health and status, portal messages, conversation history, the SSE
+//! event stream, an OpenAI-compatible chat endpoint and the embedded web chat.
+
+mod events;
+mod messages;
+mod openai;
+mod status;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::agent::AgentRuntime;
+use crate::daemon::DaemonState;
+
+pub type ApiState = Arc<DaemonState>;
+
+/// Every route. The bearer token, when configured, guards all but `/api/health`.
+pub fn router(state: ApiState) -> Router {
+    let guarded = Router::new()
+        .route("/api/status", get(status::status))
+        .route("/api/agents", get(status::agents))
+        .route(
+            "/api/agents/{agent_id}/messages",
+            post(messages::send_message),
+        )
+        .route(
+            "/api/agents/{agent_id}/conversations",
+            get(messages::list_conversations),
+        )
+        .route(
+            "/api/agents/{agent_id}/conversations/{conversation_id}/messages",
+            get(messages::list_messages),
+        )
+        .route("/api/events", get(events::stream))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/api/health", get(status::health))
+        .route("/", get(web_chat))
+        .merge(guarded)
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.config.api.token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if presented.is_some_and(|presented| constant_time_equals(presented, token)) {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a valid `Authorization: Bearer <token>` header is required",
+        )
+        .into_response()
+    }
+}
+
+fn constant_time_equals(left: &str, right: &str) -> bool {
+    left.len() == right.len()
+        && left
+            .bytes()
+            .zip(right.bytes())
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+}
+
+async fn web_chat() -> Html<&'static str> {
+    Html(include_str!("api/web_chat.html"))
+}
+
+/// An error answer: `{"error": {"message": ...}}`, the shape OpenAI clients also read.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "API request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"message": self.message, "type": "spacebot_error", "code": self.status.as_u16()}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::agent::AgentError> for ApiError {
+    fn from(error: crate::agent::AgentError) -> Self {
+        match error {
+            crate::agent::AgentError::ShuttingDown(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            }
+            crate::agent::AgentError::Store(_) => ApiError::internal(error),
+        }
+    }
+}
+
+fn find_agent<'a>(state: &'a ApiState, agent_id: &str) -> Result<&'a Arc<AgentRuntime>, ApiError> {
+    state.agents.get(agent_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no agent `{agent_id}`; agents: {}",
+                state.agents.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })
+}

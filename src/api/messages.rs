@@ -1,0 +1,146 @@
+//! Portal messages: `POST /api/agents/{id}/messages` and reading conversations back.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState, find_agent};
+use crate::agent::RouteOutcome;
+use crate::messaging::InboundMessage;
+
+/// How long a waiting caller is kept before it is told to look at the conversation later.
+const DEFAULT_WAIT_SECS: u64 = 300;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    content: String,
+    /// The portal conversation, `portal:{conversation}`; default `api`.
+    #[serde(default)]
+    conversation: Option<String>,
+    #[serde(default)]
+    sender: Option<String>,
+    /// A client-chosen id; re-sending the same one is recognised and ignored.
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    /// Wait for the agent's answer and return it.
+    #[serde(default)]
+    wait: bool,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+}
+
+pub async fn send_message(
+    State(state): State<ApiState>,
+    Path(agent_id): Path<String>,
+    Json(request): Json<SendMessage>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let agent = find_agent(&state, &agent_id)?;
+    if request.content.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`content` is empty"));
+    }
+    let conversation_id = portal_conversation(request.conversation.as_deref().unwrap_or("api"))?;
+    let mut message = InboundMessage::new(
+        conversation_id.clone(),
+        request.sender.unwrap_or_else(|| "user".to_string()),
+        request.content,
+    );
+    message.platform_message_id = request.idempotency_key;
+    let message_id = message.id.clone();
+    let mut waiter = request
+        .wait
+        .then(|| state.messaging.portal().wait_for(&message_id));
+    match agent.route(message).await? {
+        RouteOutcome::Duplicate => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"duplicate": true, "conversation_id": conversation_id})),
+            ));
+        }
+        RouteOutcome::Accepted { .. } => {}
+    }
+    let Some(waiter) = waiter.as_mut() else {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"message_id": message_id, "conversation_id": conversation_id})),
+        ));
+    };
+    let timeout = Duration::from_secs(request.timeout_secs.unwrap_or(DEFAULT_WAIT_SECS));
+    match tokio::time::timeout(timeout, waiter.reply()).await {
+        Ok(Some(reply)) => Ok((
+            StatusCode::OK,
+            Json(json!({
+                "message_id": message_id,
+                "conversation_id": conversation_id,
+                "reply": reply.content,
+            })),
+        )),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the daemon is shutting down; message {message_id} will be answered after it restarts"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("no answer within {}s; message {message_id} is still queued", timeout.as_secs()),
+        )),
+    }
+}
+
+/// `portal:{name}` from a client-chosen name (or a full `portal:` id).
+pub fn portal_conversation(name: &str) -> Result<String, ApiError> {
+    let name = name.strip_prefix("portal:").unwrap_or(name);
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "-_.@:".contains(character));
+    if valid {
+        Ok(format!("portal:{name}"))
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a conversation name is 1-128 characters of letters, digits and - _ . @ :",
+        ))
+    }
+}
+
+pub async fn list_conversations(
+    State(state): State<ApiState>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = find_agent(&state, &agent_id)?;
+    let conversations = agent
+        .context()
+        .store
+        .list()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "conversations": conversations })))
+}
+
+#[derive(Deserialize)]
+pub struct MessagesQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub async fn list_messages(
+    State(state): State<ApiState>,
+    Path((agent_id, conversation_id)): Path<(String, String)>,
+    Query(query): Query<MessagesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = find_agent(&state, &agent_id)?;
+    let messages = agent
+        .context()
+        .store
+        .recent(&conversation_id, query.limit.unwrap_or(100).min(10_000))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "conversation_id": conversation_id, "messages": messages }),
+    ))
+}

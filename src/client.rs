@@ -1,0 +1,195 @@
+//! The HTTP client behind the CLI verbs (`chat`, `send`, `status`): every verb but `serve`
+//! talks to a running daemon through its API.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "the daemon is not running at {url} (start it with `spacebot serve`, or point \
+         --url / SPACEBOT_URL at it): {source}"
+    )]
+    NotRunning { url: String, source: reqwest::Error },
+    #[error("{url} answered HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("request to {url} failed: {source}")]
+    Request { url: String, source: reqwest::Error },
+}
+
+pub struct ApiClient {
+    base_url: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    pub fn new(base_url: impl Into<String>, token: Option<String>) -> Result<Self, ClientError> {
+        let base_url = base_url.into().trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|source| ClientError::Request {
+                url: base_url.clone(),
+                source,
+            })?;
+        Ok(Self {
+            base_url,
+            token,
+            http,
+        })
+    }
+
+    pub async fn status(&self) -> Result<Value, ClientError> {
+        self.send(self.http.get(self.url("/api/status"))).await
+    }
+
+    /// Sends one message to a portal conversation and waits for the answer (`None`: skipped).
+    pub async fn send_message(
+        &self,
+        agent: &str,
+        conversation: &str,
+        content: &str,
+    ) -> Result<Option<String>, ClientError> {
+        let body = json!({"content": content, "conversation": conversation, "sender": "cli", "wait": true});
+        let answer = self
+            .send(
+                self.http
+                    .post(self.url(&format!("/api/agents/{agent}/messages")))
+                    .json(&body),
+            )
+            .await?;
+        Ok(answer
+            .get("reply")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// Queues a message without waiting; answers arrive on the event stream.
+    pub async fn post_message(
+        &self,
+        agent: &str,
+        conversation: &str,
+        content: &str,
+    ) -> Result<(), ClientError> {
+        let body = json!({"content": content, "conversation": conversation, "sender": "cli"});
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/agents/{agent}/messages")))
+                .json(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Follows the event stream of one conversation, calling `on_event(name, data)` for each
+    /// event until the stream ends.
+    pub async fn follow_events(
+        &self,
+        agent: &str,
+        conversation_id: &str,
+        mut on_event: impl FnMut(&str, &Value),
+    ) -> Result<(), ClientError> {
+        let url = self.url("/api/events");
+        let response = self
+            .authorized(
+                self.http
+                    .get(&url)
+                    .query(&[("agent", agent), ("conversation", conversation_id)]),
+            )
+            .send()
+            .await
+            .map_err(|source| self.connection_error(source))?;
+        let response = check_status(&url, response).await?;
+        let mut bytes = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(chunk) = bytes.next().await {
+            let chunk = chunk.map_err(|source| ClientError::Request {
+                url: url.clone(),
+                source,
+            })?;
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let mut name = "message";
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if let Ok(value) = serde_json::from_str::<Value>(&data) {
+                    on_event(name, &value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    fn connection_error(&self, source: reqwest::Error) -> ClientError {
+        if source.is_connect() {
+            ClientError::NotRunning {
+                url: self.base_url.clone(),
+                source,
+            }
+        } else {
+            ClientError::Request {
+                url: self.base_url.clone(),
+                source,
+            }
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ClientError> {
+        let request = self.authorized(request);
+        let response = request
+            .send()
+            .await
+            .map_err(|source| self.connection_error(source))?;
+        let url = response.url().to_string();
+        let response = check_status(&url, response).await?;
+        response
+            .json()
+            .await
+            .map_err(|source| ClientError::Request { url, source })
+    }
+}
+
+async fn check_status(
+    url: &str,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, ClientError> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|body| body["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or(text);
+    Err(ClientError::Status {
+        url: url.to_string(),
+        status,
+        message,
+    })
+}

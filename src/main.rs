@@ -1,0 +1,298 @@
+//! The `spacebot` command: `serve` runs the daemon; every other verb is a client of its API.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use spacebot::client::ApiClient;
+use spacebot::config::Config;
+use spacebot::daemon::{Daemon, DaemonOptions, default_home, process_environment};
+use tokio::io::AsyncBufReadExt;
+
+#[derive(Parser)]
+#[command(name = "spacebot", version, about = "A self-hosted agent harness")]
+struct Cli {
+    /// Base URL of a running daemon's API (default: from the config, else http://127.0.0.1:19898).
+    #[arg(long, global = true, env = "SPACEBOT_URL")]
+    url: Option<String>,
+    /// Bearer token for the API (default: `api.token` from the config).
+    #[arg(long, global = true, env = "SPACEBOT_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (creates $SPACEBOT_HOME, default ~/.spacebot).
+    Serve {
+        /// Config file (default: $SPACEBOT_HOME/config.toml, written on first run).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address the HTTP API binds to.
+        #[arg(long)]
+        bind: Option<IpAddr>,
+        /// Port of the HTTP API.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Chat with an agent in the terminal, through the running daemon.
+    Chat {
+        #[arg(long)]
+        agent: Option<String>,
+        /// Portal conversation name; the conversation and its history persist.
+        #[arg(long, default_value = "cli")]
+        conversation: String,
+    },
+    /// Send one message and print the answer.
+    Send {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, default_value = "cli")]
+        conversation: String,
+        text: String,
+    },
+    /// Show the daemon's status.
+    Status,
+    /// Work with the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file (default: $SPACEBOT_HOME/config.toml); exits non-zero on error.
+    Check { path: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    spacebot::install_crypto_provider();
+    let cli = Cli::parse();
+    let filter = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let environment = process_environment();
+    let home = default_home(&environment);
+    match cli.command {
+        Command::Serve { config, bind, port } => {
+            let daemon = Daemon::start(DaemonOptions {
+                home,
+                config_path: config,
+                bind,
+                port,
+                environment,
+            })
+            .await?;
+            wait_for_signal().await?;
+            daemon.shutdown().await;
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check { path },
+        } => {
+            let path = path.unwrap_or_else(|| home.join("config.toml"));
+            let config = Config::load(&path, &*environment)?;
+            println!(
+                "{}: ok ({} agent{}, {} provider{})",
+                path.display(),
+                config.agents.len(),
+                if config.agents.len() == 1 { "" } else { "s" },
+                config.llm.providers.len(),
+                if config.llm.providers.len() == 1 { "" } else { "s" },
+            );
+            Ok(())
+        }
+        Command::Status => {
+            let client = client(&cli.url, cli.token, &home)?;
+            print_status(&client.status().await?);
+            Ok(())
+        }
+        Command::Send {
+            agent,
+            conversation,
+            text,
+        } => {
+            let client = client(&cli.url, cli.token, &home)?;
+            let agent = resolve_agent(&client, agent).await?;
+            match client.send_message(&agent, &conversation, &text).await? {
+                Some(reply) => println!("{reply}"),
+                None => eprintln!("({agent} chose not to reply)"),
+            }
+            Ok(())
+        }
+        Command::Chat {
+            agent,
+            conversation,
+        } => {
+            let client = client(&cli.url, cli.token, &home)?;
+            let agent = resolve_agent(&client, agent).await?;
+            chat(client, agent, conversation).await
+        }
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+/// The API client, addressed by flag, else by the config in `$SPACEBOT_HOME`, else the default.
+fn client(
+    url: &Option<String>,
+    token: Option<String>,
+    home: &std::path::Path,
+) -> anyhow::Result<ApiClient> {
+    let config = Config::load(&home.join("config.toml"), &|name| std::env::var(name).ok()).ok();
+    let url = url.clone().unwrap_or_else(|| match &config {
+        Some(config) => {
+            let host = if config.api.bind.is_unspecified() {
+                "127.0.0.1".to_string()
+            } else if config.api.bind.is_ipv6() {
+                format!("[{}]", config.api.bind)
+            } else {
+                config.api.bind.to_string()
+            };
+            format!("http://{host}:{}", config.api.port)
+        }
+        None => "http://127.0.0.1:19898".to_string(),
+    });
+    let token = token.or_else(|| config.and_then(|config| config.api.token));
+    Ok(ApiClient::new(url, token)?)
+}
+
+async fn resolve_agent(client: &ApiClient, agent: Option<String>) -> anyhow::Result<String> {
+    if let Some(agent) = agent {
+        return Ok(agent);
+    }
+    let status = client.status().await?;
+    status["agents"]
+        .as_array()
+        .and_then(|agents| {
+            agents
+                .iter()
+                .find(|agent| agent["default"].as_bool() == Some(true))
+        })
+        .and_then(|agent| agent["id"].as_str())
+        .map(str::to_string)
+        .context("the daemon reports no default agent")
+}
+
+fn print_status(status: &Value) {
+    println!(
+        "spacebot {}  up {}s",
+        status["version"].as_str().unwrap_or("?"),
+        status["uptime_secs"]
+    );
+    if let Some(hint) = status["llm"]["hint"].as_str() {
+        println!("LLM: not configured. {hint}");
+    } else if let Some(providers) = status["llm"]["providers"].as_array() {
+        for provider in providers {
+            println!(
+                "LLM provider {} ({}) {}",
+                provider["name"].as_str().unwrap_or("?"),
+                provider["kind"].as_str().unwrap_or("?"),
+                provider["base_url"].as_str().unwrap_or("default endpoint"),
+            );
+        }
+    }
+    for agent in status["agents"].as_array().into_iter().flatten() {
+        println!(
+            "agent {}{}  model {}  active channels {}",
+            agent["id"].as_str().unwrap_or("?"),
+            if agent["default"].as_bool() == Some(true) {
+                " (default)"
+            } else {
+                ""
+            },
+            agent["channel_model"].as_str().unwrap_or("?"),
+            agent["active_channels"],
+        );
+    }
+}
+
+/// Reads lines from the terminal and prints the agent's messages as they arrive on the event
+/// stream, so later answers (from background work) show up too.
+async fn chat(client: ApiClient, agent: String, conversation: String) -> anyhow::Result<()> {
+    let client = std::sync::Arc::new(client);
+    let conversation_id = format!("portal:{conversation}");
+    let follower = {
+        let client = client.clone();
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let result = client
+                .follow_events(&agent, &conversation_id, |name, event| match name {
+                    "message_sent" => {
+                        println!("\n{agent}: {}", event["content"].as_str().unwrap_or(""));
+                        print!("> ");
+                        let _ = std::io::stdout().flush();
+                    }
+                    "turn_completed" if event["outcome"] == "skipped" => {
+                        println!("\n({agent} chose not to reply)");
+                        print!("> ");
+                        let _ = std::io::stdout().flush();
+                    }
+                    _ => {}
+                })
+                .await;
+            if let Err(error) = result {
+                eprintln!("\nevent stream ended: {error}");
+            }
+        })
+    };
+    println!("Chatting with {agent} in portal:{conversation}. Ctrl-D to leave.");
+    print!("> ");
+    std::io::stdout().flush()?;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let line = line.trim();
+        if line.is_empty() {
+            print!("> ");
+            std::io::stdout().flush()?;
+            continue;
+        }
+        client.post_message(&agent, &conversation, line).await?;
+    }
+    follower.abort();
+    Ok(())
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -72,6 +73,8 @@ pub struct AgentRuntime {
     context: Arc<AgentContext>,
     channels: Mutex<HashMap<String, mpsc::Sender<ChannelInput>>>,
     tasks: TaskTracker,
+    /// Cancelled when the shutdown deadline passes: channels still in a turn are stopped.
+    abort: CancellationToken,
     accepting: AtomicBool,
 }
 
@@ -81,6 +84,7 @@ impl AgentRuntime {
             context: Arc::new(context),
             channels: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
+            abort: CancellationToken::new(),
             accepting: AtomicBool::new(true),
         }
     }
@@ -186,7 +190,16 @@ impl AgentRuntime {
             agent_id = %self.context.agent_id,
             conversation_id = %conversation_id,
         );
-        self.tasks.spawn(channel.run().instrument(span));
+        let abort = self.abort.clone();
+        self.tasks.spawn(
+            async move {
+                tokio::select! {
+                    () = channel.run() => {}
+                    () = abort.cancelled() => tracing::warn!("turn stopped at the shutdown deadline"),
+                }
+            }
+            .instrument(span),
+        );
         channels.insert(conversation_id.to_string(), sender.clone());
         Some(sender)
     }
@@ -200,8 +213,13 @@ impl AgentRuntime {
             channels.clear();
         }
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(agent_id = %self.context.agent_id, grace_secs = grace.as_secs(), "turns still running at the shutdown deadline; their messages will be answered after restart");
+            self.abort.cancel();
+            self.tasks.wait().await;
         }
         self.context.pool.close().await;
     }

@@ -41,10 +41,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/events", get(events::stream))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(status::health))
         .route("/", get(web_chat))

@@ -210,12 +210,19 @@ impl Daemon {
     pub async fn shutdown(self) {
         let grace = Duration::from_secs(self.state.config.defaults.shutdown_grace_secs);
         tracing::info!(grace_secs = grace.as_secs(), "shutting down");
-        let agents = self.state.agents.values().map(|agent| agent.shutdown(grace));
+        let agents = self
+            .state
+            .agents
+            .values()
+            .map(|agent| agent.shutdown(grace));
         futures::future::join_all(agents).await;
         self.state.messaging.portal().close();
         self.state.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("the API did not stop within the grace period");
         }
         tracing::info!("stopped");

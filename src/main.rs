@@ -20,7 +20,12 @@ struct Cli {
     #[arg(long, global = true, env = "SPACEBOT_URL")]
     url: Option<String>,
     /// Bearer token for the API (default: `api.token` from the config).
-    #[arg(long, global = true, env = "SPACEBOT_API_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SPACEBOT_API_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -133,7 +138,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.agents.len(),
                 if config.agents.len() == 1 { "" } else { "s" },
                 config.llm.providers.len(),
-                if config.llm.providers.len() == 1 { "" } else { "s" },
+                if config.llm.providers.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
             );
             Ok(())
         }
@@ -167,9 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot listen for SIGTERM")?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
         _ = terminate.recv() => {}

@@ -21,7 +21,11 @@ pub struct InboundMessage {
 }
 
 impl InboundMessage {
-    pub fn new(conversation_id: impl Into<String>, sender: impl Into<String>, content: impl Into<String>) -> Self {
+    pub fn new(
+        conversation_id: impl Into<String>,
+        sender: impl Into<String>,
+        content: impl Into<String>,
+    ) -> Self {
         Self {
             id: new_message_id(),
             conversation_id: conversation_id.into(),

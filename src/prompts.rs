@@ -8,12 +8,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("channel", include_str!("../prompts/channel.md.j2")),
     ("tools/reply", include_str!("../prompts/tools/reply.md.j2")),
     ("tools/skip", include_str!("../prompts/tools/skip.md.j2")),
-    ("identity/soul", include_str!("../prompts/identity/soul.md.j2")),
+    (
+        "identity/soul",
+        include_str!("../prompts/identity/soul.md.j2"),
+    ),
     (
         "identity/identity",
         include_str!("../prompts/identity/identity.md.j2"),
     ),
-    ("identity/role", include_str!("../prompts/identity/role.md.j2")),
+    (
+        "identity/role",
+        include_str!("../prompts/identity/role.md.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

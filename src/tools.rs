@@ -75,10 +75,8 @@ impl ToolSet {
             .map(|tool| {
                 Ok(ToolDefinition {
                     name: tool.name().to_string(),
-                    description: prompts.render(
-                        &format!("tools/{}", tool.name()),
-                        minijinja::context! {},
-                    )?,
+                    description: prompts
+                        .render(&format!("tools/{}", tool.name()), minijinja::context! {})?,
                     parameters: tool.parameters(),
                 })
             })
@@ -128,13 +126,15 @@ mod tests {
         let tools = ToolSet::channel(&prompts).expect("tools");
         let unknown = tools.call("launch_rockets", json!({})).await;
         assert!(unknown.is_error);
-        assert!(unknown.content.contains("reply, skip"), "{}", unknown.content);
+        assert!(
+            unknown.content.contains("reply, skip"),
+            "{}",
+            unknown.content
+        );
         let bad = tools.call("reply", json!({"text": 3})).await;
         assert!(bad.is_error);
         assert!(bad.content.contains("content"), "{}", bad.content);
-        let encoded = tools
-            .call("reply", json!("{\"content\": \"hi\"}"))
-            .await;
+        let encoded = tools.call("reply", json!("{\"content\": \"hi\"}")).await;
         assert_eq!(
             encoded.effect,
             Some(ToolEffect::Reply {

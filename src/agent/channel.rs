@@ -106,7 +106,11 @@ impl Channel {
             .filter(|message| message.status != MessageStatus::Pending)
             .collect();
         self.pending = store.pending(&self.conversation_id).await?;
-        self.loaded = self.pending.iter().map(|message| message.id.clone()).collect();
+        self.loaded = self
+            .pending
+            .iter()
+            .map(|message| message.id.clone())
+            .collect();
         let identity = &self.context.identity;
         self.system_prompt = self
             .context
@@ -221,7 +225,9 @@ impl Channel {
                     is_error: output.is_error,
                 });
                 match output.effect {
-                    Some(ToolEffect::Reply { content }) => answer = Some(TurnResult::Reply(content)),
+                    Some(ToolEffect::Reply { content }) => {
+                        answer = Some(TurnResult::Reply(content))
+                    }
                     Some(ToolEffect::Skip { reason }) => {
                         tracing::debug!(%reason, "skipping");
                         answer = Some(TurnResult::Skip);
@@ -238,7 +244,9 @@ impl Channel {
                 return answer;
             }
             if let Ok(content) = OneOrMany::many(response.content) {
-                request.messages.push(Message::Assistant { id: None, content });
+                request
+                    .messages
+                    .push(Message::Assistant { id: None, content });
             }
             if let Ok(content) = OneOrMany::many(results) {
                 request.messages.push(Message::User { content });
@@ -287,7 +295,11 @@ impl Channel {
         };
         if let Err(error) = context.messaging.deliver(response).await {
             tracing::error!(%error, "cannot deliver the answer; the messages are marked failed");
-            if let Err(error) = context.store.close(&in_reply_to, MessageStatus::Failed).await {
+            if let Err(error) = context
+                .store
+                .close(&in_reply_to, MessageStatus::Failed)
+                .await
+            {
                 tracing::error!(%error, "cannot record the failed delivery");
             }
             self.remember(batch, MessageStatus::Failed, None);

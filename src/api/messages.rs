@@ -81,11 +81,16 @@ pub async fn send_message(
         )),
         Ok(None) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the daemon is shutting down; message {message_id} will be answered after it restarts"),
+            format!(
+                "the daemon is shutting down; message {message_id} will be answered after it restarts"
+            ),
         )),
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            format!("no answer within {}s; message {message_id} is still queued", timeout.as_secs()),
+            format!(
+                "no answer within {}s; message {message_id} is still queued",
+                timeout.as_secs()
+            ),
         )),
     }
 }

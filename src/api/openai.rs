@@ -88,7 +88,10 @@ pub async fn chat_completions(
         )
     })?;
     let Some((last, earlier)) = request.messages.split_last() else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`messages` is empty"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`messages` is empty",
+        ));
     };
     let content = last.text();
     if last.role != "user" || content.trim().is_empty() {
@@ -112,7 +115,11 @@ pub async fn chat_completions(
             conversation_id
         }
     };
-    let message = InboundMessage::new(conversation_id, request.user.as_deref().unwrap_or("user"), content);
+    let message = InboundMessage::new(
+        conversation_id,
+        request.user.as_deref().unwrap_or("user"),
+        content,
+    );
     let message_id = message.id.clone();
     let mut waiter = state.messaging.portal().wait_for(&message_id);
     agent.route(message).await?;
@@ -192,7 +199,10 @@ fn stream_answer(id: String, created: i64, model: String, reply: String) -> Resp
         })
         .to_string()
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     if !reply.is_empty() {
         events.push(chunk(json!({"content": reply}), Value::Null));
     }

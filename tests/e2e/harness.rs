@@ -1,0 +1,166 @@
+//! Starts the real daemon in-process on a temporary `$SPACEBOT_HOME`, with its API on an
+//! ephemeral 127.0.0.1 port, and talks to it over HTTP like any client.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use spacebot::daemon::{Daemon, DaemonOptions};
+
+use crate::fake_llm::FakeLlm;
+
+/// A config whose only provider is the fake LLM (OpenAI-compatible), with fast retries.
+pub fn config_for(llm: &FakeLlm) -> String {
+    format!(
+        r#"
+[llm.providers.fake]
+kind = "openai"
+base_url = "{}"
+api_key = "test-key"
+
+[defaults]
+shutdown_grace_secs = 2
+
+[defaults.routing]
+channel = "fake/fake-model"
+
+[defaults.retry]
+max_retries = 2
+initial_backoff_ms = 10
+max_backoff_ms = 40
+
+[[agents]]
+id = "main"
+default = true
+"#,
+        llm.openai_base_url()
+    )
+}
+
+pub struct TestDaemon {
+    daemon: Option<Daemon>,
+    pub base_url: String,
+    pub http: reqwest::Client,
+}
+
+impl TestDaemon {
+    /// Writes `config` to `{home}/config.toml` and starts the daemon on it.
+    pub async fn start(home: &Path, config: &str) -> TestDaemon {
+        Self::start_with_environment(home, config, HashMap::new()).await
+    }
+
+    pub async fn start_with_environment(
+        home: &Path,
+        config: &str,
+        environment: HashMap<String, String>,
+    ) -> TestDaemon {
+        spacebot::install_crypto_provider();
+        std::fs::write(home.join("config.toml"), config).expect("write config");
+        let daemon = Daemon::start(DaemonOptions {
+            home: home.to_path_buf(),
+            config_path: None,
+            bind: Some([127, 0, 0, 1].into()),
+            port: Some(0),
+            environment: Arc::new(move |name: &str| environment.get(name).cloned()),
+        })
+        .await
+        .expect("daemon starts");
+        let address = daemon.api_address().expect("api enabled");
+        TestDaemon {
+            daemon: Some(daemon),
+            base_url: format!("http://{address}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(daemon) = self.daemon.take() {
+            daemon.shutdown().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Sends a portal message and waits for the answer; returns the whole response body.
+    pub async fn send(&self, conversation: &str, content: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url("/api/agents/main/messages"))
+            .json(&json!({"content": content, "conversation": conversation, "wait": true, "timeout_secs": 30}))
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "send failed: {}",
+            response.status()
+        );
+        response.json().await.expect("json")
+    }
+
+    /// Queues a portal message without waiting for the answer.
+    pub async fn post(&self, conversation: &str, content: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url("/api/agents/main/messages"))
+            .json(&json!({"content": content, "conversation": conversation}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 202);
+        response.json().await.expect("json")
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).send().await.expect("request");
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.expect("json")
+    }
+
+    /// The stored transcript of a portal conversation.
+    pub async fn messages(&self, conversation: &str) -> Vec<Value> {
+        let body = self
+            .get(&format!(
+                "/api/agents/main/conversations/portal:{conversation}/messages?limit=1000"
+            ))
+            .await;
+        body["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls the transcript until `predicate` holds.
+    pub async fn wait_for_messages(
+        &self,
+        conversation: &str,
+        predicate: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let messages = self.messages(conversation).await;
+            if predicate(&messages) {
+                return messages;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "transcript never matched: {messages:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Assistant messages of a transcript.
+pub fn replies(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|message| message["role"] == "assistant")
+        .filter_map(|message| message["content"].as_str().map(str::to_string))
+        .collect()
+}

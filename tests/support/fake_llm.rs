@@ -1,0 +1,462 @@
+//! A scripted fake LLM provider (OpenAI chat completions and Anthropic messages) for tests, on 127.0.0.1.
+//!
+//! Routes: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages` (Anthropic), `GET /v1/models`.
+//! Every request body is recorded before a response is chosen. A response is chosen from, in order:
+//! the first keyed entry (`push_when`) whose needle occurs in the request's last user text, the FIFO
+//! queue (`push`), the fallback responder (`set_fallback`). With none of these the fake answers 500
+//! "fake llm: script exhausted", so a test fails loudly. Responses are provider-neutral
+//! ([`Scripted`]) and rendered per route, as JSON or, when the request has `"stream": true`, as SSE.
+//!
+//! ```ignore
+//! let llm = FakeLlm::start().await;
+//! llm.push(Scripted::tool_call("reply", json!({"text": "hi"})));
+//! llm.push(Scripted::text("done"));
+//! // point the daemon at llm.openai_base_url() or llm.anthropic_base_url()
+//! ```
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+const DEFAULT_MODEL: &str = "fake-model";
+const CREATED: u64 = 1_700_000_000;
+
+/// One scripted answer, independent of the provider.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scripted {
+    Text(String),
+    /// `(name, arguments object)`; ids are generated as `call_1`, `call_2`, ... per fake.
+    ToolCalls(Vec<(String, Value)>),
+    TextAndToolCalls(String, Vec<(String, Value)>),
+    /// Error status with this JSON body.
+    Status(u16, Value),
+    /// 200 with a body that is not valid JSON (`{not json`).
+    Garbage,
+    Delay(Duration, Box<Scripted>),
+    /// Never answers; the client has to give up (timeout tests).
+    Hang,
+}
+
+impl Scripted {
+    pub fn text(text: impl Into<String>) -> Self {
+        Scripted::Text(text.into())
+    }
+
+    pub fn tool_call(name: &str, arguments: Value) -> Self {
+        Scripted::ToolCalls(vec![(name.to_string(), arguments)])
+    }
+
+    pub fn delayed(self, delay: Duration) -> Self {
+        Scripted::Delay(delay, Box::new(self))
+    }
+
+    /// An error status with an OpenAI-style body, `{"error":{"message","type","code"}}`.
+    /// The extra top-level `"type":"error"` makes it an Anthropic-style error body as well.
+    pub fn status(code: u16, message: &str) -> Self {
+        let error_type = match code {
+            400 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        };
+        Scripted::Status(
+            code,
+            json!({"type": "error", "error": {"message": message, "type": error_type, "code": code}}),
+        )
+    }
+}
+
+type Responder = Arc<dyn Fn(&Value) -> Scripted + Send + Sync>;
+
+#[derive(Default)]
+struct Script {
+    queue: VecDeque<Scripted>,
+    keyed: Vec<(String, Scripted)>,
+    fallback: Option<Responder>,
+    requests: Vec<Value>,
+    last_call_number: usize,
+}
+
+struct ToolCall {
+    id: String,
+    name: String,
+    arguments: Value,
+}
+
+#[derive(Clone, Copy)]
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+/// The fake server. Cheap to clone; clones share the script and the recorded requests.
+#[derive(Clone)]
+pub struct FakeLlm {
+    address: SocketAddr,
+    script: Arc<Mutex<Script>>,
+}
+
+impl FakeLlm {
+    /// Binds 127.0.0.1 on a free port and serves until the test's runtime ends.
+    pub async fn start() -> FakeLlm {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fake llm: bind 127.0.0.1:0");
+        let address = listener.local_addr().expect("fake llm: local address");
+        let fake = FakeLlm {
+            address,
+            script: Arc::new(Mutex::new(Script::default())),
+        };
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai_route))
+            .route("/v1/messages", post(anthropic_route))
+            .route("/v1/models", get(models_route))
+            .layer(DefaultBodyLimit::disable())
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                eprintln!("fake llm: server stopped: {error}");
+            }
+        });
+        fake
+    }
+
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+
+    pub fn anthropic_base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Appends to the FIFO queue.
+    pub fn push(&self, response: Scripted) {
+        self.lock().queue.push_back(response);
+    }
+
+    /// Used once, for the first request whose last user text contains `needle`. Keyed entries are
+    /// checked before the queue; entries with equal needles are used in the order pushed.
+    pub fn push_when(&self, needle: &str, response: Scripted) {
+        self.lock().keyed.push((needle.to_string(), response));
+    }
+
+    /// Answers every request that no keyed or queued entry matched.
+    pub fn set_fallback(&self, responder: impl Fn(&Value) -> Scripted + Send + Sync + 'static) {
+        self.lock().fallback = Some(Arc::new(responder));
+    }
+
+    /// Every request body received, in order (a body that is not JSON is kept as a JSON string).
+    pub fn requests(&self) -> Vec<Value> {
+        self.lock().requests.clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    /// Polls until at least `count` requests arrived; panics on timeout.
+    pub async fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= count {
+                return requests;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let user_texts: Vec<String> = requests.iter().map(Self::last_user_text).collect();
+                panic!(
+                    "fake llm: expected at least {count} requests within {timeout:?}, got {}; \
+                     last user texts: {user_texts:?}",
+                    requests.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Text of the last user message that carries text: string content, or its text parts
+    /// concatenated (OpenAI and Anthropic shapes). Tool-result parts are ignored, so an Anthropic
+    /// user message holding only tool results is skipped, as OpenAI's role=tool messages are.
+    pub fn last_user_text(request: &Value) -> String {
+        let Some(messages) = request["messages"].as_array() else {
+            return String::new();
+        };
+        messages
+            .iter()
+            .rev()
+            .filter(|message| message["role"] == "user")
+            .find_map(|message| content_text(&message["content"]))
+            .unwrap_or_default()
+    }
+
+    /// Names of the tools offered (OpenAI `tools[].function.name`, Anthropic `tools[].name`).
+    pub fn tool_names(request: &Value) -> Vec<String> {
+        let Some(tools) = request["tools"].as_array() else {
+            return Vec::new();
+        };
+        tools
+            .iter()
+            .filter_map(|tool| tool["function"]["name"].as_str().or(tool["name"].as_str()))
+            .map(String::from)
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Script> {
+        self.script.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the request, then takes the keyed, queued or fallback response.
+    fn choose(&self, request: &Value) -> Option<Scripted> {
+        let fallback = {
+            let mut script = self.lock();
+            script.requests.push(request.clone());
+            let user_text = Self::last_user_text(request);
+            if let Some(position) = script
+                .keyed
+                .iter()
+                .position(|(needle, _)| user_text.contains(needle.as_str()))
+            {
+                return Some(script.keyed.remove(position).1);
+            }
+            if let Some(next) = script.queue.pop_front() {
+                return Some(next);
+            }
+            script.fallback.clone()
+        };
+        // Called without the lock held, so a responder may use a clone of this fake.
+        fallback.map(|responder| responder(request))
+    }
+
+    fn number_calls(&self, calls: Vec<(String, Value)>) -> Vec<ToolCall> {
+        let mut script = self.lock();
+        calls
+            .into_iter()
+            .map(|(name, arguments)| {
+                script.last_call_number += 1;
+                ToolCall {
+                    id: format!("call_{}", script.last_call_number),
+                    name,
+                    arguments,
+                }
+            })
+            .collect()
+    }
+
+    async fn answer(&self, api: Api, body: Bytes) -> Response {
+        let request: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        let Some(mut scripted) = self.choose(&request) else {
+            eprintln!(
+                "fake llm: script exhausted; last user text: {:?}",
+                Self::last_user_text(&request)
+            );
+            let body = json!({"error": {"message": "fake llm: script exhausted"}});
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+        };
+        let streaming = request["stream"].as_bool() == Some(true);
+        let model = request["model"].as_str().unwrap_or(DEFAULT_MODEL);
+        let (text, calls) = loop {
+            match scripted {
+                Scripted::Delay(delay, inner) => {
+                    tokio::time::sleep(delay).await;
+                    scripted = *inner;
+                }
+                Scripted::Hang => return std::future::pending().await,
+                Scripted::Garbage => {
+                    let content_type = [(header::CONTENT_TYPE, "application/json")];
+                    return (StatusCode::OK, content_type, "{not json").into_response();
+                }
+                Scripted::Status(code, body) => {
+                    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+                    return (status, Json(body)).into_response();
+                }
+                Scripted::Text(text) => break (Some(text), Vec::new()),
+                Scripted::ToolCalls(calls) => break (None, calls),
+                Scripted::TextAndToolCalls(text, calls) => break (Some(text), calls),
+            }
+        };
+        let calls = self.number_calls(calls);
+        let text = text.as_deref();
+        match (api, streaming) {
+            (Api::OpenAi, false) => Json(openai_json(model, text, &calls)).into_response(),
+            (Api::OpenAi, true) => event_stream(openai_events(model, text, &calls)),
+            (Api::Anthropic, false) => Json(anthropic_json(model, text, &calls)).into_response(),
+            (Api::Anthropic, true) => event_stream(anthropic_events(model, text, &calls)),
+        }
+    }
+}
+
+async fn openai_route(State(fake): State<FakeLlm>, body: Bytes) -> Response {
+    fake.answer(Api::OpenAi, body).await
+}
+
+async fn anthropic_route(State(fake): State<FakeLlm>, body: Bytes) -> Response {
+    fake.answer(Api::Anthropic, body).await
+}
+
+/// A small list in a shape that suits both OpenAI and Anthropic model listings.
+async fn models_route() -> Json<Value> {
+    let model = |id: &str| {
+        json!({"id": id, "object": "model", "type": "model", "created": CREATED,
+            "owned_by": "fake-llm", "display_name": id, "created_at": "2023-11-14T22:13:20Z"})
+    };
+    let data = [model("fake-model"), model("fake-claude")];
+    let list = json!({"object": "list", "data": data, "has_more": false,
+        "first_id": "fake-model", "last_id": "fake-claude"});
+    Json(list)
+}
+
+fn content_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(parts) => {
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter(|part| part["type"] == "text")
+                .filter_map(|part| part["text"].as_str())
+                .collect();
+            (!texts.is_empty()).then(|| texts.concat())
+        }
+        _ => None,
+    }
+}
+
+/// Splits into 2 or 3 pieces on character boundaries (1 piece if shorter than 2 characters).
+fn pieces(text: &str) -> Vec<String> {
+    let characters: Vec<char> = text.chars().collect();
+    let count = characters.len().min(3);
+    if count < 2 {
+        return vec![text.to_string()];
+    }
+    let size = characters.len().div_ceil(count);
+    characters.chunks(size).map(String::from_iter).collect()
+}
+
+/// The finish (OpenAI) or stop (Anthropic) reason: `done` for plain text, `tools` with tool calls.
+fn ending(calls: &[ToolCall], done: &'static str, tools: &'static str) -> &'static str {
+    if calls.is_empty() { done } else { tools }
+}
+
+fn event_stream(events: Vec<String>) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "text/event-stream")];
+    (StatusCode::OK, content_type, events.concat()).into_response()
+}
+
+fn openai_json(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Value {
+    let mut message = json!({"role": "assistant", "content": text});
+    if !calls.is_empty() {
+        let tool_calls: Vec<Value> = calls
+            .iter()
+            .map(|call| {
+                json!({"id": call.id, "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments.to_string()}})
+            })
+            .collect();
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    let finish_reason = ending(calls, "stop", "tool_calls");
+    json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": CREATED, "model": model,
+        "choices": [{"index": 0, "logprobs": null, "finish_reason": finish_reason, "message": message}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+}
+
+/// Chunks: text pieces, then per tool call a header (id, name) and argument fragments, then the
+/// finish reason, then a usage-only chunk, then `[DONE]`.
+fn openai_events(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Vec<String> {
+    let chunk = |choices: Value| {
+        json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": CREATED,
+            "model": model, "choices": choices})
+    };
+    let delta = |delta: Value, finish_reason: Value| {
+        chunk(json!([{"index": 0, "delta": delta, "finish_reason": finish_reason}]))
+    };
+    let mut chunks = vec![delta(json!({"role": "assistant"}), Value::Null)];
+    for piece in text.map(pieces).unwrap_or_default() {
+        chunks.push(delta(json!({"content": piece}), Value::Null));
+    }
+    for (index, call) in calls.iter().enumerate() {
+        let header = json!({"index": index, "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": ""}});
+        chunks.push(delta(json!({"tool_calls": [header]}), Value::Null));
+        for fragment in pieces(&call.arguments.to_string()) {
+            let part = json!({"index": index, "function": {"arguments": fragment}});
+            chunks.push(delta(json!({"tool_calls": [part]}), Value::Null));
+        }
+    }
+    let finish_reason = ending(calls, "stop", "tool_calls");
+    chunks.push(delta(json!({}), json!(finish_reason)));
+    let mut usage = chunk(json!([]));
+    usage["usage"] = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+    chunks.push(usage);
+    let mut events: Vec<String> = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    events.push("data: [DONE]\n\n".to_string());
+    events
+}
+
+fn anthropic_json(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Value {
+    let mut content: Vec<Value> = text
+        .map(|text| json!({"type": "text", "text": text}))
+        .into_iter()
+        .collect();
+    content.extend(calls.iter().map(|call| {
+        json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
+    }));
+    let stop_reason = ending(calls, "end_turn", "tool_use");
+    json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+        "content": content, "stop_reason": stop_reason, "stop_sequence": null,
+        "usage": {"input_tokens": 10, "output_tokens": 5}})
+}
+
+/// Anthropic message events: message_start, per block start / deltas / stop, message_delta with
+/// the stop reason and usage, message_stop.
+fn anthropic_events(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Vec<String> {
+    let mut events = vec![
+        json!({"type": "message_start", "message": {"id": "msg_fake",
+        "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+    ];
+    let mut blocks: Vec<(Value, Vec<Value>)> = Vec::new();
+    if let Some(text) = text {
+        let deltas = pieces(text).into_iter();
+        let deltas = deltas.map(|piece| json!({"type": "text_delta", "text": piece}));
+        blocks.push((json!({"type": "text", "text": ""}), deltas.collect()));
+    }
+    for call in calls {
+        let start = json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
+        let deltas = pieces(&call.arguments.to_string()).into_iter();
+        let deltas = deltas.map(|piece| json!({"type": "input_json_delta", "partial_json": piece}));
+        blocks.push((start, deltas.collect()));
+    }
+    for (index, (start, deltas)) in blocks.into_iter().enumerate() {
+        events.push(json!({"type": "content_block_start", "index": index, "content_block": start}));
+        for delta in deltas {
+            events.push(json!({"type": "content_block_delta", "index": index, "delta": delta}));
+        }
+        events.push(json!({"type": "content_block_stop", "index": index}));
+    }
+    let stop_reason = ending(calls, "end_turn", "tool_use");
+    events.push(json!({"type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+        "usage": {"output_tokens": 5}}));
+    events.push(json!({"type": "message_stop"}));
+    let named = |event: &Value| {
+        format!(
+            "event: {}\ndata: {event}\n\n",
+            event["type"].as_str().unwrap_or("")
+        )
+    };
+    events.iter().map(named).collect()
+}

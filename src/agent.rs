@@ -1,8 +1,13 @@
 //! One agent at run time: its home directory, its database, and the channel task of every
 //! conversation it is in, created on the first message.
 
+pub mod branch;
 pub mod channel;
+pub mod compactor;
 pub mod identity;
+pub mod processes;
+pub mod turn;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,9 +27,11 @@ use crate::event::{EventBus, ProcessEvent};
 use crate::llm::{LlmManager, UsageRecorder};
 use crate::messaging::{InboundMessage, MessagingManager};
 use crate::prompts::Prompts;
+use crate::sandbox::{Redactor, Workspace};
 use crate::tools::ToolSet;
 use channel::{Channel, ChannelInput};
 pub use identity::Identity;
+use processes::ProcessRegistry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -58,6 +65,17 @@ pub struct AgentContext {
     pub messaging: Arc<MessagingManager>,
     pub identity: Identity,
     pub inbox_capacity: usize,
+    pub workspace: Arc<Workspace>,
+    pub redactor: Redactor,
+    /// Running branches and workers.
+    pub processes: ProcessRegistry,
+    /// Every task of the agent (channels, branches, workers, summaries).
+    pub tasks: TaskTracker,
+    /// Cancelled at shutdown: channels finish their turn and stop, branches and workers are
+    /// cancelled.
+    pub closing: CancellationToken,
+    /// Cancelled at the shutdown deadline: turns still running are cut off.
+    pub abort: CancellationToken,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -72,9 +90,6 @@ pub struct AgentStatus {
 pub struct AgentRuntime {
     context: Arc<AgentContext>,
     channels: Mutex<HashMap<String, mpsc::Sender<ChannelInput>>>,
-    tasks: TaskTracker,
-    /// Cancelled when the shutdown deadline passes: channels still in a turn are stopped.
-    abort: CancellationToken,
     accepting: AtomicBool,
 }
 
@@ -83,8 +98,6 @@ impl AgentRuntime {
         Self {
             context: Arc::new(context),
             channels: Mutex::new(HashMap::new()),
-            tasks: TaskTracker::new(),
-            abort: CancellationToken::new(),
             accepting: AtomicBool::new(true),
         }
     }
@@ -110,6 +123,7 @@ impl AgentRuntime {
     /// Stores an inbound message, then queues it on its conversation's channel. Waits while the
     /// channel's inbox is full rather than dropping anything.
     pub async fn route(&self, message: InboundMessage) -> Result<RouteOutcome, AgentError> {
+        let direct = message.direct;
         if !self.accepting.load(Ordering::Acquire) {
             return Err(AgentError::ShuttingDown(self.context.agent_id.clone()));
         }
@@ -139,8 +153,14 @@ impl AgentRuntime {
         });
         let message_id = stored.id.clone();
         let conversation_id = stored.conversation_id.clone();
-        self.dispatch(&conversation_id, ChannelInput::Message(stored))
-            .await;
+        self.dispatch(
+            &conversation_id,
+            ChannelInput::Message {
+                message: stored,
+                direct,
+            },
+        )
+        .await;
         Ok(RouteOutcome::Accepted { message_id })
     }
 
@@ -184,14 +204,19 @@ impl AgentRuntime {
             return None;
         }
         let (sender, receiver) = mpsc::channel(self.context.inbox_capacity);
-        let channel = Channel::new(self.context.clone(), conversation_id.to_string(), receiver);
+        let channel = Channel::new(
+            self.context.clone(),
+            conversation_id.to_string(),
+            receiver,
+            sender.clone(),
+        );
         let span = tracing::info_span!(
             "channel",
             agent_id = %self.context.agent_id,
             conversation_id = %conversation_id,
         );
-        let abort = self.abort.clone();
-        self.tasks.spawn(
+        let abort = self.context.abort.clone();
+        self.context.tasks.spawn(
             async move {
                 tokio::select! {
                     () = channel.run() => {}
@@ -204,22 +229,20 @@ impl AgentRuntime {
         Some(sender)
     }
 
-    /// Stops intake, lets every channel finish what it has queued, and waits up to `grace`.
+    /// Stops intake, lets running turns finish up to `grace`, cancels branches and workers.
     /// Messages not answered by then stay pending and are answered after the next start.
     pub async fn shutdown(&self, grace: Duration) {
         self.accepting.store(false, Ordering::Release);
         if let Ok(mut channels) = self.channels.lock() {
-            // Dropping the senders closes every inbox; channels drain and exit.
             channels.clear();
         }
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
+        self.context.closing.cancel();
+        let tasks = &self.context.tasks;
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!(agent_id = %self.context.agent_id, grace_secs = grace.as_secs(), "turns still running at the shutdown deadline; their messages will be answered after restart");
-            self.abort.cancel();
-            self.tasks.wait().await;
+            self.context.abort.cancel();
+            tasks.wait().await;
         }
         self.context.pool.close().await;
     }

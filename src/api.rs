@@ -38,6 +38,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/agents/{agent_id}/conversations/{conversation_id}/messages",
             get(messages::list_messages),
         )
+        .route(
+            "/api/agents/{agent_id}/processes",
+            get(messages::list_processes),
+        )
         .route("/api/events", get(events::stream))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))

@@ -176,6 +176,37 @@ pub struct DefaultsConfig {
     /// Bounded inbox capacity per channel (>= 1).
     pub channel_inbox: usize,
     pub shutdown_grace_secs: u64,
+    pub limits: ProcessLimits,
+    pub coalesce: CoalesceConfig,
+}
+
+/// Bounds on the processes a channel runs.
+#[derive(Debug, Clone)]
+pub struct ProcessLimits {
+    pub max_concurrent_branches: usize,
+    pub max_concurrent_workers: usize,
+    /// LLM calls a branch may make before it must conclude.
+    pub branch_max_turns: usize,
+    /// LLM calls a worker may make before it is failed.
+    pub worker_max_turns: usize,
+    /// Wall-clock limit of a worker, in seconds.
+    pub worker_timeout_secs: u64,
+    /// The channel model's context window, in tokens; the compactor keeps history inside it.
+    pub context_window: usize,
+    /// Results arriving within this window re-trigger the channel as one turn.
+    pub retrigger_batch_ms: u64,
+    /// Re-triggers allowed per user message; later results wait for the next user turn.
+    pub max_retriggers: usize,
+}
+
+/// Coalescing of message bursts in group conversations (`[defaults.coalesce]`).
+#[derive(Debug, Clone)]
+pub struct CoalesceConfig {
+    pub enabled: bool,
+    /// Quiet time after the last message before the turn starts.
+    pub debounce_ms: u64,
+    /// Longest wait from the first message of a burst.
+    pub max_wait_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +219,8 @@ pub struct AgentConfig {
     pub routing: RoutingConfig,
     pub max_turns: usize,
     pub history_messages: usize,
+    pub limits: ProcessLimits,
+    pub coalesce: CoalesceConfig,
 }
 
 #[derive(Debug, Clone)]

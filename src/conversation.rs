@@ -1,14 +1,100 @@
 //! The persisted transcript of every conversation: inbound messages stored before they are
 //! acted on, replies stored after they are sent, and what is still owed an answer.
 
+use rig::message::Message;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::database::now_millis;
 
 #[derive(Debug, thiserror::Error)]
-#[error("conversation store: {0}")]
-pub struct StoreError(#[from] sqlx::Error);
+pub enum StoreError {
+    #[error("conversation store: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("conversation store: unreadable context item {seq}: {message}")]
+    Corrupt { seq: i64, message: String },
+}
+
+/// One entry of what a channel's LLM sees.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContextBody {
+    /// A message as sent to or received from the model, tool calls included.
+    Message(Message),
+    /// A summary standing in for older messages.
+    Summary(String),
+    /// A note that history was dropped.
+    Marker(String),
+}
+
+impl ContextBody {
+    fn kind(&self) -> &'static str {
+        match self {
+            ContextBody::Message(_) => "message",
+            ContextBody::Summary(_) => "summary",
+            ContextBody::Marker(_) => "marker",
+        }
+    }
+
+    fn encode(&self) -> String {
+        match self {
+            ContextBody::Message(message) => serde_json::to_string(message).unwrap_or_default(),
+            ContextBody::Summary(text) | ContextBody::Marker(text) => text.clone(),
+        }
+    }
+
+    fn decode(seq: i64, kind: &str, body: String) -> Result<Self, StoreError> {
+        match kind {
+            "message" => serde_json::from_str(&body)
+                .map(ContextBody::Message)
+                .map_err(|error| StoreError::Corrupt {
+                    seq,
+                    message: error.to_string(),
+                }),
+            "summary" => Ok(ContextBody::Summary(body)),
+            "marker" => Ok(ContextBody::Marker(body)),
+            other => Err(StoreError::Corrupt {
+                seq,
+                message: format!("unknown kind `{other}`"),
+            }),
+        }
+    }
+
+    /// A rough token count (a token is about four bytes of English or JSON), fixed when the
+    /// item is written so the compactor never re-serialises history to measure it.
+    pub fn estimate_tokens(&self) -> usize {
+        self.encode().len() / 4 + 4
+    }
+
+    /// The message the model sees for this item.
+    pub fn to_message(&self) -> Message {
+        match self {
+            ContextBody::Message(message) => message.clone(),
+            ContextBody::Summary(text) => {
+                Message::user(format!("[Summary of the earlier conversation]\n{text}"))
+            }
+            ContextBody::Marker(text) => Message::user(format!("[{text}]")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextItem {
+    pub seq: i64,
+    pub body: ContextBody,
+    pub tokens: usize,
+}
+
+/// What a finished turn writes, in one transaction.
+pub struct TurnRecord<'a> {
+    pub conversation_id: &'a str,
+    /// The reply that was sent, if any.
+    pub reply: Option<NewMessage<'a>>,
+    /// User messages the turn answered, and the status they close with.
+    pub answered: &'a [String],
+    pub answered_status: MessageStatus,
+    /// New context items (the turn's input, tool calls and answer).
+    pub context: Vec<ContextBody>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[sqlx(rename_all = "lowercase")]
@@ -122,40 +208,60 @@ impl ConversationStore {
         Ok(stored)
     }
 
-    /// Stores a sent reply and closes the user messages it answers with `status`, in one
-    /// transaction.
-    pub async fn record_reply(
+    /// Records a finished turn: the reply that was sent, the user messages it closes and the
+    /// new context items, in one transaction.
+    pub async fn record_turn(
         &self,
-        reply: &NewMessage<'_>,
-        answers: &[String],
-        status: MessageStatus,
-    ) -> Result<StoredMessage, StoreError> {
+        record: TurnRecord<'_>,
+    ) -> Result<(Option<StoredMessage>, Vec<ContextItem>), StoreError> {
+        let now = now_millis();
         let mut transaction = self.pool.begin().await?;
-        let stored = sqlx::query_as::<_, StoredMessage>(&format!(
-            "INSERT INTO messages (id, conversation_id, role, sender, content, platform_message_id,
-                                   status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .bind(reply.id)
-        .bind(reply.conversation_id)
-        .bind(reply.role)
-        .bind(reply.sender)
-        .bind(reply.content)
-        .bind(reply.platform_message_id)
-        .bind(reply.status)
-        .bind(now_millis())
-        .fetch_one(&mut *transaction)
-        .await?;
-        for id in answers {
+        let stored = match &record.reply {
+            Some(reply) => Some(
+                sqlx::query_as::<_, StoredMessage>(&format!(
+                    "INSERT INTO messages (id, conversation_id, role, sender, content,
+                                           platform_message_id, status, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     RETURNING {MESSAGE_COLUMNS}"
+                ))
+                .bind(reply.id)
+                .bind(reply.conversation_id)
+                .bind(reply.role)
+                .bind(reply.sender)
+                .bind(reply.content)
+                .bind(reply.platform_message_id)
+                .bind(reply.status)
+                .bind(now)
+                .fetch_one(&mut *transaction)
+                .await?,
+            ),
+            None => None,
+        };
+        for id in record.answered {
             sqlx::query("UPDATE messages SET status = ? WHERE id = ? AND status = 'pending'")
-                .bind(status)
+                .bind(record.answered_status)
                 .bind(id)
                 .execute(&mut *transaction)
                 .await?;
         }
+        let mut items = Vec::with_capacity(record.context.len());
+        for body in record.context {
+            let tokens = body.estimate_tokens();
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO context_items (conversation_id, kind, body, tokens, created_at)
+                 VALUES (?, ?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(record.conversation_id)
+            .bind(body.kind())
+            .bind(body.encode())
+            .bind(i64::try_from(tokens).unwrap_or(i64::MAX))
+            .bind(now)
+            .fetch_one(&mut *transaction)
+            .await?;
+            items.push(ContextItem { seq, body, tokens });
+        }
         transaction.commit().await?;
-        Ok(stored)
+        Ok((stored, items))
     }
 
     /// Closes user messages without a reply (the agent skipped, or the turn failed).
@@ -208,6 +314,103 @@ impl ConversationStore {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Transcript messages containing every word (case-insensitive), oldest first.
+    pub async fn search_transcript(
+        &self,
+        conversation_id: &str,
+        words: &[&str],
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?");
+        for _ in words {
+            sql.push_str(" AND instr(lower(content), lower(?)) > 0");
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        let mut query = sqlx::query_as::<_, StoredMessage>(&sql).bind(conversation_id);
+        for word in words {
+            query = query.bind(*word);
+        }
+        let mut messages = query
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// The context of a conversation, oldest first.
+    pub async fn load_context(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<ContextItem>, StoreError> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT seq, kind, body, tokens FROM context_items
+             WHERE conversation_id = ? ORDER BY seq",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(seq, kind, body, tokens)| {
+                Ok(ContextItem {
+                    seq,
+                    body: ContextBody::decode(seq, &kind, body)?,
+                    tokens: usize::try_from(tokens).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the items `first..=last` (all `count` of them) with one item, keeping its
+    /// place. Returns `None`, changing nothing, when the span is no longer intact (another
+    /// compaction or a drop got there first).
+    pub async fn replace_context(
+        &self,
+        conversation_id: &str,
+        first: i64,
+        last: i64,
+        count: usize,
+        replacement: ContextBody,
+    ) -> Result<Option<ContextItem>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let present: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM context_items WHERE conversation_id = ? AND seq BETWEEN ? AND ?",
+        )
+        .bind(conversation_id)
+        .bind(first)
+        .bind(last)
+        .fetch_one(&mut *transaction)
+        .await?;
+        if usize::try_from(present).ok() != Some(count) {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM context_items WHERE conversation_id = ? AND seq BETWEEN ? AND ?")
+            .bind(conversation_id)
+            .bind(first)
+            .bind(last)
+            .execute(&mut *transaction)
+            .await?;
+        let tokens = replacement.estimate_tokens();
+        sqlx::query(
+            "INSERT INTO context_items (seq, conversation_id, kind, body, tokens, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(first)
+        .bind(conversation_id)
+        .bind(replacement.kind())
+        .bind(replacement.encode())
+        .bind(i64::try_from(tokens).unwrap_or(i64::MAX))
+        .bind(now_millis())
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Some(ContextItem {
+            seq: first,
+            body: replacement,
+            tokens,
+        }))
     }
 
     pub async fn list(&self) -> Result<Vec<ConversationSummary>, StoreError> {

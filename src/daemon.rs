@@ -18,6 +18,7 @@ use crate::event::EventBus;
 use crate::llm::{LlmManager, SETUP_HINT, UsageRecorder};
 use crate::messaging::MessagingManager;
 use crate::prompts::Prompts;
+use crate::sandbox::{Redactor, Workspace};
 use crate::tools::ToolSet;
 
 /// Capacity of each agent's event bus; slower subscribers skip events.
@@ -132,7 +133,8 @@ impl Daemon {
         } else {
             tracing::warn!("{SETUP_HINT}");
         }
-        let channel_tools = Arc::new(ToolSet::channel(&prompts)?);
+        let channel_tools = Arc::new(ToolSet::channel(&prompts));
+        let redactor = Redactor::new(config.secrets());
         let messaging = Arc::new(MessagingManager::new());
         let agents_root = home.join("agents");
         let mut agents = BTreeMap::new();
@@ -144,6 +146,12 @@ impl Daemon {
                     source,
                 })?;
             let pool = crate::database::open(&agent_home.join("spacebot.db")).await?;
+            let workspace = Workspace::new(&agent_home.join("workspace")).map_err(|source| {
+                DaemonError::Home {
+                    path: agent_home.join("workspace"),
+                    source,
+                }
+            })?;
             let context = AgentContext {
                 agent_id: agent_config.id.clone(),
                 config: agent_config.clone(),
@@ -158,6 +166,12 @@ impl Daemon {
                 channel_tools: channel_tools.clone(),
                 messaging: messaging.clone(),
                 inbox_capacity: config.defaults.channel_inbox,
+                workspace: Arc::new(workspace),
+                redactor: redactor.clone(),
+                processes: Default::default(),
+                tasks: TaskTracker::new(),
+                closing: CancellationToken::new(),
+                abort: CancellationToken::new(),
             };
             agents.insert(
                 agent_config.id.clone(),

@@ -73,8 +73,30 @@ pub enum TurnOutcome {
     Failed,
 }
 
+/// The one terminal state of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Succeeded => "succeeded",
+            WorkerState::Failed => "failed",
+            WorkerState::Cancelled => "cancelled",
+            WorkerState::TimedOut => "timed_out",
+        }
+    }
+}
+
 /// Lifecycle and progress of an agent's processes. Observers (the HTTP event stream, the
 /// cortex) may lag and miss events; work that must not be lost never travels here.
+/// Every event names the conversation whose channel owns the process.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ProcessEvent {
@@ -103,16 +125,71 @@ pub enum ProcessEvent {
         conversation_id: String,
         error: String,
     },
+    BranchStarted {
+        agent_id: String,
+        conversation_id: String,
+        process_id: ProcessId,
+        prompt: String,
+    },
+    BranchResult {
+        agent_id: String,
+        conversation_id: String,
+        process_id: ProcessId,
+        conclusion: String,
+    },
+    WorkerStarted {
+        agent_id: String,
+        conversation_id: String,
+        process_id: ProcessId,
+        task: String,
+        interactive: bool,
+    },
+    WorkerStatus {
+        agent_id: String,
+        conversation_id: String,
+        process_id: ProcessId,
+        status: String,
+    },
+    WorkerComplete {
+        agent_id: String,
+        conversation_id: String,
+        process_id: ProcessId,
+        state: WorkerState,
+        result: String,
+    },
     ToolStarted {
         agent_id: String,
+        conversation_id: String,
         process_id: ProcessId,
         tool: String,
     },
+    /// A line of live output from a running tool (shell).
+    ToolOutput {
+        agent_id: String,
+        conversation_id: String,
+        process_id: ProcessId,
+        tool: String,
+        line: String,
+    },
     ToolCompleted {
         agent_id: String,
+        conversation_id: String,
         process_id: ProcessId,
         tool: String,
         is_error: bool,
+    },
+    CompactionStarted {
+        agent_id: String,
+        conversation_id: String,
+        items: usize,
+        tokens: usize,
+    },
+    CompactionCompleted {
+        agent_id: String,
+        conversation_id: String,
+        removed_items: usize,
+        /// True when the oldest history was dropped at once rather than summarised.
+        dropped: bool,
     },
 }
 
@@ -124,45 +201,100 @@ impl ProcessEvent {
             ProcessEvent::MessageSent { .. } => "message_sent",
             ProcessEvent::TurnCompleted { .. } => "turn_completed",
             ProcessEvent::TurnFailed { .. } => "turn_failed",
+            ProcessEvent::BranchStarted { .. } => "branch_started",
+            ProcessEvent::BranchResult { .. } => "branch_result",
+            ProcessEvent::WorkerStarted { .. } => "worker_started",
+            ProcessEvent::WorkerStatus { .. } => "worker_status",
+            ProcessEvent::WorkerComplete { .. } => "worker_complete",
             ProcessEvent::ToolStarted { .. } => "tool_started",
+            ProcessEvent::ToolOutput { .. } => "tool_output",
             ProcessEvent::ToolCompleted { .. } => "tool_completed",
+            ProcessEvent::CompactionStarted { .. } => "compaction_started",
+            ProcessEvent::CompactionCompleted { .. } => "compaction_completed",
         }
     }
 
     pub fn agent_id(&self) -> &str {
-        match self {
-            ProcessEvent::MessageReceived { agent_id, .. }
-            | ProcessEvent::MessageSent { agent_id, .. }
-            | ProcessEvent::TurnCompleted { agent_id, .. }
-            | ProcessEvent::TurnFailed { agent_id, .. }
-            | ProcessEvent::ToolStarted { agent_id, .. }
-            | ProcessEvent::ToolCompleted { agent_id, .. } => agent_id,
-        }
+        self.ids().0
     }
 
-    /// The conversation an event belongs to, when it belongs to one.
-    pub fn conversation_id(&self) -> Option<&str> {
+    /// The conversation whose channel the event belongs to.
+    pub fn conversation_id(&self) -> &str {
+        self.ids().1
+    }
+
+    fn ids(&self) -> (&str, &str) {
         match self {
             ProcessEvent::MessageReceived {
-                conversation_id, ..
+                agent_id,
+                conversation_id,
+                ..
             }
             | ProcessEvent::MessageSent {
-                conversation_id, ..
+                agent_id,
+                conversation_id,
+                ..
             }
             | ProcessEvent::TurnCompleted {
-                conversation_id, ..
+                agent_id,
+                conversation_id,
+                ..
             }
             | ProcessEvent::TurnFailed {
-                conversation_id, ..
-            } => Some(conversation_id),
-            ProcessEvent::ToolStarted { process_id, .. }
-            | ProcessEvent::ToolCompleted { process_id, .. } => match process_id {
-                ProcessId::Channel(conversation_id) => Some(conversation_id),
-                ProcessId::Branch(_)
-                | ProcessId::Worker(_)
-                | ProcessId::Compactor(_)
-                | ProcessId::Cortex(_) => None,
-            },
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::BranchStarted {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::BranchResult {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::WorkerStarted {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::WorkerStatus {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::WorkerComplete {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::ToolStarted {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::ToolOutput {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::ToolCompleted {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::CompactionStarted {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::CompactionCompleted {
+                agent_id,
+                conversation_id,
+                ..
+            } => (agent_id, conversation_id),
         }
     }
 }
@@ -187,5 +319,25 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<ProcessEvent> {
         self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_match_their_serde_tags() {
+        let event = ProcessEvent::WorkerComplete {
+            agent_id: "main".into(),
+            conversation_id: "portal:x".into(),
+            process_id: ProcessId::Worker(uuid::Uuid::nil()),
+            state: WorkerState::TimedOut,
+            result: String::new(),
+        };
+        let value = serde_json::to_value(&event).expect("serializes");
+        assert_eq!(value["event"], event.name());
+        assert_eq!(value["state"], "timed_out");
+        assert_eq!(value["process_id"]["type"], "worker");
     }
 }

@@ -12,6 +12,7 @@ pub mod event;
 pub mod llm;
 pub mod messaging;
 pub mod prompts;
+pub mod sandbox;
 pub mod tools;
 
 /// Installs the process-wide rustls crypto provider (ring). Every TLS client in the tree

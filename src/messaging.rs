@@ -18,6 +18,8 @@ pub struct InboundMessage {
     pub content: String,
     /// The platform's own id, when it has one: storing is idempotent on it.
     pub platform_message_id: Option<String>,
+    /// A direct message starts a turn at once; group messages coalesce into bursts.
+    pub direct: bool,
 }
 
 impl InboundMessage {
@@ -32,6 +34,7 @@ impl InboundMessage {
             sender: sender.into(),
             content: content.into(),
             platform_message_id: None,
+            direct: true,
         }
     }
 }

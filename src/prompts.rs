@@ -1,13 +1,18 @@
 //! The MiniJinja templates under `prompts/`, embedded in the binary and rendered by name.
 
+use std::collections::HashMap;
+
 use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by the name code renders it with.
 const TEMPLATES: &[(&str, &str)] = &[
     ("channel", include_str!("../prompts/channel.md.j2")),
-    ("tools/reply", include_str!("../prompts/tools/reply.md.j2")),
-    ("tools/skip", include_str!("../prompts/tools/skip.md.j2")),
+    ("branch", include_str!("../prompts/branch.md.j2")),
+    ("worker", include_str!("../prompts/worker.md.j2")),
+    ("compactor", include_str!("../prompts/compactor.md.j2")),
+    ("status", include_str!("../prompts/status.md.j2")),
+    ("retrigger", include_str!("../prompts/retrigger.md.j2")),
     (
         "identity/soul",
         include_str!("../prompts/identity/soul.md.j2"),
@@ -22,6 +27,44 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Tool descriptions (`prompts/tools/{name}.md.j2`), rendered once at startup.
+const TOOL_TEMPLATES: &[(&str, &str)] = &[
+    ("reply", include_str!("../prompts/tools/reply.md.j2")),
+    ("skip", include_str!("../prompts/tools/skip.md.j2")),
+    ("branch", include_str!("../prompts/tools/branch.md.j2")),
+    (
+        "spawn_worker",
+        include_str!("../prompts/tools/spawn_worker.md.j2"),
+    ),
+    ("route", include_str!("../prompts/tools/route.md.j2")),
+    ("cancel", include_str!("../prompts/tools/cancel.md.j2")),
+    (
+        "channel_recall",
+        include_str!("../prompts/tools/channel_recall.md.j2"),
+    ),
+    (
+        "set_status",
+        include_str!("../prompts/tools/set_status.md.j2"),
+    ),
+    ("shell", include_str!("../prompts/tools/shell.md.j2")),
+    (
+        "file_read",
+        include_str!("../prompts/tools/file_read.md.j2"),
+    ),
+    (
+        "file_write",
+        include_str!("../prompts/tools/file_write.md.j2"),
+    ),
+    (
+        "file_edit",
+        include_str!("../prompts/tools/file_edit.md.j2"),
+    ),
+    (
+        "file_list",
+        include_str!("../prompts/tools/file_list.md.j2"),
+    ),
+];
+
 #[derive(Debug, thiserror::Error)]
 #[error("prompt template `{name}`: {source}")]
 pub struct PromptError {
@@ -31,6 +74,7 @@ pub struct PromptError {
 
 pub struct Prompts {
     environment: Environment<'static>,
+    tool_descriptions: HashMap<&'static str, String>,
 }
 
 impl Prompts {
@@ -48,7 +92,26 @@ impl Prompts {
                     source,
                 })?;
         }
-        Ok(Self { environment })
+        let mut tool_descriptions = HashMap::new();
+        for (name, source) in TOOL_TEMPLATES {
+            let error = |source| PromptError {
+                name: format!("tools/{name}"),
+                source,
+            };
+            let rendered = environment
+                .render_str(source, minijinja::context! {})
+                .map_err(error)?;
+            tool_descriptions.insert(*name, rendered.trim().to_string());
+        }
+        Ok(Self {
+            environment,
+            tool_descriptions,
+        })
+    }
+
+    /// The description of a tool, as the model sees it.
+    pub fn tool_description(&self, tool: &str) -> &str {
+        self.tool_descriptions.get(tool).map_or("", String::as_str)
     }
 
     pub fn render(&self, name: &str, context: impl Serialize) -> Result<String, PromptError> {
@@ -69,11 +132,39 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let prompts = Prompts::new().expect("templates compile");
-        assert!(
-            prompts
-                .render("tools/reply", minijinja::context! {})
-                .expect("renders")
-                .contains("reply")
-        );
+        assert!(prompts.tool_description("reply").contains("reply"));
+        assert!(prompts.tool_description("no_such_tool").is_empty());
+    }
+
+    /// Renders each template with the variables its caller passes; a template that refers to
+    /// a variable nobody passes fails here instead of mid-turn.
+    #[test]
+    fn every_template_renders_with_its_callers_variables() {
+        let prompts = Prompts::new().expect("templates compile");
+        let identity = minijinja::context! {
+            agent_name => "Ada", conversation_id => "portal:x", soul => "S", identity => "I", role => "R",
+        };
+        let cases = [
+            ("channel", identity.clone()),
+            ("branch", identity),
+            (
+                "worker",
+                minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, interactive => true },
+            ),
+            ("compactor", minijinja::context! { max_words => 100 }),
+            (
+                "status",
+                minijinja::context! {
+                    running => vec![minijinja::context! { kind => "worker", id => "w1", age => "3s", description => "d", status => "s" }],
+                    completed => vec!["done"],
+                },
+            ),
+            ("retrigger", minijinja::context! { results => vec!["r"] }),
+            ("identity/soul", minijinja::context! { agent_name => "Ada" }),
+        ];
+        for (name, context) in cases {
+            let rendered = prompts.render(name, context).expect(name);
+            assert!(!rendered.is_empty(), "{name} rendered empty");
+        }
     }
 }

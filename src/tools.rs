@@ -1,23 +1,81 @@
 //! Tools the LLM can call, and which process gets which. A tool error is a result the model
 //! reads and can recover from, never a failed turn.
 
+mod branch;
+mod cancel;
+mod channel_recall;
+mod file_edit;
+mod file_list;
+mod file_read;
+mod file_write;
 mod reply;
+mod route;
+mod set_status;
+mod shell;
 mod skip;
+mod spawn_worker;
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rig::completion::ToolDefinition;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::prompts::{PromptError, Prompts};
+use crate::conversation::ConversationStore;
+use crate::event::{EventBus, ProcessId};
+use crate::prompts::Prompts;
+use crate::sandbox::Workspace;
 
-/// What a tool asks of the process that called it, beyond the text result the model sees.
+/// What a tool asks of the process that called it. The process applies it and may replace
+/// the tool's text result with what came of it (e.g. the id of a started worker).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolEffect {
     /// Deliver this text to the conversation.
-    Reply { content: String },
+    Reply {
+        content: String,
+    },
     /// End the turn without answering.
-    Skip { reason: String },
+    Skip {
+        reason: String,
+    },
+    /// Fork the conversation into a branch.
+    Branch {
+        prompt: String,
+    },
+    SpawnWorker {
+        task: String,
+        interactive: bool,
+    },
+    /// A follow-up for a running interactive worker.
+    Route {
+        worker_id: String,
+        message: String,
+    },
+    Cancel {
+        process_id: String,
+    },
+    /// A worker's progress, or its final outcome.
+    Status {
+        message: String,
+        outcome: Option<WorkerOutcome>,
+    },
+}
+
+/// How a worker says it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerOutcome {
+    Succeeded,
+    Failed,
+}
+
+/// Who is running a tool, for tools that publish progress (shell output lines).
+#[derive(Debug, Clone)]
+pub struct ProcessScope {
+    pub agent_id: String,
+    pub conversation_id: String,
+    pub process_id: ProcessId,
+    pub events: EventBus,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +106,11 @@ impl ToolOutput {
         self.effect = Some(effect);
         self
     }
+
+    /// A result that is only an effect; the process fills in the text.
+    pub fn effect(effect: ToolEffect) -> Self {
+        Self::success(String::new()).with_effect(effect)
+    }
 }
 
 pub trait Tool: Send + Sync {
@@ -64,24 +127,58 @@ pub struct ToolSet {
 }
 
 impl ToolSet {
-    /// Tools of a channel: reply and skip.
-    pub fn channel(prompts: &Prompts) -> Result<Self, PromptError> {
-        Self::new(prompts, vec![Box::new(reply::Reply), Box::new(skip::Skip)])
+    /// A channel answers, delegates and manages what it delegated. It has no tool that does
+    /// work itself, so it never blocks on work.
+    pub fn channel(prompts: &Prompts) -> Self {
+        Self::new(
+            prompts,
+            vec![
+                Box::new(reply::Reply),
+                Box::new(skip::Skip),
+                Box::new(branch::Branch),
+                Box::new(spawn_worker::SpawnWorker),
+                Box::new(route::Route),
+                Box::new(cancel::Cancel),
+            ],
+        )
     }
 
-    fn new(prompts: &Prompts, tools: Vec<Box<dyn Tool>>) -> Result<Self, PromptError> {
+    /// A branch thinks: it recalls the conversation and may start workers.
+    pub fn branch(prompts: &Prompts, store: ConversationStore, conversation_id: String) -> Self {
+        Self::new(
+            prompts,
+            vec![
+                Box::new(channel_recall::ChannelRecall::new(store, conversation_id)),
+                Box::new(spawn_worker::SpawnWorker),
+            ],
+        )
+    }
+
+    /// A worker acts in the workspace and reports with `set_status`.
+    pub fn worker(prompts: &Prompts, workspace: Arc<Workspace>, scope: ProcessScope) -> Self {
+        Self::new(
+            prompts,
+            vec![
+                Box::new(shell::Shell::new(workspace.clone(), scope)),
+                Box::new(file_read::FileRead::new(workspace.clone())),
+                Box::new(file_write::FileWrite::new(workspace.clone())),
+                Box::new(file_edit::FileEdit::new(workspace.clone())),
+                Box::new(file_list::FileList::new(workspace)),
+                Box::new(set_status::SetStatus),
+            ],
+        )
+    }
+
+    fn new(prompts: &Prompts, tools: Vec<Box<dyn Tool>>) -> Self {
         let definitions = tools
             .iter()
-            .map(|tool| {
-                Ok(ToolDefinition {
-                    name: tool.name().to_string(),
-                    description: prompts
-                        .render(&format!("tools/{}", tool.name()), minijinja::context! {})?,
-                    parameters: tool.parameters(),
-                })
+            .map(|tool| ToolDefinition {
+                name: tool.name().to_string(),
+                description: prompts.tool_description(tool.name()).to_string(),
+                parameters: tool.parameters(),
             })
-            .collect::<Result<_, PromptError>>()?;
-        Ok(Self { tools, definitions })
+            .collect();
+        Self { tools, definitions }
     }
 
     pub fn definitions(&self) -> &[ToolDefinition] {
@@ -123,13 +220,19 @@ mod tests {
     #[tokio::test]
     async fn unknown_tools_and_bad_arguments_are_readable_errors() {
         let prompts = Prompts::new().expect("prompts");
-        let tools = ToolSet::channel(&prompts).expect("tools");
+        let tools = ToolSet::channel(&prompts);
         let unknown = tools.call("launch_rockets", json!({})).await;
         assert!(unknown.is_error);
         assert!(
-            unknown.content.contains("reply, skip"),
+            unknown.content.contains("reply, skip, branch"),
             "{}",
             unknown.content
+        );
+        assert!(
+            tools
+                .definitions()
+                .iter()
+                .all(|definition| !definition.description.is_empty())
         );
         let bad = tools.call("reply", json!({"text": 3})).await;
         assert!(bad.is_error);

@@ -1,36 +1,129 @@
-//! The channel: one task per conversation, the user-facing LLM process. It runs one turn at a
-//! time and queues what arrives meanwhile; each turn delivers exactly one answer (or none).
+//! The channel: one task per conversation, the user-facing LLM process. It never blocks on
+//! work: it replies, branches to think and spawns workers to act, and their results come back
+//! through its inbox to re-trigger it. One turn runs at a time; each delivers one answer.
 
 use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
-use rig::OneOrMany;
-use rig::message::{AssistantContent, Message, ToolResult, ToolResultContent, UserContent};
+use rig::message::Message;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use super::AgentContext;
-use crate::conversation::{MessageStatus, NewMessage, Role, StoredMessage};
-use crate::event::{ProcessEvent, ProcessId, TurnOutcome};
+use super::turn::{self, Handled, LoopEnd};
+use super::{AgentContext, branch, compactor, worker};
+use crate::conversation::{
+    ContextBody, ContextItem, MessageStatus, NewMessage, Role, StoreError, StoredMessage,
+    TurnRecord,
+};
+use crate::event::{ProcessEvent, ProcessId, TurnOutcome, WorkerState};
 use crate::llm::LlmRequest;
 use crate::messaging::{OutboundContent, OutboundResponse, new_message_id};
-use crate::tools::ToolEffect;
+use crate::tools::{ToolEffect, ToolOutput};
 
-/// What a channel's inbox carries.
+/// Finished results listed in the status block at most, and for how long.
+const COMPLETED_SHOWN: usize = 10;
+const COMPLETED_KEPT: Duration = Duration::from_secs(3600);
+/// Running processes listed in the status block at most.
+const RUNNING_SHOWN: usize = 10;
+/// Characters of a description or result shown in the status block.
+const STATUS_EXCERPT: usize = 300;
+
+/// What a channel's inbox carries. Everything owed to a channel travels here (mpsc), never
+/// over the lossy event bus.
 #[derive(Debug)]
 pub enum ChannelInput {
-    /// A stored user message.
-    Message(StoredMessage),
+    /// A stored user message. Direct messages start a turn at once; group messages coalesce.
+    Message {
+        message: StoredMessage,
+        direct: bool,
+    },
     /// Look in the store for messages still owed an answer.
     Wake,
+    /// A branch or worker reporting back.
+    Result(ProcessResult),
+    /// A background summary finished (or failed).
+    Compacted(Compaction),
+}
+
+/// A branch's or worker's report to its channel.
+#[derive(Debug, Clone)]
+pub enum ProcessResult {
+    BranchConcluded {
+        process_id: ProcessId,
+        prompt: String,
+        conclusion: String,
+    },
+    WorkerFinished {
+        process_id: ProcessId,
+        task: String,
+        state: WorkerState,
+        result: String,
+    },
+    /// An interactive worker said something and waits for a follow-up (`route`).
+    WorkerWaiting {
+        process_id: ProcessId,
+        task: String,
+        message: String,
+    },
+}
+
+impl ProcessResult {
+    /// One line for the model: which process, what it was for, what came of it.
+    fn describe(&self) -> String {
+        match self {
+            ProcessResult::BranchConcluded {
+                process_id,
+                prompt,
+                conclusion,
+            } => format!(
+                "{process_id} (\"{}\") concluded: {conclusion}",
+                excerpt(prompt, 120)
+            ),
+            ProcessResult::WorkerFinished {
+                process_id,
+                task,
+                state,
+                result,
+            } => format!(
+                "{process_id} (\"{}\") {}: {result}",
+                excerpt(task, 120),
+                state.as_str()
+            ),
+            ProcessResult::WorkerWaiting {
+                process_id,
+                task,
+                message,
+            } => format!(
+                "{process_id} (\"{}\") is waiting for a follow-up (send it with `route`): {message}",
+                excerpt(task, 120)
+            ),
+        }
+    }
+}
+
+/// A finished background summary of the items `first..=last`.
+#[derive(Debug)]
+pub struct Compaction {
+    first: i64,
+    last: i64,
+    count: usize,
+    summary: Result<String, String>,
 }
 
 /// How a turn ended, before delivery.
-enum TurnResult {
+enum Answer {
     Reply(String),
     Skip,
     Failed(String),
+}
+
+/// What starts a turn.
+enum Trigger {
+    Messages(Vec<StoredMessage>),
+    Results(Vec<ProcessResult>),
 }
 
 pub struct Channel {
@@ -38,13 +131,24 @@ pub struct Channel {
     conversation_id: String,
     process_id: ProcessId,
     inbox: mpsc::Receiver<ChannelInput>,
-    /// Recent transcript (answered, skipped or failed messages and replies), oldest first.
-    history: VecDeque<StoredMessage>,
-    /// User messages waiting for the next turn.
+    /// Given to branches and workers so their results come back here.
+    results: mpsc::Sender<ChannelInput>,
+    /// What the model sees, oldest first.
+    context_items: VecDeque<ContextItem>,
     pending: Vec<StoredMessage>,
-    /// Ids already taken from the store, so an inbox copy of the same message is not run twice.
+    pending_direct: bool,
+    first_pending_at: Option<Instant>,
+    last_pending_at: Option<Instant>,
+    results_waiting: Vec<ProcessResult>,
+    first_result_at: Option<Instant>,
+    /// Results since the last turn, for the status block.
+    completed: VecDeque<(Instant, String)>,
+    retriggers_since_user: usize,
+    /// Ids taken from the store, so an inbox copy of the same message is not run twice.
     loaded: HashSet<String>,
+    /// Identity and instructions; the status block is appended per turn.
     system_prompt: String,
+    summary_running: bool,
 }
 
 impl Channel {
@@ -52,16 +156,26 @@ impl Channel {
         context: Arc<AgentContext>,
         conversation_id: String,
         inbox: mpsc::Receiver<ChannelInput>,
+        results: mpsc::Sender<ChannelInput>,
     ) -> Self {
         Self {
             process_id: ProcessId::Channel(conversation_id.clone()),
             context,
             conversation_id,
             inbox,
-            history: VecDeque::new(),
+            results,
+            context_items: VecDeque::new(),
             pending: Vec::new(),
+            pending_direct: false,
+            first_pending_at: None,
+            last_pending_at: None,
+            results_waiting: Vec::new(),
+            first_result_at: None,
+            completed: VecDeque::new(),
+            retriggers_since_user: 0,
             loaded: HashSet::new(),
             system_prompt: String::new(),
+            summary_running: false,
         }
     }
 
@@ -70,47 +184,50 @@ impl Channel {
             tracing::error!(%error, "cannot load the conversation; the channel stops and its messages stay pending");
             return;
         }
+        let closing = self.context.closing.clone();
         loop {
-            if self.pending.is_empty() {
-                match self.inbox.recv().await {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                () = closing.cancelled() => break,
+                input = self.inbox.recv() => match input {
                     Some(input) => self.accept(input).await,
                     None => break,
-                }
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {}
             }
             while let Ok(input) = self.inbox.try_recv() {
                 self.accept(input).await;
             }
-            if self.pending.is_empty() {
-                continue;
+            if let Some(trigger) = self.ready() {
+                self.run_turn(trigger).await;
+                self.compact().await;
             }
-            let batch = std::mem::take(&mut self.pending);
-            let result = AssertUnwindSafe(self.run_turn(&batch))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::error!("the turn panicked");
-                    TurnResult::Failed("an internal error interrupted this turn".to_string())
-                });
-            self.deliver(batch, result).await;
         }
         tracing::debug!("channel stopped");
     }
 
-    async fn load(&mut self) -> Result<(), crate::conversation::StoreError> {
+    async fn load(&mut self) -> Result<(), StoreError> {
         let store = &self.context.store;
-        let recent = store
-            .recent(&self.conversation_id, self.context.config.history_messages)
-            .await?;
-        self.history = recent
-            .into_iter()
-            .filter(|message| message.status != MessageStatus::Pending)
-            .collect();
+        let mut items = store.load_context(&self.conversation_id).await?;
+        let limit = self.context.config.history_messages.max(1) * 4;
+        if items.len() > limit {
+            items.drain(..items.len() - limit);
+        }
+        self.context_items = items.into();
         self.pending = store.pending(&self.conversation_id).await?;
         self.loaded = self
             .pending
             .iter()
             .map(|message| message.id.clone())
             .collect();
+        if !self.pending.is_empty() {
+            let now = Instant::now();
+            self.first_pending_at = Some(now);
+            self.last_pending_at = Some(now);
+            // Messages owed from before a restart are answered without waiting.
+            self.pending_direct = true;
+        }
         let identity = &self.context.identity;
         self.system_prompt = self
             .context
@@ -123,7 +240,6 @@ impl Channel {
                     soul => &identity.soul,
                     identity => &identity.identity,
                     role => &identity.role,
-                    notices => Vec::<String>::new(),
                 },
             )
             .unwrap_or_else(|error| {
@@ -135,9 +251,9 @@ impl Channel {
 
     async fn accept(&mut self, input: ChannelInput) {
         match input {
-            ChannelInput::Message(message) => {
+            ChannelInput::Message { message, direct } => {
                 if !self.loaded.contains(&message.id) {
-                    self.pending.push(message);
+                    self.queue_message(message, direct);
                 }
             }
             ChannelInput::Wake => match self.context.store.pending(&self.conversation_id).await {
@@ -147,141 +263,315 @@ impl Channel {
                             || self.pending.iter().any(|queued| queued.id == message.id);
                         if !known {
                             self.loaded.insert(message.id.clone());
-                            self.pending.push(message);
+                            self.queue_message(message, true);
                         }
                     }
                 }
                 Err(error) => tracing::error!(%error, "cannot read pending messages"),
             },
+            ChannelInput::Result(result) => {
+                self.first_result_at.get_or_insert_with(Instant::now);
+                self.results_waiting.push(result);
+            }
+            ChannelInput::Compacted(compaction) => self.apply_summary(compaction).await,
         }
     }
 
-    async fn run_turn(&self, batch: &[StoredMessage]) -> TurnResult {
-        let context = &self.context;
-        let mut request = LlmRequest {
-            system: self.system_prompt.clone(),
-            messages: conversation_messages(self.history.iter().chain(batch)),
-            tools: context.channel_tools.definitions().to_vec(),
+    fn queue_message(&mut self, message: StoredMessage, direct: bool) {
+        let now = Instant::now();
+        self.first_pending_at.get_or_insert(now);
+        self.last_pending_at = Some(now);
+        self.pending_direct |= direct;
+        self.pending.push(message);
+    }
+
+    /// When the next queued thing becomes ready, if anything is waiting.
+    fn next_deadline(&self) -> Option<Instant> {
+        if !self.pending.is_empty() {
+            return Some(self.pending_ready_at(Instant::now()));
+        }
+        self.first_result_at
+            .map(|first| first + self.retrigger_batch())
+    }
+
+    /// When the queued messages may start a turn: `now` for direct messages, else when the
+    /// burst has been quiet for the debounce time or has waited the maximum.
+    fn pending_ready_at(&self, now: Instant) -> Instant {
+        let coalesce = &self.context.config.coalesce;
+        if self.pending_direct || !coalesce.enabled {
+            return now;
+        }
+        let last = self.last_pending_at.unwrap_or(now);
+        let first = self.first_pending_at.unwrap_or(now);
+        (last + Duration::from_millis(coalesce.debounce_ms))
+            .min(first + Duration::from_millis(coalesce.max_wait_ms))
+    }
+
+    fn retrigger_batch(&self) -> Duration {
+        Duration::from_millis(self.context.config.limits.retrigger_batch_ms)
+    }
+
+    /// The turn to run now, if any. User messages come first; results re-trigger the channel
+    /// only a limited number of times per user message, and past that wait, listed in the
+    /// status block, for the next user turn.
+    fn ready(&mut self) -> Option<Trigger> {
+        let now = Instant::now();
+        if !self.pending.is_empty() {
+            if self.pending_ready_at(now) > now {
+                return None;
+            }
+            self.first_pending_at = None;
+            self.last_pending_at = None;
+            self.pending_direct = false;
+            self.retriggers_since_user = 0;
+            self.move_results_to_completed();
+            return Some(Trigger::Messages(std::mem::take(&mut self.pending)));
+        }
+        let first = self.first_result_at?;
+        if first + self.retrigger_batch() > now {
+            return None;
+        }
+        if self.retriggers_since_user >= self.context.config.limits.max_retriggers {
+            tracing::debug!("re-trigger cap reached; results wait for the next user turn");
+            self.move_results_to_completed();
+            return None;
+        }
+        self.retriggers_since_user += 1;
+        self.first_result_at = None;
+        Some(Trigger::Results(std::mem::take(&mut self.results_waiting)))
+    }
+
+    fn move_results_to_completed(&mut self) {
+        let now = Instant::now();
+        for result in self.results_waiting.drain(..) {
+            self.completed.push_back((now, result.describe()));
+        }
+        self.first_result_at = None;
+        while self.completed.len() > COMPLETED_SHOWN {
+            self.completed.pop_front();
+        }
+    }
+
+    async fn run_turn(&mut self, trigger: Trigger) {
+        let (input, batch) = match trigger {
+            Trigger::Messages(batch) => (user_input(&batch), batch),
+            Trigger::Results(results) => {
+                let lines: Vec<String> = results.iter().map(ProcessResult::describe).collect();
+                let input = self
+                    .context
+                    .prompts
+                    .render("retrigger", minijinja::context! { results => lines })
+                    .unwrap_or_else(|_| lines.join("\n"));
+                (input, Vec::new())
+            }
         };
-        let mut answer: Option<TurnResult> = None;
-        for _ in 0..context.config.max_turns {
-            let response = match context
-                .llm
-                .complete(
-                    &context.config.routing,
-                    &self.process_id,
-                    &request,
-                    &context.usage,
-                )
-                .await
-            {
-                Ok(response) => response,
-                Err(error) => {
-                    tracing::error!(%error, "LLM call failed");
-                    return TurnResult::Failed(error.to_string());
-                }
-            };
-            let mut text = String::new();
-            let mut calls = Vec::new();
-            for content in &response.content {
-                match content {
-                    AssistantContent::Text(part) => text.push_str(&part.text),
-                    AssistantContent::ToolCall(call) => calls.push(call.clone()),
-                    AssistantContent::Reasoning(_) | AssistantContent::Image(_) => {}
-                }
-            }
-            if calls.is_empty() {
-                // No tool call: the final text is the answer (models without tool calling).
-                let text = text.trim();
-                return if text.is_empty() {
-                    TurnResult::Skip
-                } else {
-                    TurnResult::Reply(text.to_string())
-                };
-            }
-            let mut results = Vec::with_capacity(calls.len());
-            for call in calls {
-                let name = call.function.name.clone();
-                context.events.publish(ProcessEvent::ToolStarted {
-                    agent_id: context.agent_id.clone(),
-                    process_id: self.process_id.clone(),
-                    tool: name.clone(),
-                });
-                let output = if answer.is_some() && (name == "reply" || name == "skip") {
-                    crate::tools::ToolOutput::error(
-                        "this turn is already answered; a turn gets one reply or skip",
-                    )
-                } else {
-                    context
-                        .channel_tools
-                        .call(&name, call.function.arguments.clone())
-                        .await
-                };
-                tracing::debug!(tool = %name, is_error = output.is_error, "tool call");
-                context.events.publish(ProcessEvent::ToolCompleted {
-                    agent_id: context.agent_id.clone(),
-                    process_id: self.process_id.clone(),
-                    tool: name,
-                    is_error: output.is_error,
-                });
-                match output.effect {
-                    Some(ToolEffect::Reply { content }) => {
-                        answer = Some(TurnResult::Reply(content))
-                    }
-                    Some(ToolEffect::Skip { reason }) => {
-                        tracing::debug!(%reason, "skipping");
-                        answer = Some(TurnResult::Skip);
-                    }
-                    None => {}
-                }
-                results.push(UserContent::ToolResult(ToolResult {
-                    id: call.id.clone(),
-                    call_id: call.call_id.clone(),
-                    content: OneOrMany::one(ToolResultContent::text(output.content)),
-                }));
-            }
-            if let Some(answer) = answer {
-                return answer;
-            }
-            if let Ok(content) = OneOrMany::many(response.content) {
-                request
-                    .messages
-                    .push(Message::Assistant { id: None, content });
-            }
-            if let Ok(content) = OneOrMany::many(results) {
-                request.messages.push(Message::User { content });
-            }
-        }
-        TurnResult::Failed(format!(
-            "the model did not answer within {} steps",
-            context.config.max_turns
-        ))
+        let mut request = LlmRequest {
+            system: self.system_with_status(),
+            messages: self.history(),
+            tools: self.context.channel_tools.definitions().to_vec(),
+        };
+        request.messages.push(Message::user(input));
+        let turn_start = request.messages.len() - 1;
+        self.completed.clear();
+        let answer = AssertUnwindSafe(self.converse(&mut request))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("the turn panicked");
+                Answer::Failed("an internal error interrupted this turn".to_string())
+            });
+        let new_context = request.messages.split_off(turn_start);
+        self.deliver(batch, answer, new_context).await;
     }
 
-    /// Sends the turn's answer, then records it. The triggering messages are closed only
-    /// after the send, so a crash before it leaves them pending for the next start.
-    async fn deliver(&mut self, batch: Vec<StoredMessage>, result: TurnResult) {
+    /// The system prompt with the status block: running processes and results since the
+    /// last turn. Rendered only when there is something to show.
+    fn system_with_status(&mut self) -> String {
+        let now = Instant::now();
+        self.completed
+            .retain(|(at, _)| now.duration_since(*at) < COMPLETED_KEPT);
+        let running: Vec<_> = self
+            .context
+            .processes
+            .list(Some(&self.conversation_id))
+            .into_iter()
+            .rev()
+            .take(RUNNING_SHOWN)
+            .map(|process| {
+                minijinja::context! {
+                    kind => process.kind.as_str(),
+                    id => process.process_id.to_string(),
+                    age => format!("{}s", process.age_secs),
+                    description => excerpt(&process.description, STATUS_EXCERPT),
+                    status => excerpt(&process.status, STATUS_EXCERPT),
+                }
+            })
+            .collect();
+        let completed: Vec<String> = self
+            .completed
+            .iter()
+            .map(|(_, line)| excerpt(line, STATUS_EXCERPT))
+            .collect();
+        if running.is_empty() && completed.is_empty() {
+            return self.system_prompt.clone();
+        }
+        match self.context.prompts.render(
+            "status",
+            minijinja::context! { running => running, completed => completed },
+        ) {
+            Ok(status) => format!("{}\n\n{status}", self.system_prompt),
+            Err(error) => {
+                tracing::error!(%error, "cannot render the status block");
+                self.system_prompt.clone()
+            }
+        }
+    }
+
+    /// The context as LLM messages, opening with a user message as some providers require.
+    fn history(&self) -> Vec<Message> {
+        let mut messages: Vec<Message> = self
+            .context_items
+            .iter()
+            .map(|item| item.body.to_message())
+            .skip_while(|message| !matches!(message, Message::User { .. }))
+            .collect();
+        // A conversation whose history opens with a tool result lost its call to a cut.
+        while matches!(messages.first(), Some(message) if is_tool_result(message)) {
+            messages.remove(0);
+        }
+        messages
+    }
+
+    async fn converse(&self, request: &mut LlmRequest) -> Answer {
+        let context = &self.context;
+        let mut answered = false;
+        let end = turn::run(
+            context,
+            &self.process_id,
+            &self.conversation_id,
+            request,
+            &context.channel_tools,
+            context.config.max_turns,
+            |effect, output, history| self.apply(effect, output, history, &mut answered),
+        )
+        .await;
+        match end {
+            LoopEnd::Finished(answer) => answer,
+            LoopEnd::Text(text) if text.is_empty() => Answer::Skip,
+            LoopEnd::Text(text) => Answer::Reply(text),
+            LoopEnd::TurnLimit => Answer::Failed(format!(
+                "the model did not answer within {} steps",
+                context.config.max_turns
+            )),
+            LoopEnd::Failed(error) => {
+                tracing::error!(%error, "LLM call failed");
+                Answer::Failed(error.to_string())
+            }
+        }
+    }
+
+    /// Carries out a channel tool's effect; the text returned is what the model reads.
+    fn apply(
+        &self,
+        effect: ToolEffect,
+        output: ToolOutput,
+        history: &[Message],
+        answered: &mut bool,
+    ) -> Handled<Answer> {
+        let context = &self.context;
+        let conversation_id = self.conversation_id.as_str();
+        match effect {
+            ToolEffect::Reply { .. } | ToolEffect::Skip { .. } if *answered => {
+                Handled::continue_with(ToolOutput::error(
+                    "this turn is already answered; a turn gets one reply or skip",
+                ))
+            }
+            ToolEffect::Reply { content } => {
+                *answered = true;
+                Handled::finish(ToolOutput::success("sent"), Answer::Reply(content))
+            }
+            ToolEffect::Skip { reason } => {
+                *answered = true;
+                tracing::debug!(%reason, "skipping");
+                Handled::finish(output, Answer::Skip)
+            }
+            ToolEffect::Branch { prompt } => Handled::continue_with(
+                match branch::spawn(
+                    context,
+                    conversation_id,
+                    self.results.clone(),
+                    history,
+                    prompt,
+                ) {
+                    Ok(id) => ToolOutput::success(format!(
+                        "branch `{id}` started; its conclusion will come back to you"
+                    )),
+                    Err(error) => ToolOutput::error(error),
+                },
+            ),
+            ToolEffect::SpawnWorker { task, interactive } => Handled::continue_with(
+                match worker::spawn(
+                    context,
+                    conversation_id,
+                    self.results.clone(),
+                    task,
+                    interactive,
+                ) {
+                    Ok(id) => ToolOutput::success(format!(
+                        "worker `{id}` started; its result will come back to you"
+                    )),
+                    Err(error) => ToolOutput::error(error),
+                },
+            ),
+            ToolEffect::Route { worker_id, message } => Handled::continue_with(
+                match context
+                    .processes
+                    .route(conversation_id, &worker_id, message)
+                {
+                    Ok(id) => ToolOutput::success(format!("sent to `{id}`")),
+                    Err(error) => ToolOutput::error(error.to_string()),
+                },
+            ),
+            ToolEffect::Cancel { process_id } => Handled::continue_with(
+                match context.processes.cancel(conversation_id, &process_id) {
+                    Ok(id) => ToolOutput::success(format!(
+                        "cancelling `{id}`; you will hear when it has stopped"
+                    )),
+                    Err(error) => ToolOutput::error(error.to_string()),
+                },
+            ),
+            ToolEffect::Status { .. } => {
+                Handled::continue_with(ToolOutput::error("set_status is for workers"))
+            }
+        }
+    }
+
+    /// Sends the turn's answer, then records it with the turn's context. The triggering
+    /// messages are closed only after the send, so a crash before it leaves them pending.
+    async fn deliver(&mut self, batch: Vec<StoredMessage>, answer: Answer, mut new: Vec<Message>) {
         let context = self.context.clone();
         let in_reply_to: Vec<String> = batch.iter().map(|message| message.id.clone()).collect();
-        let (content, answered_status, outcome) = match result {
-            TurnResult::Reply(text) => (
+        let (content, answered_status, outcome) = match answer {
+            Answer::Reply(text) => (
                 OutboundContent::Text(text),
                 MessageStatus::Answered,
                 TurnOutcome::Replied,
             ),
-            TurnResult::Skip => (
+            Answer::Skip => (
                 OutboundContent::Skip,
                 MessageStatus::Skipped,
                 TurnOutcome::Skipped,
             ),
-            TurnResult::Failed(error) => {
+            Answer::Failed(error) => {
                 context.events.publish(ProcessEvent::TurnFailed {
                     agent_id: context.agent_id.clone(),
                     conversation_id: self.conversation_id.clone(),
                     error: error.clone(),
                 });
+                let text = format!("Sorry, I could not answer: {error}");
+                new.push(Message::assistant(text.clone()));
                 (
-                    OutboundContent::Text(format!("Sorry, I could not answer: {error}")),
+                    OutboundContent::Text(text),
                     MessageStatus::Failed,
                     TurnOutcome::Failed,
                 )
@@ -293,147 +583,246 @@ impl Channel {
             in_reply_to: in_reply_to.clone(),
             content: content.clone(),
         };
-        if let Err(error) = context.messaging.deliver(response).await {
-            tracing::error!(%error, "cannot deliver the answer; the messages are marked failed");
-            if let Err(error) = context
-                .store
-                .close(&in_reply_to, MessageStatus::Failed)
-                .await
-            {
-                tracing::error!(%error, "cannot record the failed delivery");
-            }
-            self.remember(batch, MessageStatus::Failed, None);
-            return;
-        }
-        let reply = match content {
-            OutboundContent::Text(text) => {
-                let id = new_message_id();
-                let recorded = context
-                    .store
-                    .record_reply(
-                        &NewMessage {
-                            id: &id,
-                            conversation_id: &self.conversation_id,
-                            role: Role::Assistant,
-                            sender: &context.config.display_name,
-                            content: &text,
-                            platform_message_id: None,
-                            status: MessageStatus::Sent,
-                        },
-                        &in_reply_to,
-                        answered_status,
-                    )
-                    .await;
-                match recorded {
-                    Ok(stored) => {
-                        context.events.publish(ProcessEvent::MessageSent {
-                            agent_id: context.agent_id.clone(),
-                            conversation_id: self.conversation_id.clone(),
-                            message_id: stored.id.clone(),
-                            in_reply_to: in_reply_to.clone(),
-                            content: stored.content.clone(),
-                        });
-                        Some(stored)
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "reply sent but not recorded");
-                        None
-                    }
-                }
-            }
-            OutboundContent::Skip => {
-                if let Err(error) = context.store.close(&in_reply_to, answered_status).await {
-                    tracing::error!(%error, "cannot record the skip");
-                }
-                None
+        let delivered = context.messaging.deliver(response).await;
+        let reply_id = new_message_id();
+        let (reply, answered_status) = match (&delivered, &content) {
+            (Ok(()), OutboundContent::Text(text)) => (
+                Some(NewMessage {
+                    id: &reply_id,
+                    conversation_id: &self.conversation_id,
+                    role: Role::Assistant,
+                    sender: &context.config.display_name,
+                    content: text,
+                    platform_message_id: None,
+                    status: MessageStatus::Sent,
+                }),
+                answered_status,
+            ),
+            (Ok(()), OutboundContent::Skip) => (None, answered_status),
+            (Err(error), _) => {
+                tracing::error!(%error, "cannot deliver the answer; the messages are marked failed");
+                (None, MessageStatus::Failed)
             }
         };
-        context.events.publish(ProcessEvent::TurnCompleted {
-            agent_id: context.agent_id.clone(),
-            conversation_id: self.conversation_id.clone(),
-            in_reply_to,
-            outcome,
-        });
-        self.remember(batch, answered_status, reply);
+        let recorded = context
+            .store
+            .record_turn(TurnRecord {
+                conversation_id: &self.conversation_id,
+                reply,
+                answered: &in_reply_to,
+                answered_status,
+                context: new.into_iter().map(ContextBody::Message).collect(),
+            })
+            .await;
+        for message in &batch {
+            self.loaded.remove(&message.id);
+        }
+        match recorded {
+            Ok((stored, items)) => {
+                self.context_items.extend(items);
+                if let Some(stored) = stored {
+                    context.events.publish(ProcessEvent::MessageSent {
+                        agent_id: context.agent_id.clone(),
+                        conversation_id: self.conversation_id.clone(),
+                        message_id: stored.id,
+                        in_reply_to: in_reply_to.clone(),
+                        content: stored.content,
+                    });
+                }
+            }
+            Err(error) => tracing::error!(%error, "the turn was delivered but not recorded"),
+        }
+        if delivered.is_ok() {
+            context.events.publish(ProcessEvent::TurnCompleted {
+                agent_id: context.agent_id.clone(),
+                conversation_id: self.conversation_id.clone(),
+                in_reply_to,
+                outcome,
+            });
+        }
     }
 
-    fn remember(
-        &mut self,
-        batch: Vec<StoredMessage>,
-        status: MessageStatus,
-        reply: Option<StoredMessage>,
-    ) {
-        for mut message in batch {
-            self.loaded.remove(&message.id);
-            message.status = status;
-            self.history.push_back(message);
+    /// Runs the compactor's plan after a turn: a drop happens now, a summary in the
+    /// background while the channel keeps answering.
+    async fn compact(&mut self) {
+        let items: Vec<ContextItem> = self.context_items.iter().cloned().collect();
+        let plan = compactor::plan(
+            &items,
+            self.system_prompt.len() / 4,
+            self.context.config.limits.context_window,
+            self.summary_running,
+        );
+        let count = match plan {
+            compactor::Plan::Nothing => return,
+            compactor::Plan::Drop { count } | compactor::Plan::Summarise { count } => count,
+        };
+        let span = &items[..count];
+        let (first, last) = (span[0].seq, span[count - 1].seq);
+        self.context
+            .events
+            .publish(ProcessEvent::CompactionStarted {
+                agent_id: self.context.agent_id.clone(),
+                conversation_id: self.conversation_id.clone(),
+                items: count,
+                tokens: span.iter().map(|item| item.tokens).sum(),
+            });
+        if let compactor::Plan::Drop { .. } = plan {
+            tracing::warn!(
+                items = count,
+                "context nearly full; dropping the oldest history"
+            );
+            let marker = ContextBody::Marker(
+                "earlier conversation dropped to fit the context window".to_string(),
+            );
+            self.replace_span(first, last, count, marker, true).await;
+            return;
         }
-        self.history.extend(reply);
-        let limit = self.context.config.history_messages;
-        while self.history.len() > limit {
-            self.history.pop_front();
+        self.summary_running = true;
+        let context = self.context.clone();
+        let results = self.results.clone();
+        let span = span.to_vec();
+        self.context.tasks.spawn(async move {
+            let summary = compactor::summarise(&context, &span)
+                .await
+                .map_err(|error| error.to_string());
+            let compaction = Compaction {
+                first,
+                last,
+                count,
+                summary,
+            };
+            // The channel may have stopped; the history is then simply not compacted.
+            let _ = results.send(ChannelInput::Compacted(compaction)).await;
+        });
+    }
+
+    async fn apply_summary(&mut self, compaction: Compaction) {
+        self.summary_running = false;
+        match compaction.summary {
+            Ok(summary) if !summary.is_empty() => {
+                self.replace_span(
+                    compaction.first,
+                    compaction.last,
+                    compaction.count,
+                    ContextBody::Summary(summary),
+                    false,
+                )
+                .await;
+            }
+            Ok(_) => tracing::warn!("the compactor returned an empty summary; history kept"),
+            Err(error) => {
+                tracing::warn!(%error, "summary failed; history kept, will retry after the next turn")
+            }
+        }
+    }
+
+    async fn replace_span(
+        &mut self,
+        first: i64,
+        last: i64,
+        count: usize,
+        replacement: ContextBody,
+        dropped: bool,
+    ) {
+        let replaced = self
+            .context
+            .store
+            .replace_context(&self.conversation_id, first, last, count, replacement)
+            .await;
+        match replaced {
+            Ok(Some(item)) => {
+                let position = self
+                    .context_items
+                    .iter()
+                    .position(|existing| existing.seq >= first)
+                    .unwrap_or(0);
+                self.context_items
+                    .retain(|existing| existing.seq < first || existing.seq > last);
+                self.context_items.insert(position, item);
+                self.context
+                    .events
+                    .publish(ProcessEvent::CompactionCompleted {
+                        agent_id: self.context.agent_id.clone(),
+                        conversation_id: self.conversation_id.clone(),
+                        removed_items: count,
+                        dropped,
+                    });
+            }
+            Ok(None) => tracing::debug!("the compacted span changed meanwhile; summary discarded"),
+            Err(error) => tracing::error!(%error, "cannot compact the history"),
         }
     }
 }
 
-/// Turns a transcript into LLM messages: consecutive messages of one role are merged (several
-/// people talking, or unanswered messages), and a leading assistant message is dropped, since
-/// some providers require the conversation to open with the user.
-fn conversation_messages<'a>(transcript: impl Iterator<Item = &'a StoredMessage>) -> Vec<Message> {
-    let mut merged: Vec<(Role, String)> = Vec::new();
-    for message in transcript {
-        match merged.last_mut() {
-            Some((role, text)) if *role == message.role => {
-                text.push_str("\n\n");
-                text.push_str(&message.content);
-            }
-            _ => merged.push((message.role, message.content.clone())),
-        }
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
-    merged
-        .into_iter()
-        .skip_while(|(role, _)| *role == Role::Assistant)
-        .map(|(role, text)| match role {
-            Role::User => Message::user(text),
-            Role::Assistant => Message::assistant(text),
+}
+
+/// The user message of a turn: one message as it is; several (a coalesced burst, or messages
+/// queued during a turn) with a note of who said what when more than one person spoke.
+fn user_input(batch: &[StoredMessage]) -> String {
+    let several_senders = batch
+        .iter()
+        .any(|message| message.sender != batch[0].sender);
+    batch
+        .iter()
+        .map(|message| {
+            if several_senders {
+                format!("[{}]: {}", message.sender, message.content)
+            } else {
+                message.content.clone()
+            }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn is_tool_result(message: &Message) -> bool {
+    match message {
+        Message::User { content } => content
+            .iter()
+            .any(|part| matches!(part, rig::message::UserContent::ToolResult(_))),
+        Message::System { .. } | Message::Assistant { .. } => false,
+    }
+}
+
+fn excerpt(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(limit).collect();
+    format!("{cut}…")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn message(role: Role, content: &str) -> StoredMessage {
+    fn message(sender: &str, content: &str) -> StoredMessage {
         StoredMessage {
             id: new_message_id(),
             conversation_id: "portal:test".into(),
-            role,
-            sender: "someone".into(),
+            role: Role::User,
+            sender: sender.into(),
             content: content.into(),
             platform_message_id: None,
-            status: MessageStatus::Answered,
+            status: MessageStatus::Pending,
             created_at: 0,
         }
     }
 
     #[test]
-    fn transcript_merges_roles_and_opens_with_the_user() {
-        let transcript = [
-            message(Role::Assistant, "left over"),
-            message(Role::User, "one"),
-            message(Role::User, "two"),
-            message(Role::Assistant, "answer"),
-            message(Role::User, "three"),
-        ];
-        let messages = conversation_messages(transcript.iter());
+    fn a_burst_notes_who_said_what() {
         assert_eq!(
-            messages,
-            vec![
-                Message::user("one\n\ntwo"),
-                Message::assistant("answer"),
-                Message::user("three"),
-            ]
+            user_input(&[message("ana", "one"), message("ana", "two")]),
+            "one\n\ntwo"
+        );
+        assert_eq!(
+            user_input(&[message("ana", "hi"), message("bo", "hello")]),
+            "[ana]: hi\n\n[bo]: hello"
         );
     }
 }

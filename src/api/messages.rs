@@ -27,6 +27,9 @@ pub struct SendMessage {
     /// A client-chosen id; re-sending the same one is recognised and ignored.
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// A group conversation: bursts of messages coalesce into one turn.
+    #[serde(default)]
+    group: bool,
     /// Wait for the agent's answer and return it.
     #[serde(default)]
     wait: bool,
@@ -50,6 +53,7 @@ pub async fn send_message(
         request.content,
     );
     message.platform_message_id = request.idempotency_key;
+    message.direct = !request.group;
     let message_id = message.id.clone();
     let mut waiter = request
         .wait
@@ -147,5 +151,15 @@ pub async fn list_messages(
         .map_err(ApiError::internal)?;
     Ok(Json(
         json!({ "conversation_id": conversation_id, "messages": messages }),
+    ))
+}
+
+pub async fn list_processes(
+    State(state): State<ApiState>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = find_agent(&state, &agent_id)?;
+    Ok(Json(
+        json!({ "processes": agent.context().processes.list(None) }),
     ))
 }

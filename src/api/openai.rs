@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 use super::messages::portal_conversation;
 use super::{ApiError, ApiState};
-use crate::conversation::{MessageStatus, NewMessage, Role};
+use rig::message::Message;
+
+use crate::conversation::{ContextBody, MessageStatus, NewMessage, Role, TurnRecord};
 use crate::messaging::{InboundMessage, new_message_id};
 
 const CONVERSATION_HEADER: &str = "x-spacebot-conversation";
@@ -163,14 +165,25 @@ async fn seed_history(
     conversation_id: &str,
     messages: &[ChatMessage],
 ) -> Result<(), ApiError> {
+    let mut context = Vec::new();
     for message in messages {
-        let (role, status, sender) = match message.role.as_str() {
-            "user" => (Role::User, MessageStatus::Answered, "user"),
-            "assistant" => (Role::Assistant, MessageStatus::Sent, "assistant"),
+        let text = message.text();
+        let (role, status, sender, llm_message) = match message.role.as_str() {
+            "user" => (
+                Role::User,
+                MessageStatus::Answered,
+                "user",
+                Message::user(text.clone()),
+            ),
+            "assistant" => (
+                Role::Assistant,
+                MessageStatus::Sent,
+                "assistant",
+                Message::assistant(text.clone()),
+            ),
             // System prompts belong to the agent's identity files, not to the transcript.
             _ => continue,
         };
-        let text = message.text();
         if text.is_empty() {
             continue;
         }
@@ -186,7 +199,18 @@ async fn seed_history(
             })
             .await
             .map_err(ApiError::internal)?;
+        context.push(ContextBody::Message(llm_message));
     }
+    store
+        .record_turn(TurnRecord {
+            conversation_id,
+            reply: None,
+            answered: &[],
+            answered_status: MessageStatus::Answered,
+            context,
+        })
+        .await
+        .map_err(ApiError::internal)?;
     Ok(())
 }
 

@@ -9,8 +9,8 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 
 use super::{
-    AgentConfig, ApiConfig, BindingConfig, Config, ConfigError, DefaultsConfig, LlmConfig, ModelId,
-    ProviderConfig, ProviderKind, RetryConfig, RoutingConfig,
+    AgentConfig, ApiConfig, BindingConfig, CoalesceConfig, Config, ConfigError, DefaultsConfig,
+    LlmConfig, ModelId, ProcessLimits, ProviderConfig, ProviderKind, RetryConfig, RoutingConfig,
 };
 
 const PLATFORMS: [&str; 5] = ["discord", "telegram", "slack", "webhook", "portal"];
@@ -49,6 +49,23 @@ struct RawDefaults {
     history_messages: Option<Spanned<usize>>,
     channel_inbox: Option<Spanned<usize>>,
     shutdown_grace_secs: Option<u64>,
+    max_concurrent_branches: Option<Spanned<usize>>,
+    max_concurrent_workers: Option<Spanned<usize>>,
+    branch_max_turns: Option<Spanned<usize>>,
+    worker_max_turns: Option<Spanned<usize>>,
+    worker_timeout_secs: Option<Spanned<u64>>,
+    context_window: Option<Spanned<usize>>,
+    retrigger_batch_ms: Option<u64>,
+    max_retriggers: Option<usize>,
+    coalesce: RawCoalesce,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawCoalesce {
+    enabled: Option<bool>,
+    debounce_ms: Option<u64>,
+    max_wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -422,6 +439,45 @@ impl Resolver<'_> {
                 64,
             )?,
             shutdown_grace_secs: raw.shutdown_grace_secs.unwrap_or(20),
+            limits: ProcessLimits {
+                max_concurrent_branches: self.at_least_one(
+                    raw.max_concurrent_branches.as_ref(),
+                    "defaults.max_concurrent_branches",
+                    5,
+                )?,
+                max_concurrent_workers: self.at_least_one(
+                    raw.max_concurrent_workers.as_ref(),
+                    "defaults.max_concurrent_workers",
+                    5,
+                )?,
+                branch_max_turns: self.at_least_one(
+                    raw.branch_max_turns.as_ref(),
+                    "defaults.branch_max_turns",
+                    10,
+                )?,
+                worker_max_turns: self.at_least_one(
+                    raw.worker_max_turns.as_ref(),
+                    "defaults.worker_max_turns",
+                    30,
+                )?,
+                worker_timeout_secs: self.at_least_one(
+                    raw.worker_timeout_secs.as_ref(),
+                    "defaults.worker_timeout_secs",
+                    600,
+                )?,
+                context_window: self.at_least_one(
+                    raw.context_window.as_ref(),
+                    "defaults.context_window",
+                    128_000,
+                )?,
+                retrigger_batch_ms: raw.retrigger_batch_ms.unwrap_or(500),
+                max_retriggers: raw.max_retriggers.unwrap_or(3),
+            },
+            coalesce: CoalesceConfig {
+                enabled: raw.coalesce.enabled.unwrap_or(true),
+                debounce_ms: raw.coalesce.debounce_ms.unwrap_or(1500),
+                max_wait_ms: raw.coalesce.max_wait_ms.unwrap_or(5000),
+            },
         })
     }
 
@@ -438,6 +494,8 @@ impl Resolver<'_> {
                 routing: defaults.routing.clone(),
                 max_turns: defaults.max_turns,
                 history_messages: defaults.history_messages,
+                limits: defaults.limits.clone(),
+                coalesce: defaults.coalesce.clone(),
             }]);
         }
         let mut agents: Vec<AgentConfig> = Vec::with_capacity(raw.len());
@@ -480,6 +538,8 @@ impl Resolver<'_> {
                     &format!("{prefix}.history_messages"),
                     defaults.history_messages,
                 )?,
+                limits: defaults.limits.clone(),
+                coalesce: defaults.coalesce.clone(),
             });
         }
         if default_id.is_none() {

@@ -27,7 +27,10 @@ async fn reply_tool_answers_through_the_http_api() {
     assert_eq!(requests.len(), 1, "one LLM call: the reply ends the turn");
     let request = &requests[0];
     assert_eq!(request["model"], "fake-model");
-    assert_eq!(FakeLlm::tool_names(request), vec!["reply", "skip"]);
+    assert_eq!(
+        FakeLlm::tool_names(request),
+        vec!["reply", "skip", "branch", "spawn_worker", "route", "cancel"]
+    );
     assert_eq!(FakeLlm::last_user_text(request), "hi, I am Alice");
     let system = request["messages"][0].to_string();
     assert!(

@@ -1,0 +1,131 @@
+//! `file_read`: read a text file of the workspace, or part of it.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Tool, ToolOutput, parse_arguments};
+use crate::sandbox::Workspace;
+
+/// Largest file read whole; larger ones need `offset`/`limit` (read up to this much).
+const MAXIMUM_BYTES: u64 = 1024 * 1024;
+/// Text returned to the model at most.
+const MAXIMUM_OUTPUT: usize = 32 * 1024;
+
+pub struct FileRead {
+    workspace: Arc<Workspace>,
+}
+
+impl FileRead {
+    pub fn new(workspace: Arc<Workspace>) -> Self {
+        Self { workspace }
+    }
+}
+
+#[derive(Deserialize)]
+struct Arguments {
+    path: String,
+    #[serde(default)]
+    offset: Option<usize>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+impl Tool for FileRead {
+    fn name(&self) -> &'static str {
+        "file_read"
+    }
+
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "offset": {"type": "integer", "minimum": 1},
+                "limit": {"type": "integer", "minimum": 1}
+            },
+            "required": ["path"]
+        })
+    }
+
+    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
+        Box::pin(async move {
+            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
+                Ok(arguments) => arguments,
+                Err(output) => return output,
+            };
+            let path = match self.workspace.resolve(&arguments.path) {
+                Ok(path) => path,
+                Err(error) => return ToolOutput::error(error.to_string()),
+            };
+            let metadata = match tokio::fs::metadata(&path).await {
+                Ok(metadata) => metadata,
+                Err(error) => {
+                    return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
+                }
+            };
+            if metadata.is_dir() {
+                return ToolOutput::error(format!(
+                    "`{}` is a directory; use file_list",
+                    arguments.path
+                ));
+            }
+            let bytes = match read_prefix(&path, MAXIMUM_BYTES).await {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
+                }
+            };
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                return ToolOutput::success(format!(
+                    "`{}` is a binary file ({} bytes); not shown",
+                    arguments.path,
+                    metadata.len()
+                ));
+            };
+            if text.contains('\0') {
+                return ToolOutput::success(format!(
+                    "`{}` is a binary file ({} bytes); not shown",
+                    arguments.path,
+                    metadata.len()
+                ));
+            }
+            let first = arguments.offset.unwrap_or(1).max(1);
+            let mut selected: String = text
+                .lines()
+                .skip(first - 1)
+                .take(arguments.limit.unwrap_or(usize::MAX))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let mut notes = Vec::new();
+            if metadata.len() > MAXIMUM_BYTES {
+                notes.push(format!(
+                    "only the first {MAXIMUM_BYTES} of {} bytes were read",
+                    metadata.len()
+                ));
+            }
+            if selected.len() > MAXIMUM_OUTPUT {
+                let mut end = MAXIMUM_OUTPUT;
+                while !selected.is_char_boundary(end) {
+                    end -= 1;
+                }
+                selected.truncate(end);
+                notes.push("output truncated; read further with offset and limit".to_string());
+            }
+            for note in notes {
+                selected.push_str(&format!("\n[{note}]"));
+            }
+            ToolOutput::success(selected)
+        })
+    }
+}
+
+async fn read_prefix(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}

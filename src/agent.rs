@@ -144,6 +144,22 @@ impl AgentRuntime {
         Ok(RouteOutcome::Accepted { message_id })
     }
 
+    /// Starts a fresh context for a conversation (`/new`): the stored history before now is no
+    /// longer loaded, and a running channel forgets what it holds after its current turn.
+    pub async fn reset_conversation(&self, conversation_id: &str) -> Result<(), AgentError> {
+        self.context.store.reset_context(conversation_id).await?;
+        let sender = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|channels| channels.get(conversation_id).cloned());
+        if let Some(sender) = sender {
+            // A channel that has just ended reloads from the store, which is already reset.
+            let _ = sender.send(ChannelInput::Reset).await;
+        }
+        Ok(())
+    }
+
     /// Starts a channel for every conversation with messages still owed an answer (after a
     /// restart).
     pub async fn resume_pending(&self) -> Result<usize, AgentError> {

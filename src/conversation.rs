@@ -172,7 +172,7 @@ impl ConversationStore {
         Ok(())
     }
 
-    /// The last `limit` messages of a conversation, oldest first.
+    /// The last `limit` messages of a conversation since its last context reset, oldest first.
     pub async fn recent(
         &self,
         conversation_id: &str,
@@ -180,14 +180,31 @@ impl ConversationStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut messages = sqlx::query_as::<_, StoredMessage>(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?
+               AND seq > COALESCE((SELECT context_reset_seq FROM conversations WHERE id = ?), 0)
              ORDER BY seq DESC LIMIT ?"
         ))
+        .bind(conversation_id)
         .bind(conversation_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
         messages.reverse();
         Ok(messages)
+    }
+
+    /// Starts a fresh context (`/new`): later history loads skip everything stored so far.
+    /// The messages stay in the transcript.
+    pub async fn reset_context(&self, conversation_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE conversations SET context_reset_seq =
+                 (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?)
+             WHERE id = ?",
+        )
+        .bind(conversation_id)
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// User messages of a conversation still owed an answer, oldest first.

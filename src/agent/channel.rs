@@ -24,6 +24,8 @@ pub enum ChannelInput {
     Message(StoredMessage),
     /// Look in the store for messages still owed an answer.
     Wake,
+    /// `/new`: forget the history held so far (the store is already reset).
+    Reset,
 }
 
 /// How a turn ended, before delivery.
@@ -84,6 +86,7 @@ impl Channel {
                 continue;
             }
             let batch = std::mem::take(&mut self.pending);
+            self.context.messaging.typing(&self.conversation_id).await;
             let result = AssertUnwindSafe(self.run_turn(&batch))
                 .catch_unwind()
                 .await
@@ -153,6 +156,7 @@ impl Channel {
                 }
                 Err(error) => tracing::error!(%error, "cannot read pending messages"),
             },
+            ChannelInput::Reset => self.history.clear(),
         }
     }
 

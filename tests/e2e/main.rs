@@ -3,9 +3,12 @@
 
 #[path = "../support/fake_llm.rs"]
 mod fake_llm;
+#[path = "../support/fake_telegram.rs"]
+mod fake_telegram;
 mod harness;
 
 mod cli;
 mod foundation;
 mod openai_api;
 mod restart;
+mod telegram;

@@ -5,6 +5,8 @@
 mod fake_discord;
 #[path = "../support/fake_llm.rs"]
 mod fake_llm;
+#[path = "../support/fake_slack.rs"]
+mod fake_slack;
 #[path = "../support/fake_telegram.rs"]
 mod fake_telegram;
 mod harness;
@@ -14,4 +16,5 @@ mod discord;
 mod foundation;
 mod openai_api;
 mod restart;
+mod slack;
 mod telegram;

@@ -123,7 +123,7 @@ impl AgentRuntime {
     /// Stores an inbound message, then queues it on its conversation's channel. Waits while the
     /// channel's inbox is full rather than dropping anything.
     pub async fn route(&self, message: InboundMessage) -> Result<RouteOutcome, AgentError> {
-        let direct = message.direct;
+        let direct = message.is_direct;
         if !self.accepting.load(Ordering::Acquire) {
             return Err(AgentError::ShuttingDown(self.context.agent_id.clone()));
         }
@@ -162,6 +162,22 @@ impl AgentRuntime {
         )
         .await;
         Ok(RouteOutcome::Accepted { message_id })
+    }
+
+    /// Starts a fresh context for a conversation (`/new`): the stored history before now is no
+    /// longer loaded, and a running channel forgets what it holds after its current turn.
+    pub async fn reset_conversation(&self, conversation_id: &str) -> Result<(), AgentError> {
+        self.context.store.reset_context(conversation_id).await?;
+        let sender = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|channels| channels.get(conversation_id).cloned());
+        if let Some(sender) = sender {
+            // A channel that has just ended reloads from the store, which is already reset.
+            let _ = sender.send(ChannelInput::Reset).await;
+        }
+        Ok(())
     }
 
     /// Starts a channel for every conversation with messages still owed an answer (after a

@@ -26,6 +26,7 @@ pub struct Config {
     /// Never empty: with no `[[agents]]`, one default agent `main`.
     pub agents: Vec<AgentConfig>,
     pub api: ApiConfig,
+    pub messaging: MessagingConfig,
     pub bindings: Vec<BindingConfig>,
 }
 
@@ -66,13 +67,33 @@ impl Config {
         self.agents.iter().find(|agent| agent.id == id)
     }
 
-    /// Every resolved secret value (provider api keys, api token), for redaction.
+    /// Every resolved secret value (provider api keys, api token, platform tokens), for
+    /// redaction.
     pub fn secrets(&self) -> Vec<String> {
+        let messaging = &self.messaging;
         self.llm
             .providers
             .values()
             .filter_map(|provider| provider.api_key.clone())
             .chain(self.api.token.clone())
+            .chain(
+                messaging
+                    .discord
+                    .iter()
+                    .map(|discord| discord.token.clone()),
+            )
+            .chain(
+                messaging
+                    .telegram
+                    .iter()
+                    .map(|telegram| telegram.token.clone()),
+            )
+            .chain(
+                messaging
+                    .slack
+                    .iter()
+                    .flat_map(|slack| [slack.bot_token.clone(), slack.app_token.clone()]),
+            )
             .collect()
     }
 }
@@ -230,6 +251,49 @@ pub struct ApiConfig {
     pub port: u16,
     /// The resolved bearer token (after `env:` lookup).
     pub token: Option<String>,
+}
+
+/// The chat platforms, each present only when its `[messaging.NAME]` table is.
+#[derive(Debug, Clone, Default)]
+pub struct MessagingConfig {
+    pub discord: Option<DiscordConfig>,
+    pub telegram: Option<TelegramConfig>,
+    pub slack: Option<SlackConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiscordConfig {
+    pub enabled: bool,
+    /// The resolved bot token.
+    pub token: String,
+    /// User ids allowed to talk to the bot in direct messages; empty: nobody.
+    pub dm_allowed_users: Vec<String>,
+    /// Answer messages written by other bots (never its own).
+    pub allow_bot_messages: bool,
+    /// Instead of `https://discord.com` (REST `/api/v10/...`; the gateway URL comes from it).
+    pub api_base: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    pub enabled: bool,
+    /// The resolved bot token.
+    pub token: String,
+    /// User ids or usernames allowed in private chats; empty: everyone.
+    pub dm_allowed_users: Vec<String>,
+    /// Instead of `https://api.telegram.org`.
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    pub enabled: bool,
+    /// The resolved bot token (`xoxb-...`) for the Web API.
+    pub bot_token: String,
+    /// The resolved app-level token (`xapp-...`) for Socket Mode.
+    pub app_token: String,
+    /// Instead of `https://slack.com/api`.
+    pub api_url: Option<String>,
 }
 
 /// Routes messages from one platform location to an agent.

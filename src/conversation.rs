@@ -296,6 +296,15 @@ impl ConversationStore {
         Ok(messages)
     }
 
+    /// Starts a fresh context (`/new`): the model's context is emptied; the transcript stays.
+    pub async fn reset_context(&self, conversation_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM context_items WHERE conversation_id = ?")
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// User messages of a conversation still owed an answer, oldest first.
     pub async fn pending(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(sqlx::query_as::<_, StoredMessage>(&format!(

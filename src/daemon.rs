@@ -17,6 +17,7 @@ use crate::conversation::ConversationStore;
 use crate::event::EventBus;
 use crate::llm::{LlmManager, SETUP_HINT, UsageRecorder};
 use crate::messaging::MessagingManager;
+use crate::messaging::bindings::Bindings;
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Workspace};
 use crate::tools::ToolSet;
@@ -46,6 +47,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Agent(#[from] crate::agent::AgentError),
+    #[error(transparent)]
+    Messaging(#[from] crate::messaging::MessagingError),
 }
 
 /// Looks up an environment variable. Tests pass their own instead of mutating the process's.
@@ -135,7 +138,7 @@ impl Daemon {
         }
         let channel_tools = Arc::new(ToolSet::channel(&prompts));
         let redactor = Redactor::new(config.secrets());
-        let messaging = Arc::new(MessagingManager::new());
+        let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let agents_root = home.join("agents");
         let mut agents = BTreeMap::new();
         for agent_config in &config.agents {
@@ -197,6 +200,11 @@ impl Daemon {
         for agent in state.agents.values() {
             agent.resume_pending().await?;
         }
+        state.messaging.start(Bindings::new(
+            state.agents.clone(),
+            state.config.bindings.clone(),
+            state.config.default_agent().id.clone(),
+        ));
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             api = ?api_address,
@@ -219,18 +227,19 @@ impl Daemon {
         self.api_address
     }
 
-    /// Stops intake, lets running turns finish up to the configured grace period, flushes
-    /// the databases and stops the API.
+    /// Stops intake (platforms first), lets running turns finish and answer up to the
+    /// configured grace period, flushes the databases, closes the adapters and stops the API.
     pub async fn shutdown(self) {
         let grace = Duration::from_secs(self.state.config.defaults.shutdown_grace_secs);
         tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+        self.state.messaging.stop_intake().await;
         let agents = self
             .state
             .agents
             .values()
             .map(|agent| agent.shutdown(grace));
         futures::future::join_all(agents).await;
-        self.state.messaging.portal().close();
+        self.state.messaging.shutdown().await;
         self.state.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait())

@@ -257,6 +257,21 @@ fn print_status(status: &Value) {
             agent["active_channels"],
         );
     }
+    print_messaging(status);
+}
+
+/// One line per chat platform: connected, reconnecting (with the last error) or disabled.
+fn print_messaging(status: &Value) {
+    for adapter in status["messaging"].as_array().into_iter().flatten() {
+        let name = adapter["name"].as_str().unwrap_or("?");
+        let state = adapter["state"].as_str().unwrap_or("?");
+        match adapter["last_error"].as_str() {
+            Some(error) if state == "reconnecting" => {
+                println!("{name}: {state} (last error: {error})")
+            }
+            _ => println!("{name}: {state}"),
+        }
+    }
 }
 
 /// Reads lines from the terminal and prints the agent's messages as they arrive on the event

@@ -1,11 +1,23 @@
 //! Messages in and out of the daemon: the inbound and outbound types, and the manager that
-//! routes each outbound response to the adapter named by its conversation id prefix.
+//! runs the platform adapters, routes their messages to agents, and routes each outbound
+//! response to the adapter named by its conversation id prefix.
 
+pub mod adapter;
+pub mod bindings;
+pub mod commands;
+pub mod discord;
+mod manager;
 pub mod portal;
+pub mod slack;
+pub mod split;
+pub mod telegram;
 
 use serde::Serialize;
 
+pub use adapter::{Adapter, AdapterError, AdapterState, AdapterStatus, Inbound};
+pub use manager::MessagingManager;
 pub use portal::{Portal, PortalReply, PortalWaiter};
+pub use split::split_message;
 
 /// A message a person sent, on its way to an agent.
 #[derive(Debug, Clone)]
@@ -16,10 +28,24 @@ pub struct InboundMessage {
     pub conversation_id: String,
     pub sender: String,
     pub content: String,
-    /// The platform's own id, when it has one: storing is idempotent on it.
+    /// The platform's own id, when it has one: storing is idempotent on it, and replies are
+    /// threaded under it.
     pub platform_message_id: Option<String>,
-    /// A direct message starts a turn at once; group messages coalesce into bursts.
-    pub direct: bool,
+    /// The message mentions the bot (or replies to it).
+    pub mentions_bot: bool,
+    /// A direct message: one person and the bot.
+    pub is_direct: bool,
+    /// Where on the platform it was sent, for `[[bindings]]`.
+    pub location: MessageLocation,
+}
+
+/// A platform location. Discord: guild, channel (a thread is a channel) and the thread's
+/// parent; Telegram: the chat as `channel_id`; Slack: team and channel.
+#[derive(Debug, Clone, Default)]
+pub struct MessageLocation {
+    pub server_id: Option<String>,
+    pub channel_id: Option<String>,
+    pub parent_channel_id: Option<String>,
 }
 
 impl InboundMessage {
@@ -34,7 +60,9 @@ impl InboundMessage {
             sender: sender.into(),
             content: content.into(),
             platform_message_id: None,
-            direct: true,
+            mentions_bot: false,
+            is_direct: true,
+            location: MessageLocation::default(),
         }
     }
 }
@@ -66,32 +94,16 @@ pub struct OutboundResponse {
 pub enum MessagingError {
     #[error("no adapter handles conversation `{0}`")]
     NoAdapter(String),
-}
-
-/// Routes outbound responses to adapters by conversation id prefix.
-#[derive(Default)]
-pub struct MessagingManager {
-    portal: Portal,
-}
-
-impl MessagingManager {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn portal(&self) -> &Portal {
-        &self.portal
-    }
-
-    pub async fn deliver(&self, response: OutboundResponse) -> Result<(), MessagingError> {
-        match platform_of(&response.conversation_id) {
-            "portal" => {
-                self.portal.deliver(&response);
-                Ok(())
-            }
-            _ => Err(MessagingError::NoAdapter(response.conversation_id)),
-        }
-    }
+    #[error("cannot send to `{conversation_id}`: {source}")]
+    Send {
+        conversation_id: String,
+        source: AdapterError,
+    },
+    #[error("cannot set up the {platform} adapter: {message}")]
+    Setup {
+        platform: &'static str,
+        message: String,
+    },
 }
 
 /// The platform prefix of a conversation id.

@@ -46,6 +46,8 @@ pub enum ChannelInput {
     Result(ProcessResult),
     /// A background summary finished (or failed).
     Compacted(Compaction),
+    /// `/new`: forget the context held so far (the store is already reset).
+    Reset,
 }
 
 /// A branch's or worker's report to its channel.
@@ -274,6 +276,7 @@ impl Channel {
                 self.results_waiting.push(result);
             }
             ChannelInput::Compacted(compaction) => self.apply_summary(compaction).await,
+            ChannelInput::Reset => self.context_items.clear(),
         }
     }
 
@@ -353,6 +356,7 @@ impl Channel {
     }
 
     async fn run_turn(&mut self, trigger: Trigger) {
+        self.context.messaging.typing(&self.conversation_id).await;
         let (input, batch) = match trigger {
             Trigger::Messages(batch) => (user_input(&batch), batch),
             Trigger::Results(results) => {

@@ -53,7 +53,7 @@ pub async fn send_message(
         request.content,
     );
     message.platform_message_id = request.idempotency_key;
-    message.direct = !request.group;
+    message.is_direct = !request.group;
     let message_id = message.id.clone();
     let mut waiter = request
         .wait

@@ -23,6 +23,7 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
             "hint": state.llm_hint(),
         },
         "agents": agents,
+        "messaging": state.messaging.statuses(),
     }))
 }
 

@@ -10,7 +10,8 @@ use toml::Spanned;
 
 use super::{
     AgentConfig, ApiConfig, BindingConfig, CoalesceConfig, Config, ConfigError, DefaultsConfig,
-    LlmConfig, ModelId, ProcessLimits, ProviderConfig, ProviderKind, RetryConfig, RoutingConfig,
+    DiscordConfig, LlmConfig, MessagingConfig, ModelId, ProcessLimits, ProviderConfig,
+    ProviderKind, RetryConfig, RoutingConfig, SlackConfig, TelegramConfig,
 };
 
 const PLATFORMS: [&str; 5] = ["discord", "telegram", "slack", "webhook", "portal"];
@@ -22,7 +23,47 @@ struct RawConfig {
     defaults: RawDefaults,
     agents: Vec<RawAgent>,
     api: RawApi,
+    messaging: RawMessaging,
     bindings: Vec<RawBinding>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawMessaging {
+    discord: Option<RawDiscord>,
+    telegram: Option<RawTelegram>,
+    slack: Option<RawSlack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscord {
+    enabled: Option<bool>,
+    token: Spanned<String>,
+    #[serde(default)]
+    dm_allowed_users: Vec<String>,
+    #[serde(default)]
+    allow_bot_messages: bool,
+    api_base: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelegram {
+    enabled: Option<bool>,
+    token: Spanned<String>,
+    #[serde(default)]
+    dm_allowed_users: Vec<String>,
+    api_url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    enabled: Option<bool>,
+    bot_token: Spanned<String>,
+    app_token: Spanned<String>,
+    api_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -142,6 +183,7 @@ pub(super) fn parse(
     let defaults = resolver.defaults(&raw.defaults)?;
     let agents = resolver.agents(&raw.agents, &defaults)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
+    let messaging = resolver.messaging(&raw.messaging)?;
     let api = ApiConfig {
         enabled: raw.api.enabled.unwrap_or(true),
         bind: raw.api.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -161,6 +203,7 @@ pub(super) fn parse(
         defaults,
         agents,
         api,
+        messaging,
         bindings,
     })
 }
@@ -546,6 +589,61 @@ impl Resolver<'_> {
             agents[0].default = true;
         }
         Ok(agents)
+    }
+
+    /// A platform is configured when its table is present; its secrets are then required.
+    fn messaging(&self, raw: &RawMessaging) -> Result<MessagingConfig, ConfigError> {
+        let url = |value: &Option<Spanned<String>>, key: &str| {
+            value
+                .as_ref()
+                .map(|url| {
+                    normalize_base_url(url.get_ref())
+                        .map_err(|message| self.error(Some(url.span()), key, &message))
+                })
+                .transpose()
+        };
+        let discord = raw
+            .discord
+            .as_ref()
+            .map(|discord| -> Result<DiscordConfig, ConfigError> {
+                Ok(DiscordConfig {
+                    enabled: discord.enabled.unwrap_or(true),
+                    token: self.secret(&discord.token, "messaging.discord.token")?,
+                    dm_allowed_users: discord.dm_allowed_users.clone(),
+                    allow_bot_messages: discord.allow_bot_messages,
+                    api_base: url(&discord.api_base, "messaging.discord.api_base")?,
+                })
+            })
+            .transpose()?;
+        let telegram = raw
+            .telegram
+            .as_ref()
+            .map(|telegram| -> Result<TelegramConfig, ConfigError> {
+                Ok(TelegramConfig {
+                    enabled: telegram.enabled.unwrap_or(true),
+                    token: self.secret(&telegram.token, "messaging.telegram.token")?,
+                    dm_allowed_users: telegram.dm_allowed_users.clone(),
+                    api_url: url(&telegram.api_url, "messaging.telegram.api_url")?,
+                })
+            })
+            .transpose()?;
+        let slack = raw
+            .slack
+            .as_ref()
+            .map(|slack| -> Result<SlackConfig, ConfigError> {
+                Ok(SlackConfig {
+                    enabled: slack.enabled.unwrap_or(true),
+                    bot_token: self.secret(&slack.bot_token, "messaging.slack.bot_token")?,
+                    app_token: self.secret(&slack.app_token, "messaging.slack.app_token")?,
+                    api_url: url(&slack.api_url, "messaging.slack.api_url")?,
+                })
+            })
+            .transpose()?;
+        Ok(MessagingConfig {
+            discord,
+            telegram,
+            slack,
+        })
     }
 
     fn bindings(

@@ -55,7 +55,27 @@ fn default_config_parses_with_empty_environment() {
 
 #[test]
 fn example_config_parses_with_empty_environment() {
-    let config = parse(EXAMPLE_CONFIG);
+    let config = parse_with(
+        EXAMPLE_CONFIG,
+        &[
+            ("DISCORD_BOT_TOKEN", "discord-token"),
+            ("TELEGRAM_BOT_TOKEN", "telegram-token"),
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ("SLACK_APP_TOKEN", "xapp-1"),
+        ],
+    )
+    .expect("example parses");
+    let discord = config.messaging.discord.as_ref().expect("discord");
+    assert_eq!(discord.token, "discord-token");
+    assert_eq!(discord.dm_allowed_users, vec!["123456789012345678"]);
+    assert!(discord.enabled && !discord.allow_bot_messages && discord.api_base.is_none());
+    let telegram = config.messaging.telegram.as_ref().expect("telegram");
+    assert_eq!(telegram.dm_allowed_users, vec!["@alice", "987654321"]);
+    let slack = config.messaging.slack.as_ref().expect("slack");
+    assert_eq!(
+        (slack.bot_token.as_str(), slack.app_token.as_str()),
+        ("xoxb-1", "xapp-1")
+    );
     assert_eq!(config.llm.providers.len(), 3);
     assert_eq!(
         config.llm.providers["anthropic"].kind,
@@ -72,7 +92,33 @@ fn example_config_parses_with_empty_environment() {
     let main = &config.default_agent().routing;
     assert_eq!(main.worker, model("local/llama3.1"));
     assert_eq!(main.fallbacks.len(), 3);
-    assert_eq!(config.secrets().len(), 3);
+    assert_eq!(config.secrets().len(), 7);
+}
+
+#[test]
+fn messaging_tables_resolve_tokens_and_report_located_errors() {
+    let config = parse("");
+    assert!(config.messaging.discord.is_none() && config.messaging.slack.is_none());
+    let text = "[messaging.telegram]\ntoken = \"env:TG\"\napi_url = \"http://127.0.0.1:9/\"\n";
+    let config = parse_with(text, &[("TG", "123:abc")]).expect("parses");
+    let telegram = config.messaging.telegram.expect("telegram");
+    assert_eq!(telegram.token, "123:abc");
+    assert_eq!(telegram.api_url.as_deref(), Some("http://127.0.0.1:9"));
+    assert!(telegram.dm_allowed_users.is_empty() && telegram.enabled);
+
+    let (line, _, key, message) = invalid(text);
+    assert_eq!((line, key.as_str()), (2, "messaging.telegram.token"));
+    assert!(message.contains("TG"), "{message}");
+    let (line, _, key, _) = invalid("[messaging.discord]\ntoken = \"t\"\nguild = \"1\"\n");
+    assert_eq!((line, key.as_str()), (3, "messaging.discord.guild"));
+    let (line, _, key, _) = invalid("[messaging.slack]\nbot_token = \"xoxb\"\n");
+    assert_eq!((line, key.as_str()), (1, "messaging.slack"));
+    let (line, _, key, _) =
+        invalid("[messaging.discord]\ntoken = \"t\"\napi_base = \"discord.test\"\n");
+    assert_eq!((line, key.as_str()), (3, "messaging.discord.api_base"));
+    let disabled =
+        parse("[messaging.slack]\nenabled = false\nbot_token = \"a\"\napp_token = \"b\"\n");
+    assert!(!disabled.messaging.slack.expect("slack").enabled);
 }
 
 #[test]

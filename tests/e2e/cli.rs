@@ -121,6 +121,12 @@ async fn send_and_status_talk_to_the_running_daemon() {
         status_text.contains("model fake/fake-model"),
         "{status_text}"
     );
+    for platform in ["discord", "slack", "telegram"] {
+        assert!(
+            status_text.contains(&format!("{platform}: disabled")),
+            "{status_text}"
+        );
+    }
     daemon.shutdown().await;
 }
 

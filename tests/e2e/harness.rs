@@ -135,6 +135,23 @@ impl TestDaemon {
         body["messages"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The stored transcript of any conversation of any agent.
+    pub async fn transcript(&self, agent: &str, conversation_id: &str) -> Vec<Value> {
+        let response = self
+            .http
+            .get(self.url(&format!(
+                "/api/agents/{agent}/conversations/{conversation_id}/messages?limit=1000"
+            )))
+            .send()
+            .await
+            .expect("request");
+        if !response.status().is_success() {
+            return Vec::new();
+        }
+        let body: Value = response.json().await.expect("json");
+        body["messages"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Polls the transcript until `predicate` holds.
     pub async fn wait_for_messages(
         &self,

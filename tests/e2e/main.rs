@@ -1,11 +1,20 @@
 //! End-to-end tests: the real daemon, in-process, against fake remote ends on 127.0.0.1.
 //! One test binary for all of them, so the whole stack links once.
 
+#[path = "../support/fake_discord.rs"]
+mod fake_discord;
 #[path = "../support/fake_llm.rs"]
 mod fake_llm;
+#[path = "../support/fake_slack.rs"]
+mod fake_slack;
+#[path = "../support/fake_telegram.rs"]
+mod fake_telegram;
 mod harness;
 
 mod cli;
+mod discord;
 mod foundation;
 mod openai_api;
 mod restart;
+mod slack;
+mod telegram;

@@ -1,0 +1,345 @@
+//! The Discord adapter (serenity: gateway for inbound messages, REST for replies). Guild
+//! channels and threads (threads are channels) are `discord:{guild}:{channel}`, direct messages
+//! `discord:dm:{user}`. Replies reference the triggering message; DMs are accepted only from
+//! `dm_allowed_users`. serenity resumes a dropped gateway session itself; its stage changes
+//! feed the adapter's health.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serenity::all::{
+    ChannelId, ChannelType, ConnectionStage, Context, CreateAllowedMentions, CreateMessage,
+    EventHandler, GatewayIntents, Http, HttpBuilder, Message, MessageId, Ready, ResumedEvent,
+    ShardManager, ShardStageUpdateEvent, UserId,
+};
+use serenity::http::HttpError;
+use tokio_util::sync::CancellationToken;
+
+use super::adapter::{Adapter, AdapterError, Inbound};
+use super::{InboundMessage, MessageLocation, MessagingError};
+use crate::config::DiscordConfig;
+
+pub const MESSAGE_LIMIT: usize = 2000;
+/// Discord shows "typing" for 10 s after a trigger.
+const TYPING_INTERVAL: Duration = Duration::from_secs(8);
+
+/// What the gateway event handler and the REST side share.
+struct Shared {
+    dm_allowed_users: Vec<String>,
+    allow_bot_messages: bool,
+    /// The bot's own user, learnt from READY.
+    bot_user: Mutex<Option<UserId>>,
+    /// DM channel per user, so replies need no extra request.
+    dm_channels: Mutex<HashMap<u64, ChannelId>>,
+}
+
+pub struct DiscordAdapter {
+    token: String,
+    api_base: Option<String>,
+    http: Arc<Http>,
+    shared: Arc<Shared>,
+    shards: Mutex<Option<Arc<ShardManager>>>,
+}
+
+impl DiscordAdapter {
+    pub fn new(config: &DiscordConfig) -> Result<Self, MessagingError> {
+        let adapter = Self {
+            token: config.token.clone(),
+            api_base: config.api_base.clone(),
+            http: Arc::new(build_http(&config.token, config.api_base.as_deref())),
+            shared: Arc::new(Shared {
+                dm_allowed_users: config.dm_allowed_users.clone(),
+                allow_bot_messages: config.allow_bot_messages,
+                bot_user: Mutex::new(None),
+                dm_channels: Mutex::new(HashMap::new()),
+            }),
+            shards: Mutex::new(None),
+        };
+        Ok(adapter)
+    }
+
+    /// The channel a conversation's messages go to.
+    async fn channel_of(&self, conversation_id: &str) -> Result<ChannelId, AdapterError> {
+        let scope = conversation_id
+            .strip_prefix("discord:")
+            .ok_or_else(|| AdapterError::bad_conversation(conversation_id))?;
+        let parse = |id: &str| {
+            id.parse::<u64>()
+                .ok()
+                .filter(|id| *id != 0)
+                .ok_or_else(|| AdapterError::bad_conversation(conversation_id))
+        };
+        match scope.split_once(':') {
+            Some(("dm", user)) => {
+                let user = parse(user)?;
+                let known = self
+                    .shared
+                    .dm_channels
+                    .lock()
+                    .ok()
+                    .and_then(|channels| channels.get(&user).copied());
+                if let Some(channel) = known {
+                    return Ok(channel);
+                }
+                let channel = UserId::new(user)
+                    .create_dm_channel(&*self.http)
+                    .await
+                    .map_err(classify)?;
+                if let Ok(mut channels) = self.shared.dm_channels.lock() {
+                    channels.insert(user, channel.id);
+                }
+                Ok(channel.id)
+            }
+            Some((_guild, channel)) => Ok(ChannelId::new(parse(channel)?)),
+            None => Err(AdapterError::bad_conversation(conversation_id)),
+        }
+    }
+}
+
+/// REST client. A custom `api_base` (tests, proxies) works only with serenity's ratelimiter
+/// off, which then leaves 429 handling to the manager's retries.
+fn build_http(token: &str, api_base: Option<&str>) -> Http {
+    let builder = HttpBuilder::new(token);
+    match api_base {
+        Some(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
+        None => builder.build(),
+    }
+}
+
+fn classify(error: serenity::Error) -> AdapterError {
+    match &error {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(response)) => {
+            let status = response.status_code;
+            let message = format!("Discord answered {status}: {}", response.error.message);
+            if status.as_u16() == 429 || status.is_server_error() {
+                AdapterError::transient(message)
+            } else {
+                AdapterError::permanent(message)
+            }
+        }
+        serenity::Error::Http(HttpError::Request(_)) | serenity::Error::Tungstenite(_) => {
+            AdapterError::transient(error.to_string())
+        }
+        _ => AdapterError::permanent(error.to_string()),
+    }
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+    inbound: Inbound,
+}
+
+impl Handler {
+    fn inbound_message(&self, context: &Context, message: &Message) -> Option<InboundMessage> {
+        let bot = self.shared.bot_user.lock().ok().and_then(|user| *user);
+        if Some(message.author.id) == bot {
+            return None;
+        }
+        if message.author.bot && !self.shared.allow_bot_messages {
+            return None;
+        }
+        if message.content.trim().is_empty() {
+            return None;
+        }
+        let author = message.author.id.get();
+        let (conversation_id, is_direct, location) = match message.guild_id {
+            None => {
+                if !self.shared.dm_allowed_users.contains(&author.to_string()) {
+                    tracing::info!(
+                        user_id = author,
+                        "direct message from a user not on dm_allowed_users ignored"
+                    );
+                    return None;
+                }
+                if let Ok(mut channels) = self.shared.dm_channels.lock() {
+                    channels.insert(author, message.channel_id);
+                }
+                (
+                    format!("discord:dm:{author}"),
+                    true,
+                    MessageLocation::default(),
+                )
+            }
+            Some(guild) => {
+                let parent = context.cache.guild(guild).and_then(|guild| {
+                    guild
+                        .threads
+                        .iter()
+                        .find(|thread| thread.id == message.channel_id)
+                        .filter(|thread| {
+                            matches!(
+                                thread.kind,
+                                ChannelType::PublicThread
+                                    | ChannelType::PrivateThread
+                                    | ChannelType::NewsThread
+                            )
+                        })
+                        .and_then(|thread| thread.parent_id)
+                });
+                let location = MessageLocation {
+                    server_id: Some(guild.to_string()),
+                    channel_id: Some(message.channel_id.to_string()),
+                    parent_channel_id: parent.map(|parent| parent.to_string()),
+                };
+                (
+                    format!("discord:{guild}:{}", message.channel_id),
+                    false,
+                    location,
+                )
+            }
+        };
+        let mut content = message.content.clone();
+        for user in &message.mentions {
+            let name = user
+                .global_name
+                .clone()
+                .unwrap_or_else(|| user.name.clone());
+            for form in [format!("<@{}>", user.id), format!("<@!{}>", user.id)] {
+                content = content.replace(&form, &format!("@{name}"));
+            }
+        }
+        let replied_to_bot = message
+            .referenced_message
+            .as_ref()
+            .is_some_and(|referenced| Some(referenced.author.id) == bot);
+        let mut inbound = InboundMessage::new(
+            conversation_id,
+            message
+                .author
+                .global_name
+                .clone()
+                .unwrap_or_else(|| message.author.name.clone()),
+            content,
+        );
+        inbound.platform_message_id = Some(message.id.to_string());
+        inbound.is_direct = is_direct;
+        inbound.mentions_bot = replied_to_bot
+            || bot.is_some_and(|bot| message.mentions.iter().any(|user| user.id == bot));
+        inbound.location = location;
+        Some(inbound)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _context: Context, ready: Ready) {
+        if let Ok(mut user) = self.shared.bot_user.lock() {
+            *user = Some(ready.user.id);
+        }
+        tracing::info!(bot = %ready.user.name, "connected to Discord");
+        self.inbound.connected();
+    }
+
+    async fn resume(&self, _context: Context, _event: ResumedEvent) {
+        tracing::info!("Discord gateway session resumed");
+        self.inbound.connected();
+    }
+
+    async fn shard_stage_update(&self, _context: Context, event: ShardStageUpdateEvent) {
+        match event.new {
+            ConnectionStage::Connected => self.inbound.connected(),
+            _ if event.old == ConnectionStage::Connected => {
+                tracing::warn!(stage = ?event.new, "Discord gateway connection lost; reconnecting");
+                self.inbound
+                    .reconnecting(format!("gateway connection lost ({:?})", event.new));
+            }
+            _ => {}
+        }
+    }
+
+    async fn message(&self, context: Context, message: Message) {
+        let Some(inbound) = self.inbound_message(&context, &message) else {
+            return;
+        };
+        if let Err(error) = self.inbound.deliver(inbound).await {
+            tracing::error!(%error, message_id = %message.id, "a Discord message could not be stored");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Adapter for DiscordAdapter {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    fn message_limit(&self) -> usize {
+        MESSAGE_LIMIT
+    }
+
+    fn typing_interval(&self) -> Duration {
+        TYPING_INTERVAL
+    }
+
+    async fn start(&self, inbound: Inbound, stop: CancellationToken) -> Result<(), AdapterError> {
+        let intents = GatewayIntents::GUILDS
+            | GatewayIntents::GUILD_MESSAGES
+            | GatewayIntents::DIRECT_MESSAGES
+            | GatewayIntents::MESSAGE_CONTENT;
+        let handler = Handler {
+            shared: self.shared.clone(),
+            inbound,
+        };
+        let http = build_http(&self.token, self.api_base.as_deref());
+        let mut client = serenity::client::ClientBuilder::new_with_http(http, intents)
+            .event_handler(handler)
+            .await
+            .map_err(classify)?;
+        let shards = client.shard_manager.clone();
+        if let Ok(mut slot) = self.shards.lock() {
+            *slot = Some(shards.clone());
+        }
+        let outcome = tokio::select! {
+            result = client.start() => result.map_err(classify),
+            () = stop.cancelled() => Ok(()),
+        };
+        shards.shutdown_all().await;
+        outcome?;
+        if stop.is_cancelled() {
+            Ok(())
+        } else {
+            Err(AdapterError::transient(
+                "the Discord gateway connection ended",
+            ))
+        }
+    }
+
+    async fn respond(
+        &self,
+        conversation_id: &str,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<(), AdapterError> {
+        let channel = self.channel_of(conversation_id).await?;
+        let mut message = CreateMessage::new()
+            .content(text)
+            .allowed_mentions(CreateAllowedMentions::new().replied_user(false));
+        if let Some(reply_to) = reply_to
+            .and_then(|id| id.parse::<u64>().ok())
+            .filter(|id| *id != 0)
+        {
+            message = message.reference_message((channel, MessageId::new(reply_to)));
+        }
+        channel
+            .send_message(&*self.http, message)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn typing(&self, conversation_id: &str) -> Result<(), AdapterError> {
+        let channel = self.channel_of(conversation_id).await?;
+        channel
+            .broadcast_typing(&*self.http)
+            .await
+            .map_err(classify)
+    }
+
+    async fn shutdown(&self) {
+        let shards = self.shards.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(shards) = shards {
+            shards.shutdown_all().await;
+        }
+    }
+}

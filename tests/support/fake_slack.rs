@@ -1,0 +1,320 @@
+//! A fake Slack on 127.0.0.1 for tests: the Web API (`POST /api/{method}`: auth.test,
+//! apps.connections.open, chat.postMessage, users.info, assistant.threads.setStatus) and a
+//! Socket Mode WebSocket that says hello, sends `events_api` envelopes and records the acks.
+//! Tests push events, drop the socket, script Web API failures and read what was posted.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+pub const BOT_USER: &str = "UBOT";
+pub const TEAM: &str = "T1";
+pub const BOT_TOKEN: &str = "xoxb-test";
+pub const APP_TOKEN: &str = "xapp-test";
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+enum Control {
+    Send(Value),
+    Drop,
+}
+
+#[derive(Default)]
+struct FakeState {
+    calls: Vec<Call>,
+    acks: Vec<String>,
+    failures: VecDeque<(String, u16, Value, Option<u64>)>,
+    socket: Option<mpsc::UnboundedSender<Control>>,
+    queued: Vec<Value>,
+    connections: usize,
+    next: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeSlack {
+    address: SocketAddr,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeSlack {
+    pub async fn start() -> FakeSlack {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fake slack: bind");
+        let address = listener.local_addr().expect("fake slack: address");
+        let fake = FakeSlack {
+            address,
+            state: Arc::new(Mutex::new(FakeState::default())),
+        };
+        let app = Router::new()
+            .route("/api/{method}", any(web_api))
+            .route("/socket", any(socket))
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.address)
+    }
+
+    /// The `[messaging.slack]` table pointing at this fake.
+    pub fn config(&self) -> String {
+        format!(
+            "\n[messaging.slack]\nbot_token = \"{BOT_TOKEN}\"\napp_token = \"{APP_TOKEN}\"\napi_url = \"{}\"\n",
+            self.api_url()
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Pushes a `message` event from `user` in `channel` (in the thread `thread_ts` when given);
+    /// returns the envelope id and the message ts.
+    pub fn push_message(
+        &self,
+        user: &str,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+    ) -> (String, String) {
+        let (envelope_id, ts) = {
+            let mut state = self.lock();
+            state.next += 1;
+            (
+                format!("env-{}", state.next),
+                format!("1700000000.{:06}", state.next),
+            )
+        };
+        let mut event = json!({"type": "message", "channel": channel, "channel_type": "channel",
+            "user": user, "text": text, "ts": ts});
+        if let Some(thread) = thread_ts {
+            event["thread_ts"] = json!(thread);
+        }
+        if user == BOT_USER {
+            event["bot_id"] = json!("B1");
+        }
+        let envelope = json!({"type": "events_api", "envelope_id": envelope_id, "accepts_response_payload": false,
+            "payload": {"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+                "event_id": format!("Ev{envelope_id}"), "event_time": 1_700_000_000, "event": event}});
+        self.send(envelope);
+        (envelope_id, ts)
+    }
+
+    fn send(&self, frame: Value) {
+        let mut state = self.lock();
+        let delivered = state
+            .socket
+            .as_ref()
+            .is_some_and(|socket| socket.send(Control::Send(frame.clone())).is_ok());
+        if !delivered {
+            state.queued.push(frame);
+        }
+    }
+
+    /// Closes the live socket without a close handshake.
+    pub fn drop_connection(&self) {
+        if let Some(socket) = self.lock().socket.take() {
+            let _ = socket.send(Control::Drop);
+        }
+    }
+
+    /// The next call of `method` is answered with `status`, `body` and an optional Retry-After.
+    pub fn fail_next(&self, method: &str, status: u16, body: Value, retry_after: Option<u64>) {
+        self.lock()
+            .failures
+            .push_back((method.to_string(), status, body, retry_after));
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    pub fn acks(&self) -> Vec<String> {
+        self.lock().acks.clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.lock().connections
+    }
+
+    pub fn socket_ready(&self) -> bool {
+        self.lock().socket.is_some()
+    }
+
+    pub fn posted(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.method == "chat.postMessage")
+            .map(|call| call.body)
+            .collect()
+    }
+
+    pub async fn wait_for(&self, what: &str, predicate: impl Fn(&FakeSlack) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !predicate(self) {
+            let methods: Vec<String> = self.calls().into_iter().map(|call| call.method).collect();
+            assert!(
+                Instant::now() < deadline,
+                "fake slack: never saw {what}; calls: {methods:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn wait_for_posted(&self, count: usize) -> Vec<Value> {
+        self.wait_for(&format!("{count} posted messages"), |fake| {
+            fake.posted().len() >= count
+        })
+        .await;
+        self.posted()
+    }
+}
+
+/// Slack takes GET with a query string (slack-morphism uses it for auth.test and users.info)
+/// or POST with JSON.
+async fn web_api(
+    State(fake): State<FakeSlack>,
+    Path(method): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(query) = query {
+        let fields = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(key, value)| (key.to_string(), json!(value)));
+        body = Value::Object(fields.collect());
+    }
+    let failure = {
+        let mut state = fake.lock();
+        state.calls.push(Call {
+            method: method.clone(),
+            body: body.clone(),
+            at: Instant::now(),
+        });
+        let index = state
+            .failures
+            .iter()
+            .position(|(failing, ..)| *failing == method);
+        index.and_then(|index| state.failures.remove(index))
+    };
+    if let Some((_, status, body, retry_after)) = failure {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                "retry-after",
+                seconds.to_string().parse().expect("header value"),
+            );
+        }
+        return response;
+    }
+    let expected = if method == "apps.connections.open" {
+        APP_TOKEN
+    } else {
+        BOT_TOKEN
+    };
+    if authorization != format!("Bearer {expected}") {
+        return Json(json!({"ok": false, "error": "invalid_auth"})).into_response();
+    }
+    match method.as_str() {
+        "auth.test" => Json(
+            json!({"ok": true, "url": "https://fake.slack.test/", "team": "Fake",
+            "user": "spacebot", "team_id": TEAM, "user_id": BOT_USER, "bot_id": "B1"}),
+        ),
+        "apps.connections.open" => {
+            Json(json!({"ok": true, "url": format!("ws://{}/socket", fake.address)}))
+        }
+        "chat.postMessage" => Json(
+            json!({"ok": true, "channel": body["channel"], "ts": "1700000099.000100",
+            "message": {"ts": "1700000099.000100", "text": body["text"], "bot_id": "B1"}}),
+        ),
+        "users.info" => {
+            let id = body["user"].as_str().unwrap_or("U0");
+            Json(
+                json!({"ok": true, "user": {"id": id, "name": format!("name-{id}"),
+                "profile": {"display_name": format!("Display {id}")}}}),
+            )
+        }
+        "assistant.threads.setStatus" => Json(json!({"ok": true})),
+        _ => Json(json!({"ok": false, "error": "unknown_method"})),
+    }
+    .into_response()
+}
+
+async fn socket(State(fake): State<FakeSlack>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| session(fake, socket))
+}
+
+async fn session(fake: FakeSlack, mut socket: WebSocket) {
+    let hello = json!({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"},
+        "debug_info": {"host": "fake"}});
+    if socket
+        .send(Frame::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (control, mut controls) = mpsc::unbounded_channel();
+    let queued = {
+        let mut state = fake.lock();
+        state.connections += 1;
+        state.socket = Some(control.clone());
+        std::mem::take(&mut state.queued)
+    };
+    for frame in queued {
+        let _ = control.send(Control::Send(frame));
+    }
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Frame::Text(text))) => {
+                    let ack: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    if let Some(id) = ack["envelope_id"].as_str() {
+                        fake.lock().acks.push(id.to_string());
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+            control = controls.recv() => match control {
+                Some(Control::Send(frame)) => {
+                    if socket.send(Frame::Text(frame.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                // Dropping the socket ends the TCP connection without a close frame.
+                Some(Control::Drop) | None => return,
+            },
+        }
+    }
+}

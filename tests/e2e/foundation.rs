@@ -99,7 +99,9 @@ async fn skip_sends_nothing() {
     let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
     let answer = daemon.send("quiet", "ok thanks").await;
     assert!(answer["reply"].is_null(), "{answer}");
-    let transcript = daemon.messages("quiet").await;
+    let transcript = daemon
+        .wait_for_messages("quiet", |messages| messages[0]["status"] != "pending")
+        .await;
     assert_eq!(transcript.len(), 1);
     assert_eq!(transcript[0]["status"], "skipped");
     daemon.shutdown().await;

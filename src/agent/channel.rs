@@ -224,11 +224,11 @@ impl Channel {
             .map(|message| message.id.clone())
             .collect();
         if !self.pending.is_empty() {
+            // Whether they may start at once is learnt from their inbox copy (a new message)
+            // or from a `Wake` (owed from before a restart).
             let now = Instant::now();
             self.first_pending_at = Some(now);
             self.last_pending_at = Some(now);
-            // Messages owed from before a restart are answered without waiting.
-            self.pending_direct = true;
         }
         let identity = &self.context.identity;
         self.system_prompt = self
@@ -254,12 +254,16 @@ impl Channel {
     async fn accept(&mut self, input: ChannelInput) {
         match input {
             ChannelInput::Message { message, direct } => {
-                if !self.loaded.contains(&message.id) {
+                if self.loaded.contains(&message.id) {
+                    self.pending_direct |= direct;
+                } else {
                     self.queue_message(message, direct);
                 }
             }
             ChannelInput::Wake => match self.context.store.pending(&self.conversation_id).await {
                 Ok(stored) => {
+                    // Messages owed from before a restart are answered without waiting.
+                    self.pending_direct |= !self.pending.is_empty();
                     for message in stored {
                         let known = self.loaded.contains(&message.id)
                             || self.pending.iter().any(|queued| queued.id == message.id);

@@ -57,6 +57,11 @@ impl TestDaemon {
         environment: HashMap<String, String>,
     ) -> TestDaemon {
         spacebot::install_crypto_provider();
+        // RUST_LOG=spacebot=debug shows the daemon's log in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
         std::fs::write(home.join("config.toml"), config).expect("write config");
         let daemon = Daemon::start(DaemonOptions {
             home: home.to_path_buf(),

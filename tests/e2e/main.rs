@@ -12,6 +12,7 @@ mod fake_telegram;
 mod harness;
 
 mod cli;
+mod delegation;
 mod discord;
 mod foundation;
 mod openai_api;

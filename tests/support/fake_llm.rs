@@ -201,6 +201,21 @@ impl FakeLlm {
             .unwrap_or_default()
     }
 
+    /// The system prompt: OpenAI `role=system` messages, or Anthropic's `system` field.
+    pub fn system_text(request: &Value) -> String {
+        if let Some(system) = content_text(&request["system"]) {
+            return system;
+        }
+        request["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|message| message["role"] == "system")
+            .filter_map(|message| content_text(&message["content"]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Names of the tools offered (OpenAI `tools[].function.name`, Anthropic `tools[].name`).
     pub fn tool_names(request: &Value) -> Vec<String> {
         let Some(tools) = request["tools"].as_array() else {

@@ -92,6 +92,10 @@ impl Workspace {
         {
             return Err(outside());
         }
+        if rest.as_os_str().is_empty() {
+            // `join("")` would add a trailing separator, which only a directory accepts.
+            return Ok(real);
+        }
         Ok(real.join(rest))
     }
 
@@ -237,6 +241,12 @@ mod tests {
                 "{escape} was allowed"
             );
         }
+        std::fs::write(root.join("exists.txt"), "x").expect("write");
+        assert_eq!(
+            workspace.resolve("exists.txt").expect("inside"),
+            root.join("exists.txt"),
+            "an existing file resolves to itself, with no trailing separator"
+        );
         let absolute_inside = root.join("inside.txt");
         assert!(
             workspace

@@ -16,6 +16,7 @@ mod delegation;
 mod discord;
 mod foundation;
 mod openai_api;
+mod reliability;
 mod restart;
 mod slack;
 mod telegram;

@@ -1,0 +1,388 @@
+//! Reliability: the daemon killed or stopped under load loses nothing, a faulty LLM never
+//! leaves a message unanswered, bursts stay bounded, and bad input gets clear errors.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::fake_llm::{FakeLlm, Scripted};
+use crate::harness::{TestDaemon, config_for, replies};
+
+/// `spacebot serve` as a separate process, so it can be killed like a real one.
+struct DaemonProcess {
+    child: Child,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl DaemonProcess {
+    async fn start(home: &std::path::Path, config: &str) -> DaemonProcess {
+        std::fs::write(home.join("config.toml"), config).expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_spacebot"))
+            .args(["serve", "--port", &port.to_string()])
+            .env("SPACEBOT_HOME", home)
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start spacebot serve");
+        let daemon = DaemonProcess {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let health = daemon.http.get(daemon.url("/api/health")).send().await;
+            if health.is_ok_and(|response| response.status().is_success()) {
+                return daemon;
+            }
+            assert!(Instant::now() < deadline, "daemon never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    async fn post(&self, conversation: &str, content: &str) {
+        let response = self
+            .http
+            .post(self.url("/api/agents/main/messages"))
+            .json(&json!({"content": content, "conversation": conversation}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 202);
+    }
+
+    async fn transcript(&self, conversation: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(self.url(&format!(
+                "/api/agents/main/conversations/portal:{conversation}/messages?limit=1000"
+            )))
+            .send()
+            .await
+            .expect("transcript")
+            .json()
+            .await
+            .expect("json");
+        body["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns how long it took.
+    async fn wait_exit(&mut self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let _ = status;
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the daemon did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every conversation `prefix-{0..count}` ends with exactly one answer and nothing pending.
+async fn assert_each_answered_once(daemon: &DaemonProcess, prefix: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for index in 0..count {
+        let conversation = format!("{prefix}-{index}");
+        loop {
+            let transcript = daemon.transcript(&conversation).await;
+            let pending = transcript
+                .iter()
+                .any(|message| message["status"] == "pending");
+            if !pending && !replies(&transcript).is_empty() {
+                assert_eq!(
+                    replies(&transcript).len(),
+                    1,
+                    "{conversation} answered more than once: {transcript:#?}"
+                );
+                assert_eq!(transcript.len(), 2, "{conversation}: {transcript:#?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{conversation} never answered: {transcript:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn slow_echo(llm: &FakeLlm, latency: Duration) {
+    llm.set_fallback(move |request| {
+        let text = FakeLlm::last_user_text(request);
+        Scripted::tool_call("reply", json!({"content": format!("echo: {text}")})).delayed(latency)
+    });
+}
+
+#[tokio::test]
+async fn sigkill_with_turns_in_flight_loses_and_duplicates_nothing() {
+    let llm = FakeLlm::start().await;
+    slow_echo(&llm, Duration::from_millis(400));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm);
+    let mut daemon = DaemonProcess::start(home.path(), &config).await;
+    for index in 0..100 {
+        daemon
+            .post(&format!("crash-{index}"), &format!("message {index}"))
+            .await;
+    }
+    llm.wait_for_requests(20, Duration::from_secs(20)).await;
+    daemon.signal("-KILL");
+    daemon.wait_exit(Duration::from_secs(10)).await;
+    drop(daemon);
+
+    let daemon = DaemonProcess::start(home.path(), &config).await;
+    assert_each_answered_once(&daemon, "crash", 100).await;
+    let integrity: Value = {
+        let database = home.path().join("agents/main/spacebot.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+            .await
+            .expect("open db");
+        let result: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await
+            .expect("integrity");
+        json!(result)
+    };
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_within_the_deadline_and_loses_nothing() {
+    let llm = FakeLlm::start().await;
+    slow_echo(&llm, Duration::from_millis(1500));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm).replace("shutdown_grace_secs = 2", "shutdown_grace_secs = 3");
+    let mut daemon = DaemonProcess::start(home.path(), &config).await;
+    for index in 0..40 {
+        daemon
+            .post(&format!("term-{index}"), &format!("message {index}"))
+            .await;
+    }
+    llm.wait_for_requests(10, Duration::from_secs(20)).await;
+    daemon.signal("-TERM");
+    let took = daemon.wait_exit(Duration::from_secs(10)).await;
+    assert!(
+        took < Duration::from_secs(6),
+        "shutdown took {took:?} with a 3 s grace"
+    );
+    drop(daemon);
+
+    let daemon = DaemonProcess::start(home.path(), &config).await;
+    assert_each_answered_once(&daemon, "term", 40).await;
+}
+
+/// Every fifth call fails in some way; every message still gets exactly one answer (or a
+/// clear error), and no tool syntax reaches the conversation.
+#[tokio::test]
+async fn a_faulty_llm_never_leaves_a_message_without_an_answer() {
+    let llm = FakeLlm::start().await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    llm.set_fallback(move |request| {
+        let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let text = FakeLlm::last_user_text(request);
+        match call % 10 {
+            1 => Scripted::status(429, "rate limited"),
+            3 => Scripted::status(500, "internal error"),
+            5 => Scripted::Garbage,
+            7 => Scripted::tool_call("delete_everything", json!({"now": true})),
+            9 => Scripted::tool_call("reply", json!({"message": "wrong argument name"})),
+            _ => Scripted::tool_call("reply", json!({"content": format!("fine: {text}")})),
+        }
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    for index in 0..30 {
+        let answer = daemon
+            .send(&format!("faulty-{index}"), &format!("question {index}"))
+            .await;
+        let reply = answer["reply"].as_str().expect("every message is answered");
+        assert!(
+            reply == format!("fine: question {index}")
+                || reply.starts_with("Sorry, I could not answer"),
+            "{reply}"
+        );
+        assert!(
+            !reply.contains("tool_call") && !reply.contains("\"content\""),
+            "{reply}"
+        );
+    }
+    for index in 0..30 {
+        let transcript = daemon
+            .wait_for_messages(&format!("faulty-{index}"), |messages| messages.len() == 2)
+            .await;
+        assert_eq!(replies(&transcript).len(), 1);
+    }
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn fifty_people_in_one_group_coalesce_into_few_turns() {
+    let llm = FakeLlm::start().await;
+    slow_echo(&llm, Duration::from_millis(200));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm).replace(
+        "shutdown_grace_secs = 2\n",
+        "shutdown_grace_secs = 2\n[defaults.coalesce]\ndebounce_ms = 300\nmax_wait_ms = 1000\n",
+    );
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let mut bursts = tokio::task::JoinSet::new();
+    for person in 0..50 {
+        let http = daemon.http.clone();
+        let url = daemon.url("/api/agents/main/messages");
+        bursts.spawn(async move {
+            for message in 0..3 {
+                let response = http
+                    .post(&url)
+                    .json(&json!({
+                        "content": format!("person {person} says {message}"),
+                        "conversation": "crowd",
+                        "sender": format!("person-{person}"),
+                        "group": true,
+                    }))
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(response.status(), 202);
+            }
+        });
+    }
+    while let Some(result) = bursts.join_next().await {
+        result.expect("burst");
+    }
+    let transcript = daemon
+        .wait_for_messages("crowd", |messages| {
+            messages.len() > 150
+                && messages
+                    .iter()
+                    .all(|message| message["status"] != "pending")
+        })
+        .await;
+    let user_messages = transcript
+        .iter()
+        .filter(|message| message["role"] == "user")
+        .count();
+    assert_eq!(user_messages, 150, "every message was stored");
+    assert!(
+        transcript
+            .iter()
+            .filter(|message| message["role"] == "user")
+            .all(|message| message["status"] == "answered")
+    );
+    let turns = llm.request_count();
+    assert!(turns <= 15, "150 messages took {turns} turns");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_messages_binary_files_and_invalid_utf8_are_handled() {
+    let llm = FakeLlm::start().await;
+    let task = "look at the odd files";
+    llm.push_when(
+        "check the files",
+        Scripted::ToolCalls(vec![
+            ("spawn_worker".into(), json!({"task": task})),
+            ("reply".into(), json!({"content": "Checking."})),
+        ]),
+    );
+    llm.push_when(
+        task,
+        Scripted::ToolCalls(vec![
+            ("file_read".into(), json!({"path": "blob.bin"})),
+            (
+                "shell".into(),
+                json!({"command": "printf 'ok \\377\\376 bytes\\n'"}),
+            ),
+        ]),
+    );
+    llm.push_when(
+        task,
+        Scripted::tool_call("set_status", json!({"state": "done", "message": "checked"})),
+    );
+    llm.push_when(
+        "Background work finished",
+        Scripted::tool_call("skip", json!({})),
+    );
+    llm.set_fallback(|request| {
+        let size = FakeLlm::last_user_text(request).len();
+        Scripted::tool_call(
+            "reply",
+            json!({"content": format!("received {size} bytes")}),
+        )
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let workspace = home.path().join("agents/main/workspace");
+    std::fs::create_dir_all(&workspace).expect("workspace");
+    std::fs::write(workspace.join("blob.bin"), [0u8, 159, 146, 150, 0, 1, 2]).expect("blob");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+
+    let big = "x".repeat(1024 * 1024);
+    let answer = daemon.send("big", &big).await;
+    assert_eq!(answer["reply"], format!("received {} bytes", big.len()));
+
+    daemon.send("odd", "check the files").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let second_worker_call = loop {
+        let worker_calls: Vec<Value> = llm
+            .requests()
+            .into_iter()
+            .filter(|request| FakeLlm::last_user_text(request) == task)
+            .collect();
+        if worker_calls.len() >= 2 {
+            break worker_calls[1].clone();
+        }
+        assert!(Instant::now() < deadline, "worker stalled");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let results: Vec<String> = second_worker_call["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|message| message["role"] == "tool")
+        .map(|message| message["content"].to_string())
+        .collect();
+    assert!(
+        results[0].contains("binary file (7 bytes)"),
+        "{}",
+        results[0]
+    );
+    assert!(
+        results[1].contains("ok \u{fffd}\u{fffd} bytes"),
+        "{}",
+        results[1]
+    );
+    daemon.shutdown().await;
+}

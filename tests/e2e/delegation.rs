@@ -619,3 +619,73 @@ async fn compaction_summarises_in_the_background_and_keeps_tool_pairs() {
     );
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_interactive_worker_asks_and_gets_a_follow_up_through_route() {
+    let llm = FakeLlm::start().await;
+    let task = "paint the fence in the colour the user picks";
+    llm.push_when(
+        "paint my fence",
+        Scripted::ToolCalls(vec![
+            (
+                "spawn_worker".into(),
+                json!({"task": task, "interactive": true}),
+            ),
+            ("reply".into(), json!({"content": "A painter is starting."})),
+        ]),
+    );
+    // The worker asks (plain text), then finishes once it has the answer.
+    llm.push_when(task, Scripted::text("Which colour should the fence be?"));
+    llm.push_when(
+        "the user picked green",
+        Scripted::tool_call(
+            "set_status",
+            json!({"state": "done", "message": "painted the fence green"}),
+        ),
+    );
+    llm.set_fallback(|request| {
+        let text = FakeLlm::last_user_text(request);
+        if text.contains("is waiting for a follow-up") {
+            // Relay the worker's question to the user.
+            return reply("The painter asks: which colour?");
+        }
+        if text.contains("green please") {
+            let id = worker_id_in_status(request).unwrap_or_default();
+            return Scripted::ToolCalls(vec![
+                (
+                    "route".into(),
+                    json!({"worker_id": id, "message": "the user picked green"}),
+                ),
+                ("reply".into(), json!({"content": "Passed on: green."})),
+            ]);
+        }
+        if text.contains("painted the fence green") {
+            return reply("The fence is green now.");
+        }
+        Scripted::status(500, "unexpected request")
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+
+    daemon.send("fence", "paint my fence").await;
+    daemon
+        .wait_for_messages("fence", |messages| replies(messages).len() == 2)
+        .await;
+    let answer = daemon.send("fence", "green please").await;
+    assert_eq!(answer["reply"], "Passed on: green.");
+    let transcript = daemon
+        .wait_for_messages("fence", |messages| replies(messages).len() == 4)
+        .await;
+    assert_eq!(
+        replies(&transcript),
+        vec![
+            "A painter is starting.",
+            "The painter asks: which colour?",
+            "Passed on: green.",
+            "The fence is green now."
+        ]
+    );
+    let processes = daemon.get("/api/agents/main/processes").await;
+    assert_eq!(processes["processes"], json!([]));
+    daemon.shutdown().await;
+}

@@ -42,10 +42,24 @@ pub async fn run(command: Command, agent: &AgentRuntime, conversation_id: &str) 
         .join("\n"),
         Command::Status => {
             let status = agent.status();
-            format!(
+            let running = agent.context().processes.list(Some(conversation_id));
+            let mut text = format!(
                 "Agent {} ({})\nModel: {}\nActive conversations: {}\nThis conversation: {conversation_id}",
                 status.display_name, status.id, status.channel_model, status.active_channels
-            )
+            );
+            if running.is_empty() {
+                text.push_str("\nNothing running in the background.");
+            }
+            for process in running {
+                text.push_str(&format!(
+                    "\n{} {} ({}s): {}",
+                    process.kind.as_str(),
+                    process.process_id,
+                    process.age_secs,
+                    process.description
+                ));
+            }
+            text
         }
         Command::New => match agent.reset_conversation(conversation_id).await {
             Ok(()) => "Started a fresh conversation: earlier messages are no longer in my context."

@@ -202,8 +202,10 @@ impl Channel {
                 self.accept(input).await;
             }
             if let Some(trigger) = self.ready() {
-                self.run_turn(trigger).await;
-                self.compact().await;
+                // Boxed: the turn's large future (LLM client, tools) lives on the heap only
+                // while a turn runs, so an idle channel stays small.
+                Box::pin(self.run_turn(trigger)).await;
+                Box::pin(self.compact()).await;
             }
         }
         tracing::debug!("channel stopped");

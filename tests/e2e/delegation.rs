@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, replies};
+use crate::harness::{TestDaemon, config_for, replies, spawn_worker_on};
 
 const BRANCH: &str = "You are a branch";
 const WORKER: &str = "You are a worker";
@@ -101,13 +101,7 @@ async fn a_branch_thinks_in_the_background_and_its_conclusion_is_relayed() {
 async fn a_worker_writes_a_file_and_the_channel_reports_it() {
     let llm = FakeLlm::start().await;
     let task = "create notes/hello.txt containing hi there";
-    llm.push_when(
-        "make me a file",
-        Scripted::ToolCalls(vec![
-            ("spawn_worker".into(), json!({"task": task})),
-            ("reply".into(), json!({"content": "A worker is on it."})),
-        ]),
-    );
+    spawn_worker_on("make me a file", &llm, task, "A worker is on it.");
     llm.push_when(
         task,
         Scripted::tool_call(
@@ -172,13 +166,7 @@ async fn a_worker_writes_a_file_and_the_channel_reports_it() {
 async fn the_channel_keeps_answering_while_a_slow_worker_runs() {
     let llm = FakeLlm::start().await;
     let task = "count to a million slowly";
-    llm.push_when(
-        "start the slow job",
-        Scripted::ToolCalls(vec![
-            ("spawn_worker".into(), json!({"task": task})),
-            ("reply".into(), json!({"content": "Started."})),
-        ]),
-    );
+    spawn_worker_on("start the slow job", &llm, task, "Started.");
     llm.push_when(
         task,
         Scripted::tool_call("set_status", json!({"state": "done", "message": "counted"}))
@@ -221,13 +209,7 @@ async fn the_channel_keeps_answering_while_a_slow_worker_runs() {
 async fn a_timed_out_worker_ends_once_and_the_channel_hears_once() {
     let llm = FakeLlm::start().await;
     let task = "wait for a signal that never comes";
-    llm.push_when(
-        "start waiting",
-        Scripted::ToolCalls(vec![
-            ("spawn_worker".into(), json!({"task": task})),
-            ("reply".into(), json!({"content": "Waiting."})),
-        ]),
-    );
+    spawn_worker_on("start waiting", &llm, task, "Waiting.");
     llm.push_when(task, Scripted::Hang);
     llm.push_when(RETRIGGER, reply("The wait timed out."));
     let home = tempfile::tempdir().expect("tempdir");
@@ -261,13 +243,7 @@ async fn a_timed_out_worker_ends_once_and_the_channel_hears_once() {
 async fn a_cancelled_worker_ends_once_as_cancelled() {
     let llm = FakeLlm::start().await;
     let task = "watch the logs forever";
-    llm.push_when(
-        "watch the logs",
-        Scripted::ToolCalls(vec![
-            ("spawn_worker".into(), json!({"task": task})),
-            ("reply".into(), json!({"content": "Watching."})),
-        ]),
-    );
+    spawn_worker_on("watch the logs", &llm, task, "Watching.");
     llm.push_when(task, Scripted::Hang);
     llm.push_when(RETRIGGER, Scripted::tool_call("skip", json!({})));
     // The channel finds the worker's id in its status block and cancels it.
@@ -393,13 +369,7 @@ async fn retriggers_are_capped_and_later_results_wait_for_the_user() {
 async fn worker_file_tools_refuse_escapes_and_the_shell_has_no_secrets() {
     let llm = FakeLlm::start().await;
     let task = "inspect the environment";
-    llm.push_when(
-        "inspect",
-        Scripted::ToolCalls(vec![
-            ("spawn_worker".into(), json!({"task": task})),
-            ("reply".into(), json!({"content": "Inspecting."})),
-        ]),
-    );
+    spawn_worker_on("inspect", &llm, task, "Inspecting.");
     llm.push_when(
         task,
         Scripted::ToolCalls(vec![

@@ -186,3 +186,15 @@ pub fn replies(messages: &[Value]) -> Vec<String> {
         .filter_map(|message| message["content"].as_str().map(str::to_string))
         .collect()
 }
+
+/// Scripts the channel's answer to a message containing `trigger`: start a worker on `task`
+/// and reply `acknowledgement`.
+pub fn spawn_worker_on(trigger: &str, llm: &FakeLlm, task: &str, acknowledgement: &str) {
+    llm.push_when(
+        trigger,
+        crate::fake_llm::Scripted::ToolCalls(vec![
+            ("spawn_worker".into(), json!({"task": task})),
+            ("reply".into(), json!({"content": acknowledgement})),
+        ]),
+    );
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, replies};
+use crate::harness::{TestDaemon, config_for, replies, spawn_worker_on};
 
 /// `spacebot serve` as a separate process, so it can be killed like a real one.
 struct DaemonProcess {
@@ -311,13 +311,7 @@ async fn fifty_people_in_one_group_coalesce_into_few_turns() {
 async fn oversized_messages_binary_files_and_invalid_utf8_are_handled() {
     let llm = FakeLlm::start().await;
     let task = "look at the odd files";
-    llm.push_when(
-        "check the files",
-        Scripted::ToolCalls(vec![
-            ("spawn_worker".into(), json!({"task": task})),
-            ("reply".into(), json!({"content": "Checking."})),
-        ]),
-    );
+    spawn_worker_on("check the files", &llm, task, "Checking.");
     llm.push_when(
         task,
         Scripted::ToolCalls(vec![

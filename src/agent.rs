@@ -260,6 +260,7 @@ impl AgentRuntime {
             self.context.abort.cancel();
             tasks.wait().await;
         }
+        self.context.usage.flush().await;
         self.context.pool.close().await;
     }
 }

@@ -62,7 +62,7 @@ impl ContextBody {
     /// A rough token count (a token is about four bytes of English or JSON), fixed when the
     /// item is written so the compactor never re-serialises history to measure it.
     pub fn estimate_tokens(&self) -> usize {
-        self.encode().len() / 4 + 4
+        tokens_of(&self.encode())
     }
 
     /// The message the model sees for this item.
@@ -75,6 +75,10 @@ impl ContextBody {
             ContextBody::Marker(text) => Message::user(format!("[{text}]")),
         }
     }
+}
+
+fn tokens_of(encoded: &str) -> usize {
+    encoded.len() / 4 + 4
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -246,14 +250,15 @@ impl ConversationStore {
         }
         let mut items = Vec::with_capacity(record.context.len());
         for body in record.context {
-            let tokens = body.estimate_tokens();
+            let encoded = body.encode();
+            let tokens = tokens_of(&encoded);
             let seq: i64 = sqlx::query_scalar(
                 "INSERT INTO context_items (conversation_id, kind, body, tokens, created_at)
                  VALUES (?, ?, ?, ?, ?) RETURNING seq",
             )
             .bind(record.conversation_id)
             .bind(body.kind())
-            .bind(body.encode())
+            .bind(encoded)
             .bind(i64::try_from(tokens).unwrap_or(i64::MAX))
             .bind(now)
             .fetch_one(&mut *transaction)

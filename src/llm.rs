@@ -255,7 +255,7 @@ impl LlmManager {
             match result {
                 Ok(response) => {
                     tracing::debug!(model = %model, elapsed_ms = started.elapsed().as_millis() as u64, "completion");
-                    usage.record(process_id, model, &response.usage).await;
+                    usage.record(process_id, model, &response.usage);
                     return Ok(LlmResponse {
                         model: model.clone(),
                         content: response.choice.into_iter().collect(),

@@ -124,21 +124,28 @@ impl AgentRuntime {
     /// channel's inbox is full rather than dropping anything.
     pub async fn route(&self, message: InboundMessage) -> Result<RouteOutcome, AgentError> {
         let direct = message.is_direct;
+        let conversation_known = self
+            .channels
+            .lock()
+            .is_ok_and(|channels| channels.contains_key(&message.conversation_id));
         if !self.accepting.load(Ordering::Acquire) {
             return Err(AgentError::ShuttingDown(self.context.agent_id.clone()));
         }
         let stored = self
             .context
             .store
-            .insert(&NewMessage {
-                id: &message.id,
-                conversation_id: &message.conversation_id,
-                role: Role::User,
-                sender: &message.sender,
-                content: &message.content,
-                platform_message_id: message.platform_message_id.as_deref(),
-                status: MessageStatus::Pending,
-            })
+            .insert(
+                &NewMessage {
+                    id: &message.id,
+                    conversation_id: &message.conversation_id,
+                    role: Role::User,
+                    sender: &message.sender,
+                    content: &message.content,
+                    platform_message_id: message.platform_message_id.as_deref(),
+                    status: MessageStatus::Pending,
+                },
+                conversation_known,
+            )
             .await?;
         let Some(stored) = stored else {
             tracing::debug!(conversation_id = %message.conversation_id, "duplicate inbound message ignored");

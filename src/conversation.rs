@@ -168,13 +168,34 @@ impl ConversationStore {
         Self { pool }
     }
 
-    /// Stores a message, creating its conversation if needed. Returns the stored message, or
-    /// `None` when a message with the same platform message id is already in the conversation.
+    /// Stores a message. Returns it, or `None` when a message with the same platform message
+    /// id is already in the conversation. `conversation_known` says the conversation row
+    /// exists (its channel is running), which saves a write on the hot path.
     pub async fn insert(
         &self,
         message: &NewMessage<'_>,
+        conversation_known: bool,
     ) -> Result<Option<StoredMessage>, StoreError> {
         let now = now_millis();
+        let insert_message = format!(
+            "INSERT INTO messages (id, conversation_id, role, sender, content, platform_message_id,
+                                   status, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING
+             RETURNING {MESSAGE_COLUMNS}"
+        );
+        let query = sqlx::query_as::<_, StoredMessage>(&insert_message)
+            .bind(message.id)
+            .bind(message.conversation_id)
+            .bind(message.role)
+            .bind(message.sender)
+            .bind(message.content)
+            .bind(message.platform_message_id)
+            .bind(message.status)
+            .bind(now);
+        if conversation_known {
+            return Ok(query.fetch_optional(&self.pool).await?);
+        }
         let platform = message
             .conversation_id
             .split(':')
@@ -183,7 +204,7 @@ impl ConversationStore {
         let mut transaction = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO conversations (id, platform, created_at, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(message.conversation_id)
         .bind(platform)
@@ -191,23 +212,7 @@ impl ConversationStore {
         .bind(now)
         .execute(&mut *transaction)
         .await?;
-        let stored = sqlx::query_as::<_, StoredMessage>(&format!(
-            "INSERT INTO messages (id, conversation_id, role, sender, content, platform_message_id,
-                                   status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT DO NOTHING
-             RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .bind(message.id)
-        .bind(message.conversation_id)
-        .bind(message.role)
-        .bind(message.sender)
-        .bind(message.content)
-        .bind(message.platform_message_id)
-        .bind(message.status)
-        .bind(now)
-        .fetch_optional(&mut *transaction)
-        .await?;
+        let stored = query.fetch_optional(&mut *transaction).await?;
         transaction.commit().await?;
         Ok(stored)
     }
@@ -241,46 +246,47 @@ impl ConversationStore {
             ),
             None => None,
         };
-        for id in record.answered {
-            sqlx::query("UPDATE messages SET status = ? WHERE id = ? AND status = 'pending'")
-                .bind(record.answered_status)
-                .bind(id)
-                .execute(&mut *transaction)
-                .await?;
+        if !record.answered.is_empty() {
+            let placeholders = vec!["?"; record.answered.len()].join(", ");
+            let sql = format!(
+                "UPDATE messages SET status = ? WHERE status = 'pending' AND id IN ({placeholders})"
+            );
+            let mut update = sqlx::query(&sql).bind(record.answered_status);
+            for id in record.answered {
+                update = update.bind(id);
+            }
+            update.execute(&mut *transaction).await?;
         }
         let mut items = Vec::with_capacity(record.context.len());
-        for body in record.context {
-            let encoded = body.encode();
-            let tokens = tokens_of(&encoded);
-            let seq: i64 = sqlx::query_scalar(
+        if !record.context.is_empty() {
+            let encoded: Vec<String> = record.context.iter().map(ContextBody::encode).collect();
+            let rows = vec!["(?, ?, ?, ?, ?)"; encoded.len()].join(", ");
+            let sql = format!(
                 "INSERT INTO context_items (conversation_id, kind, body, tokens, created_at)
-                 VALUES (?, ?, ?, ?, ?) RETURNING seq",
-            )
-            .bind(record.conversation_id)
-            .bind(body.kind())
-            .bind(encoded)
-            .bind(i64::try_from(tokens).unwrap_or(i64::MAX))
-            .bind(now)
-            .fetch_one(&mut *transaction)
-            .await?;
-            items.push(ContextItem { seq, body, tokens });
+                 VALUES {rows} RETURNING seq"
+            );
+            let mut insert = sqlx::query_scalar::<_, i64>(&sql);
+            for (body, text) in record.context.iter().zip(&encoded) {
+                insert = insert
+                    .bind(record.conversation_id)
+                    .bind(body.kind())
+                    .bind(text.as_str())
+                    .bind(i64::try_from(tokens_of(text)).unwrap_or(i64::MAX))
+                    .bind(now);
+            }
+            let mut sequence = insert.fetch_all(&mut *transaction).await?;
+            // RETURNING gives no order guarantee; rows inserted together get ascending seqs.
+            sequence.sort_unstable();
+            for ((body, text), seq) in record.context.into_iter().zip(&encoded).zip(sequence) {
+                items.push(ContextItem {
+                    seq,
+                    tokens: tokens_of(text),
+                    body,
+                });
+            }
         }
         transaction.commit().await?;
         Ok((stored, items))
-    }
-
-    /// Closes user messages without a reply (the agent skipped, or the turn failed).
-    pub async fn close(&self, ids: &[String], status: MessageStatus) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        for id in ids {
-            sqlx::query("UPDATE messages SET status = ? WHERE id = ? AND status = 'pending'")
-                .bind(status)
-                .bind(id)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(())
     }
 
     /// The last `limit` messages of a conversation, oldest first.
@@ -429,9 +435,11 @@ impl ConversationStore {
 
     pub async fn list(&self) -> Result<Vec<ConversationSummary>, StoreError> {
         Ok(sqlx::query_as::<_, ConversationSummary>(
-            "SELECT c.id, c.platform, c.created_at, c.updated_at,
+            "SELECT c.id, c.platform, c.created_at,
+                    COALESCE((SELECT MAX(m.created_at) FROM messages m WHERE m.conversation_id = c.id),
+                             c.created_at) AS updated_at,
                     (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
-             FROM conversations c ORDER BY c.updated_at DESC",
+             FROM conversations c ORDER BY updated_at DESC",
         )
         .fetch_all(&self.pool)
         .await?)

@@ -188,15 +188,18 @@ async fn seed_history(
             continue;
         }
         store
-            .insert(&NewMessage {
-                id: &new_message_id(),
-                conversation_id,
-                role,
-                sender,
-                content: &text,
-                platform_message_id: None,
-                status,
-            })
+            .insert(
+                &NewMessage {
+                    id: &new_message_id(),
+                    conversation_id,
+                    role,
+                    sender,
+                    content: &text,
+                    platform_message_id: None,
+                    status,
+                },
+                false,
+            )
             .await
             .map_err(ApiError::internal)?;
         context.push(ContextBody::Message(llm_message));

@@ -398,7 +398,9 @@ impl CronService {
         runtime: &Arc<AgentRuntime>,
         configured: &[JobSpec],
     ) -> Result<(), CronError> {
-        let _ = self.runtime.set(Arc::downgrade(runtime));
+        if self.runtime.set(Arc::downgrade(runtime)).is_err() {
+            tracing::warn!(agent_id = %self.agent_id, "cron service started twice; keeping the first runtime");
+        }
         let now = crate::database::now_millis();
         for execution in self.store.interrupt_running(now).await? {
             tracing::warn!(agent_id = %self.agent_id, job_id = %execution.job_id, conversation_id = %execution.conversation_id, "a cron run was interrupted by the last stop; it is not run again");
@@ -520,21 +522,24 @@ impl CronService {
 
     /// Enables (clearing its failures) or disables a job.
     pub async fn switch(&self, job_id: &str, switch: Switch) -> Result<JobRecord, CronError> {
+        let before = self.get(job_id).await?;
         let enabled = switch == Switch::Enable;
         let job = self
             .store
             .set_enabled(job_id, enabled, crate::database::now_millis())
             .await?
             .ok_or_else(|| CronError::NotFound(job_id.to_string()))?;
-        if enabled {
-            self.schedule(&self.runtime()?, job_id);
-        } else {
-            self.unschedule(job_id);
+        match switch {
+            // A disabled job's task has ended or is ending; an enabled one keeps its task
+            // (and any run in progress).
+            Switch::Enable if !before.enabled => self.schedule(&self.runtime()?, job_id),
+            Switch::Enable => {}
+            Switch::Disable => self.unschedule(job_id),
         }
         Ok(job)
     }
 
-    /// Runs a job now, beside its schedule. Returns the execution id.
+    /// Runs a job now, beside its schedule; returns the execution it started.
     pub async fn trigger(&self, job_id: &str) -> Result<ExecutionRecord, CronError> {
         let job = self
             .store

@@ -37,8 +37,9 @@ impl StopSignal {
     }
 
     pub fn stop(&self, reason: StopReason) {
-        // The first reason wins; later ones find the process already stopping.
-        let _ = self.reason.set(reason);
+        if self.reason.set(reason).is_err() {
+            tracing::debug!("already stopping; the first reason stands");
+        }
         self.token.cancel();
     }
 

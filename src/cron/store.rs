@@ -301,7 +301,8 @@ impl CronStore {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Enabling clears the failure count and the next slot (worked out afresh).
+    /// Enabling clears the failure count and, for a disabled job, the next slot (worked out
+    /// afresh from now).
     pub async fn set_enabled(
         &self,
         job_id: &str,
@@ -312,7 +313,7 @@ impl CronStore {
             "UPDATE cron_jobs SET enabled = ?1,
                  consecutive_failures = CASE WHEN ?1 THEN 0 ELSE consecutive_failures END,
                  disabled_reason = NULL,
-                 next_run_at = CASE WHEN ?1 THEN NULL ELSE next_run_at END,
+                 next_run_at = CASE WHEN ?1 AND enabled = 0 THEN NULL ELSE next_run_at END,
                  updated_at = ?2
              WHERE id = ?3
              RETURNING {JOB_COLUMNS}"

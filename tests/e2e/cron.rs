@@ -499,3 +499,75 @@ async fn the_cron_cli_adds_lists_runs_and_removes_jobs() {
     assert!(!stdout.contains("hello"), "{stdout}");
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slot_missed_while_down_runs_once_within_the_grace_window_and_is_skipped_after_it() {
+    let llm = FakeLlm::start().await;
+    llm.set_fallback(|_| reply("catching up"));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = with_jobs(
+        &llm,
+        "[[agents.cron]]\nid = \"recent\"\nprompt = \"Report.\"\nevery = \"1h\"\ndelivery_target = \"portal:recent\"\n[[agents.cron]]\nid = \"stale\"\nprompt = \"Report.\"\nevery = \"1h\"\ndelivery_target = \"portal:stale\"\n",
+    )
+    .replace(
+        "[defaults.routing]",
+        "[defaults.cron]\ngrace = \"1m\"\n\n[defaults.routing]",
+    );
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let jobs = daemon.get("/api/agents/main/cron").await;
+    assert!(jobs["jobs"][0]["next_run_at"].as_i64().is_some(), "{jobs}");
+    daemon.shutdown().await;
+
+    // While the daemon is down, one slot passes 30 s ago (inside the grace window) and one
+    // two hours ago (outside it).
+    let database = home.path().join("agents/main/spacebot.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("open db");
+    let now = chrono::Utc::now().timestamp_millis();
+    for (job, slot) in [("recent", now - 30_000), ("stale", now - 7_200_000)] {
+        sqlx::query("UPDATE cron_jobs SET next_run_at = ? WHERE id = ?")
+            .bind(slot)
+            .bind(job)
+            .execute(&pool)
+            .await
+            .expect("move the slot");
+    }
+    pool.close().await;
+
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let recent = wait_for_executions(&daemon, "recent", |executions| {
+        !with_state(executions, "succeeded").is_empty()
+    })
+    .await;
+    let stale = wait_for_executions(&daemon, "stale", |executions| !executions.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(recent.len(), 1, "{recent:#?}");
+    assert_eq!(recent[0]["scheduled_for"], now - 30_000);
+    assert_eq!(firings(&llm, "recent").len(), 1, "the missed slot ran once");
+    assert_eq!(stale.len(), 1, "{stale:#?}");
+    assert_eq!(stale[0]["state"], "missed");
+    assert!(
+        stale[0]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("grace window 1m")),
+        "{stale:#?}"
+    );
+    assert!(
+        firings(&llm, "stale").is_empty(),
+        "a slot past the grace window is skipped"
+    );
+    let jobs = daemon.get("/api/agents/main/cron").await;
+    for job in jobs["jobs"].as_array().expect("jobs") {
+        assert!(
+            job["next_run_at"].as_i64().is_some_and(|next| next > now),
+            "{job}"
+        );
+    }
+    assert_eq!(
+        replies(&daemon.messages("recent").await),
+        vec!["catching up"]
+    );
+    assert!(daemon.messages("stale").await.is_empty());
+    daemon.shutdown().await;
+}

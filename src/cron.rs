@@ -415,10 +415,26 @@ impl CronService {
         }
         for job in self.store.list().await? {
             if job.enabled {
+                if job.next_run_at.is_none() {
+                    self.set_first_slot(&job.spec(), now).await?;
+                }
                 self.schedule(runtime, &job.id);
             }
         }
         Ok(())
+    }
+
+    /// Stores the first slot of a job that has none, so it shows before its task starts.
+    async fn set_first_slot(&self, spec: &JobSpec, now: i64) -> Result<Option<i64>, CronError> {
+        let first = spec
+            .timing(self.zone)
+            .ok()
+            .and_then(|timing| timing.next_slot(None, chrono::Utc::now()))
+            .map(|first| first.timestamp_millis());
+        if let Some(first) = first {
+            self.store.set_next_run(&spec.id, first, now).await?;
+        }
+        Ok(first)
     }
 
     fn runtime(&self) -> Result<Arc<AgentRuntime>, CronError> {
@@ -487,15 +503,8 @@ impl CronService {
         }
         let now = crate::database::now_millis();
         let mut job = self.store.insert(&spec, source, now).await?;
-        let first = spec
-            .timing(self.zone)
-            .ok()
-            .and_then(|timing| timing.next_slot(None, chrono::Utc::now()));
-        if let (true, Some(first)) = (job.enabled, first) {
-            self.store
-                .set_next_run(&job.id, first.timestamp_millis(), now)
-                .await?;
-            job.next_run_at = Some(first.timestamp_millis());
+        if job.enabled {
+            job.next_run_at = self.set_first_slot(&spec, now).await?;
         }
         tracing::info!(agent_id = %self.agent_id, job_id = %job.id, source = source.as_str(), "cron job created");
         if job.enabled {

@@ -203,7 +203,8 @@ impl Channel {
             return;
         }
         let closing = self.context.closing.clone();
-        loop {
+        // `closed` can also be set while checking for settlement; it is read before waiting.
+        while !self.closed {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;

@@ -4,6 +4,7 @@
 pub mod branch;
 pub mod channel;
 pub mod compactor;
+pub mod cortex;
 pub mod identity;
 pub mod processes;
 pub mod turn;
@@ -21,17 +22,23 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use rig::message::Message;
+
 use crate::config::AgentConfig;
-use crate::conversation::{ConversationStore, MessageStatus, NewMessage, Role, StoreError};
+use crate::conversation::{
+    ContextBody, ConversationStore, MessageStatus, NewMessage, Role, StoreError, TurnRecord,
+};
+use crate::cron::CronService;
 use crate::event::{EventBus, ProcessEvent};
 use crate::llm::{LlmManager, UsageRecorder};
-use crate::messaging::{InboundMessage, MessagingManager};
+use crate::messaging::{InboundMessage, MessagingManager, new_message_id};
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Workspace};
 use crate::tools::ToolSet;
 use channel::{Channel, ChannelInput};
+use cortex::CortexState;
 pub use identity::Identity;
-use processes::ProcessRegistry;
+use processes::{ProcessRegistry, StopReason};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -69,6 +76,10 @@ pub struct AgentContext {
     pub redactor: Redactor,
     /// Running branches and workers.
     pub processes: ProcessRegistry,
+    /// Scheduled jobs.
+    pub cron: Arc<CronService>,
+    /// What the cortex observed and did; read by the status block and the API.
+    pub cortex: Arc<CortexState>,
     /// Every task of the agent (channels, branches, workers, summaries).
     pub tasks: TaskTracker,
     /// Cancelled at shutdown: channels finish their turn and stop, branches and workers are
@@ -108,6 +119,11 @@ impl AgentRuntime {
 
     pub fn context(&self) -> &AgentContext {
         &self.context
+    }
+
+    /// Starts the agent's cortex (supervised; it stops at shutdown).
+    pub fn start_cortex(&self) {
+        cortex::start(&self.context);
     }
 
     pub fn status(&self) -> AgentStatus {
@@ -183,6 +199,97 @@ impl AgentRuntime {
         if let Some(sender) = sender {
             // A channel that has just ended reloads from the store, which is already reset.
             let _ = sender.send(ChannelInput::Reset).await;
+        }
+        Ok(())
+    }
+
+    /// Ends a conversation's work: its branches and workers are stopped, its channel stops
+    /// after the current turn, and messages it still owes an answer are closed as failed
+    /// (a cron firing is over, and must not be run again after a restart).
+    pub async fn close_conversation(&self, conversation_id: &str) {
+        self.context
+            .processes
+            .stop_conversation(conversation_id, &StopReason::Cancelled);
+        let sender = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|mut channels| channels.remove(conversation_id));
+        if let Some(sender) = sender {
+            // A channel that has already ended needs no telling.
+            let _ = sender.send(ChannelInput::Close).await;
+        }
+        let store = &self.context.store;
+        match store.pending(conversation_id).await {
+            Ok(pending) if !pending.is_empty() => {
+                let ids: Vec<String> = pending.into_iter().map(|message| message.id).collect();
+                let closed = store
+                    .record_turn(TurnRecord {
+                        conversation_id,
+                        reply: None,
+                        answered: &ids,
+                        answered_status: MessageStatus::Failed,
+                        context: Vec::new(),
+                    })
+                    .await;
+                if let Err(error) = closed {
+                    tracing::error!(%error, %conversation_id, "cannot close the messages of an ended conversation");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, %conversation_id, "cannot read the messages of an ended conversation")
+            }
+        }
+    }
+
+    /// Records text that was sent to a conversation outside a turn (a cron job's outcome):
+    /// in its transcript, in the context its channel's model sees, and on the event bus.
+    pub async fn announce(&self, conversation_id: &str, text: &str) -> Result<(), AgentError> {
+        let context = &self.context;
+        let id = new_message_id();
+        let stored = context
+            .store
+            .insert(
+                &NewMessage {
+                    id: &id,
+                    conversation_id,
+                    role: Role::Assistant,
+                    sender: &context.config.display_name,
+                    content: text,
+                    platform_message_id: None,
+                    status: MessageStatus::Sent,
+                },
+                false,
+            )
+            .await?;
+        let (_, items) = context
+            .store
+            .record_turn(TurnRecord {
+                conversation_id,
+                reply: None,
+                answered: &[],
+                answered_status: MessageStatus::Answered,
+                context: vec![ContextBody::Message(Message::assistant(text))],
+            })
+            .await?;
+        let sender = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|channels| channels.get(conversation_id).cloned());
+        if let Some(sender) = sender {
+            // A channel that has just ended loads the stored context when it starts again.
+            let _ = sender.send(ChannelInput::Announced(items)).await;
+        }
+        if let Some(stored) = stored {
+            context.events.publish(ProcessEvent::MessageSent {
+                agent_id: context.agent_id.clone(),
+                conversation_id: conversation_id.to_string(),
+                message_id: stored.id,
+                in_reply_to: Vec::new(),
+                content: stored.content,
+            });
         }
         Ok(())
     }

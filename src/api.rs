@@ -1,6 +1,8 @@
-//! The HTTP API (axum): health and status, portal messages, conversation history, the SSE
-//! event stream, an OpenAI-compatible chat endpoint and the embedded web chat.
+//! The HTTP API (axum): health and status, portal messages, conversation history, cron jobs,
+//! the cortex, the SSE event stream, an OpenAI-compatible chat endpoint and the web chat.
 
+mod cortex;
+mod cron;
 mod events;
 mod messages;
 mod openai;
@@ -42,6 +44,24 @@ pub fn router(state: ApiState) -> Router {
             "/api/agents/{agent_id}/processes",
             get(messages::list_processes),
         )
+        .route(
+            "/api/agents/{agent_id}/cron",
+            get(cron::list).post(cron::create),
+        )
+        .route(
+            "/api/agents/{agent_id}/cron/{job_id}",
+            get(cron::show).delete(cron::delete),
+        )
+        .route("/api/agents/{agent_id}/cron/{job_id}/run", post(cron::run))
+        .route(
+            "/api/agents/{agent_id}/cron/{job_id}/enable",
+            post(cron::enable),
+        )
+        .route(
+            "/api/agents/{agent_id}/cron/{job_id}/disable",
+            post(cron::disable),
+        )
+        .route("/api/agents/{agent_id}/cortex", get(cortex::show))
         .route("/api/events", get(events::stream))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))

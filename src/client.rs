@@ -1,5 +1,5 @@
-//! The HTTP client behind the CLI verbs (`chat`, `send`, `status`): every verb but `serve`
-//! talks to a running daemon through its API.
+//! The HTTP client behind the CLI verbs (`chat`, `send`, `status`, `cron`): every verb but
+//! `serve` talks to a running daemon through its API.
 
 use std::time::Duration;
 
@@ -86,6 +86,47 @@ impl ApiClient {
         )
         .await
         .map(|_| ())
+    }
+
+    /// The agent's cron jobs, each with its last execution.
+    pub async fn cron_jobs(&self, agent: &str) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/agents/{agent}/cron"))),
+        )
+        .await
+    }
+
+    /// Creates a job from a draft (`crate::cron::JobDraft` as JSON).
+    pub async fn cron_add(&self, agent: &str, draft: &Value) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/agents/{agent}/cron")))
+                .json(draft),
+        )
+        .await
+    }
+
+    pub async fn cron_remove(&self, agent: &str, job: &str) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/agents/{agent}/cron/{job}"))),
+        )
+        .await
+    }
+
+    /// `action` is `run`, `enable` or `disable`.
+    pub async fn cron_action(
+        &self,
+        agent: &str,
+        job: &str,
+        action: &str,
+    ) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/agents/{agent}/cron/{job}/{action}"))),
+        )
+        .await
     }
 
     /// Follows the event stream of one conversation, calling `on_event(name, data)` for each

@@ -13,6 +13,9 @@ use std::str::FromStr;
 
 pub use error::{ConfigError, ModelIdError};
 
+use crate::cron::schedule::Zone;
+use crate::cron::{CronSettings, JobSpec};
+
 /// The commented configuration written for a first-time user.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
@@ -199,6 +202,38 @@ pub struct DefaultsConfig {
     pub shutdown_grace_secs: u64,
     pub limits: ProcessLimits,
     pub coalesce: CoalesceConfig,
+    /// The zone schedules are read in (`defaults.timezone`); default: the machine's.
+    pub timezone: Zone,
+    pub cron: CronSettings,
+    pub cortex: CortexConfig,
+}
+
+/// The cortex's limits and intervals (`[defaults.cortex]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CortexConfig {
+    /// A branch or worker without progress (no tool started or printed, no status) for this
+    /// long is stopped as timed out.
+    pub stall_secs: u64,
+    /// Wall-clock limit of a branch. (Workers keep `worker_timeout_secs` themselves.)
+    pub branch_timeout_secs: u64,
+    /// Failures in a row after which a tool or a model is reported, and a model skipped.
+    pub breaker_threshold: u32,
+    /// How long a tripped breaker stays open before the model is tried again.
+    pub breaker_cooldown_secs: u64,
+    /// How often maintenance runs, when something changed since its last run.
+    pub maintenance_interval_secs: u64,
+}
+
+impl Default for CortexConfig {
+    fn default() -> Self {
+        Self {
+            stall_secs: 300,
+            branch_timeout_secs: 900,
+            breaker_threshold: 3,
+            breaker_cooldown_secs: 300,
+            maintenance_interval_secs: 3600,
+        }
+    }
 }
 
 /// Bounds on the processes a channel runs.
@@ -242,6 +277,12 @@ pub struct AgentConfig {
     pub history_messages: usize,
     pub limits: ProcessLimits,
     pub coalesce: CoalesceConfig,
+    /// The agent's zone (`timezone`, else `defaults.timezone`, else the machine's).
+    pub timezone: Zone,
+    /// `[[agents.cron]]`: jobs upserted at startup.
+    pub cron: Vec<JobSpec>,
+    pub cron_settings: CronSettings,
+    pub cortex: CortexConfig,
 }
 
 #[derive(Debug, Clone)]

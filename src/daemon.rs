@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::agent::cortex::CortexState;
 use crate::agent::{AgentContext, AgentRuntime, identity};
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
 use crate::conversation::ConversationStore;
+use crate::cron::{CronService, CronStore};
 use crate::event::EventBus;
 use crate::llm::{LlmManager, SETUP_HINT, UsageRecorder};
 use crate::messaging::MessagingManager;
@@ -49,6 +51,11 @@ pub enum DaemonError {
     Agent(#[from] crate::agent::AgentError),
     #[error(transparent)]
     Messaging(#[from] crate::messaging::MessagingError),
+    #[error("cannot start the cron jobs of agent `{agent}`: {source}")]
+    Cron {
+        agent: String,
+        source: crate::cron::CronError,
+    },
 }
 
 /// Looks up an environment variable. Tests pass their own instead of mutating the process's.
@@ -155,6 +162,12 @@ impl Daemon {
                     source,
                 }
             })?;
+            let cron = CronService::new(
+                &agent_config.id,
+                CronStore::new(pool.clone()),
+                agent_config.cron_settings.clone(),
+                agent_config.timezone,
+            );
             let context = AgentContext {
                 agent_id: agent_config.id.clone(),
                 config: agent_config.clone(),
@@ -172,6 +185,8 @@ impl Daemon {
                 workspace: Arc::new(workspace),
                 redactor: redactor.clone(),
                 processes: Default::default(),
+                cron: Arc::new(cron),
+                cortex: Arc::new(CortexState::new(agent_config.cortex.clone())),
                 tasks: TaskTracker::new(),
                 closing: CancellationToken::new(),
                 abort: CancellationToken::new(),
@@ -198,6 +213,18 @@ impl Daemon {
             None
         };
         for agent in state.agents.values() {
+            agent.start_cortex();
+            // Before pending messages are answered, so an interrupted cron firing is closed
+            // instead of run again.
+            let context = agent.context();
+            context
+                .cron
+                .start(agent, &context.config.cron)
+                .await
+                .map_err(|source| DaemonError::Cron {
+                    agent: agent.id().to_string(),
+                    source,
+                })?;
             agent.resume_pending().await?;
         }
         state.messaging.start(Bindings::new(

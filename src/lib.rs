@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod conversation;
+pub mod cron;
 pub mod daemon;
 pub mod database;
 pub mod event;

@@ -48,6 +48,16 @@ pub enum LlmError {
     Request { model: String, message: String },
     #[error("every model failed ({attempts} attempts); last error: {last}")]
     Exhausted { attempts: u32, last: Box<LlmError> },
+    #[error(
+        "`{model}` failed {failures} times in a row and is paused for {retry_in_secs}s (circuit \
+         breaker); last error: {last}"
+    )]
+    CircuitOpen {
+        model: String,
+        failures: u32,
+        retry_in_secs: u64,
+        last: String,
+    },
 }
 
 impl LlmError {
@@ -60,7 +70,26 @@ impl LlmError {
             LlmError::NotConfigured
             | LlmError::UnknownProvider { .. }
             | LlmError::Request { .. }
-            | LlmError::Exhausted { .. } => false,
+            | LlmError::Exhausted { .. }
+            | LlmError::CircuitOpen { .. } => false,
+        }
+    }
+
+    /// Whether the failure says something about the model or its provider (down, refusing
+    /// the key, unknown model), rather than about one request.
+    fn counts_against_model(&self) -> bool {
+        match self {
+            LlmError::Status { status, .. } => {
+                matches!(status, 401 | 403 | 404 | 408 | 429) || *status >= 500
+            }
+            LlmError::Timeout { .. }
+            | LlmError::Transport { .. }
+            | LlmError::InvalidResponse { .. } => true,
+            LlmError::NotConfigured
+            | LlmError::UnknownProvider { .. }
+            | LlmError::Request { .. }
+            | LlmError::Exhausted { .. }
+            | LlmError::CircuitOpen { .. } => false,
         }
     }
 
@@ -151,12 +180,40 @@ pub struct ProviderStatus {
     pub base_url: Option<String>,
 }
 
+/// A model's failures in a row (each after its retries), and until when it is passed over.
+struct Breaker {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    last_error: String,
+}
+
+/// A model whose circuit breaker is open: it failed again and again and is passed over.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelBreaker {
+    pub model: String,
+    pub consecutive_failures: u32,
+    pub retry_in_secs: u64,
+    pub last_error: String,
+}
+
+impl ModelBreaker {
+    pub fn describe(&self) -> String {
+        format!(
+            "model `{}` failed {} times in a row and is paused for {}s (last error: {})",
+            self.model, self.consecutive_failures, self.retry_in_secs, self.last_error
+        )
+    }
+}
+
 /// The daemon's LLM layer, shared by every agent.
 pub struct LlmManager {
     providers: HashMap<String, ProviderClient>,
     statuses: Vec<ProviderStatus>,
     retry: RetryConfig,
     cool_downs: Mutex<BTreeMap<ModelId, Instant>>,
+    breakers: Mutex<BTreeMap<ModelId, Breaker>>,
+    breaker_threshold: u32,
+    breaker_cooldown: Duration,
 }
 
 impl LlmManager {
@@ -179,6 +236,9 @@ impl LlmManager {
             statuses,
             retry: config.defaults.retry.clone(),
             cool_downs: Mutex::new(BTreeMap::new()),
+            breakers: Mutex::new(BTreeMap::new()),
+            breaker_threshold: config.defaults.cortex.breaker_threshold.max(1),
+            breaker_cooldown: Duration::from_secs(config.defaults.cortex.breaker_cooldown_secs),
         })
     }
 
@@ -190,8 +250,73 @@ impl LlmManager {
         &self.statuses
     }
 
+    /// Models whose breaker is open now.
+    pub fn open_breakers(&self) -> Vec<ModelBreaker> {
+        let now = Instant::now();
+        let Ok(breakers) = self.breakers.lock() else {
+            return Vec::new();
+        };
+        breakers
+            .iter()
+            .filter_map(|(model, breaker)| {
+                let until = breaker.open_until.filter(|until| *until > now)?;
+                Some(ModelBreaker {
+                    model: model.to_string(),
+                    consecutive_failures: breaker.consecutive_failures,
+                    retry_in_secs: until.duration_since(now).as_secs().max(1),
+                    last_error: breaker.last_error.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn breaker_open(&self, model: &ModelId) -> Option<LlmError> {
+        let now = Instant::now();
+        let breakers = self.breakers.lock().ok()?;
+        let breaker = breakers.get(model)?;
+        let until = breaker.open_until.filter(|until| *until > now)?;
+        Some(LlmError::CircuitOpen {
+            model: model.to_string(),
+            failures: breaker.consecutive_failures,
+            retry_in_secs: until.duration_since(now).as_secs().max(1),
+            last: breaker.last_error.clone(),
+        })
+    }
+
+    /// A success closes the model's breaker; a failure that says something about the model
+    /// counts towards opening it.
+    fn note_outcome(&self, model: &ModelId, error: Option<&LlmError>) {
+        let Ok(mut breakers) = self.breakers.lock() else {
+            return;
+        };
+        let Some(error) = error else {
+            if breakers
+                .remove(model)
+                .is_some_and(|breaker| breaker.open_until.is_some())
+            {
+                tracing::info!(model = %model, "model answers again; circuit breaker closed");
+            }
+            return;
+        };
+        if !error.counts_against_model() {
+            return;
+        }
+        let breaker = breakers.entry(model.clone()).or_insert(Breaker {
+            consecutive_failures: 0,
+            open_until: None,
+            last_error: String::new(),
+        });
+        breaker.consecutive_failures += 1;
+        breaker.last_error = error.to_string();
+        if breaker.consecutive_failures >= self.breaker_threshold {
+            breaker.open_until = Some(Instant::now() + self.breaker_cooldown);
+            tracing::warn!(model = %model, failures = breaker.consecutive_failures, cooldown_secs = self.breaker_cooldown.as_secs(), "model keeps failing; circuit breaker open");
+        }
+    }
+
     /// Runs one completion for `process_id` on the model its routing names, retrying transient
-    /// failures with backoff and then trying each fallback in order.
+    /// failures with backoff and then trying each fallback in order. Models whose breaker is
+    /// open are passed over; when all are, the call fails at once.
     pub async fn complete(
         &self,
         routing: &RoutingConfig,
@@ -208,13 +333,22 @@ impl LlmManager {
                 .chain(routing.fallbacks_for(primary))
                 .collect(),
         );
+        let (closed, open): (Vec<&ModelId>, Vec<&ModelId>) = candidates
+            .into_iter()
+            .partition(|model| self.breaker_open(model).is_none());
+        if closed.is_empty()
+            && let Some(error) = open.first().and_then(|model| self.breaker_open(model))
+        {
+            return Err(error);
+        }
         let mut attempts = 0;
         let mut last_error = None;
-        for model in candidates {
-            match self
+        for model in closed {
+            let result = self
                 .complete_with_retries(model, process_id, request, usage, &mut attempts)
-                .await
-            {
+                .await;
+            self.note_outcome(model, result.as_ref().err());
+            match result {
                 Ok(response) => return Ok(response),
                 Err(error) => {
                     tracing::warn!(model = %model, %error, "model failed; trying the next fallback if any");
@@ -381,5 +515,45 @@ mod tests {
         assert!(!status(400).is_retryable());
         assert!(!status(401).is_retryable());
         assert!(status(429).is_rate_limit());
+        assert!(status(401).counts_against_model());
+        assert!(!status(400).counts_against_model());
+    }
+
+    #[test]
+    fn a_model_failing_three_times_in_a_row_is_paused_and_a_success_closes_it() {
+        crate::install_crypto_provider();
+        let config = crate::config::Config::parse(
+            "[llm.providers.p]\nbase_url = \"http://127.0.0.1:9\"\n[defaults.routing]\nchannel = \"p/m\"\n",
+            "test.toml",
+            &|_| None,
+        )
+        .expect("config");
+        let manager = LlmManager::new(&config).expect("manager");
+        let model: ModelId = "p/m".parse().expect("model");
+        let down = LlmError::Status {
+            model: "p/m".into(),
+            status: 503,
+            body: "overloaded".into(),
+        };
+        let bad_request = LlmError::Status {
+            model: "p/m".into(),
+            status: 400,
+            body: "too long".into(),
+        };
+        manager.note_outcome(&model, Some(&down));
+        manager.note_outcome(&model, Some(&bad_request));
+        manager.note_outcome(&model, Some(&down));
+        assert!(manager.breaker_open(&model).is_none());
+        manager.note_outcome(&model, Some(&down));
+        let open = manager.breaker_open(&model).expect("open after three");
+        assert!(
+            open.to_string().contains("failed 3 times in a row"),
+            "{open}"
+        );
+        let breakers = manager.open_breakers();
+        assert_eq!(breakers.len(), 1);
+        assert!(breakers[0].describe().contains("overloaded"));
+        manager.note_outcome(&model, None);
+        assert!(manager.open_breakers().is_empty());
     }
 }

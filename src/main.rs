@@ -63,11 +63,62 @@ enum Command {
     },
     /// Show the daemon's status.
     Status,
+    /// Scheduled jobs of an agent.
+    Cron {
+        /// The agent (default: the daemon's default agent).
+        #[arg(long, global = true)]
+        agent: Option<String>,
+        #[command(subcommand)]
+        command: CronCommand,
+    },
     /// Work with the config file.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum CronCommand {
+    /// List the jobs with their schedule, next run and last outcome.
+    List,
+    /// Add a job: a prompt and either --cron or --every.
+    Add {
+        /// What to do each time the job fires.
+        prompt: String,
+        /// Job id, [a-z0-9_-] (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// A cron expression: "minute hour day month weekday", e.g. "0 9 * * 1-5".
+        #[arg(long)]
+        cron: Option<String>,
+        /// An interval instead: 30s, 15m, 2h, 1d.
+        #[arg(long)]
+        every: Option<String>,
+        /// IANA time zone of the schedule (default: the agent's).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Conversation that receives the outcome, e.g. telegram:12345.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only fire within HH:MM-HH:MM (may wrap past midnight).
+        #[arg(long)]
+        active_hours: Option<String>,
+        /// Longest a run may take, e.g. 5m.
+        #[arg(long)]
+        timeout: Option<String>,
+        /// Fire once, then disable the job.
+        #[arg(long)]
+        run_once: bool,
+    },
+    /// Delete a job; it stops at once.
+    Remove { id: String },
+    /// Run a job now, beside its schedule.
+    Run { id: String },
+    /// Enable a job (clears its failure count).
+    Enable { id: String },
+    /// Disable a job.
+    Disable { id: String },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +215,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Cron { agent, command } => {
+            let client = client(&cli.url, cli.token, &home)?;
+            let agent = resolve_agent(&client, agent).await?;
+            cron(&client, &agent, command).await
+        }
         Command::Chat {
             agent,
             conversation,
@@ -173,6 +229,102 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chat(client, agent, conversation).await
         }
     }
+}
+
+async fn cron(client: &ApiClient, agent: &str, command: CronCommand) -> anyhow::Result<()> {
+    match command {
+        CronCommand::List => {
+            let answer = client.cron_jobs(agent).await?;
+            let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
+            if jobs.is_empty() {
+                println!("{agent} has no cron jobs");
+            }
+            for job in &jobs {
+                println!("{}", describe_job(job));
+            }
+        }
+        CronCommand::Add {
+            prompt,
+            id,
+            cron,
+            every,
+            timezone,
+            target,
+            active_hours,
+            timeout,
+            run_once,
+        } => {
+            let draft = serde_json::json!({
+                "id": id, "prompt": prompt, "cron": cron, "every": every,
+                "timezone": timezone, "delivery_target": target,
+                "active_hours": active_hours, "timeout": timeout, "run_once": run_once,
+            });
+            let answer = client.cron_add(agent, &draft).await?;
+            println!("added {}", describe_job(&answer["job"]));
+        }
+        CronCommand::Remove { id } => {
+            client.cron_remove(agent, &id).await?;
+            println!("removed {id}");
+        }
+        CronCommand::Run { id } => {
+            let answer = client.cron_action(agent, &id, "run").await?;
+            println!(
+                "running {id} in {}",
+                answer["execution"]["conversation_id"]
+                    .as_str()
+                    .unwrap_or("?")
+            );
+        }
+        CronCommand::Enable { id } => {
+            let answer = client.cron_action(agent, &id, "enable").await?;
+            println!("enabled {}", describe_job(&answer["job"]));
+        }
+        CronCommand::Disable { id } => {
+            client.cron_action(agent, &id, "disable").await?;
+            println!("disabled {id}");
+        }
+    }
+    Ok(())
+}
+
+/// One line per job: id, schedule and zone, target, next run or why it is disabled, and how
+/// its last run went.
+fn describe_job(job: &Value) -> String {
+    let text = |key: &str| job[key].as_str().unwrap_or_default().to_string();
+    let schedule = match job["cron"].as_str() {
+        Some(expression) => format!("cron \"{expression}\""),
+        None => format!("every {}s", job["every_secs"]),
+    };
+    let mut line = format!("{}  {schedule} ({})", text("id"), text("zone"));
+    if let Some(hours) = job["active_hours"].as_str() {
+        line.push_str(&format!(" {hours}"));
+    }
+    match job["delivery_target"].as_str() {
+        Some(target) => line.push_str(&format!("  -> {target}")),
+        None => line.push_str("  (no target)"),
+    }
+    if job["enabled"].as_bool() == Some(true) {
+        line.push_str(&format!(
+            "  next {}",
+            job["next_run"].as_str().unwrap_or("-")
+        ));
+    } else {
+        match job["disabled_reason"].as_str() {
+            Some(reason) => line.push_str(&format!("  DISABLED: {reason}")),
+            None => line.push_str("  disabled"),
+        }
+    }
+    let last = &job["last_execution"];
+    if let Some(state) = last["state"].as_str() {
+        line.push_str(&format!("  last: {state}"));
+        if last["delivered"].as_bool() == Some(true) {
+            line.push_str(" (delivered)");
+        }
+        if let Some(error) = last["error"].as_str() {
+            line.push_str(&format!(" ({error})"));
+        }
+    }
+    line
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -245,9 +397,9 @@ fn print_status(status: &Value) {
         }
     }
     for agent in status["agents"].as_array().into_iter().flatten() {
+        let id = agent["id"].as_str().unwrap_or("?");
         println!(
-            "agent {}{}  model {}  active channels {}",
-            agent["id"].as_str().unwrap_or("?"),
+            "agent {id}{}  model {}  active channels {}  cron jobs {}",
             if agent["default"].as_bool() == Some(true) {
                 " (default)"
             } else {
@@ -255,7 +407,21 @@ fn print_status(status: &Value) {
             },
             agent["channel_model"].as_str().unwrap_or("?"),
             agent["active_channels"],
+            agent["cron"]["jobs"],
         );
+        for job in agent["cron"]["disabled"].as_array().into_iter().flatten() {
+            println!(
+                "  cron job {} disabled{}",
+                job["id"].as_str().unwrap_or("?"),
+                job["reason"]
+                    .as_str()
+                    .map(|reason| format!(": {reason}"))
+                    .unwrap_or_default()
+            );
+        }
+        for warning in agent["degraded"].as_array().into_iter().flatten() {
+            println!("  degraded: {}", warning.as_str().unwrap_or("?"));
+        }
     }
     print_messaging(status);
 }

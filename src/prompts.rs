@@ -13,6 +13,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("compactor", include_str!("../prompts/compactor.md.j2")),
     ("status", include_str!("../prompts/status.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
+    ("cron", include_str!("../prompts/cron.md.j2")),
     (
         "identity/soul",
         include_str!("../prompts/identity/soul.md.j2"),
@@ -38,6 +39,7 @@ const TOOL_TEMPLATES: &[(&str, &str)] = &[
     ),
     ("route", include_str!("../prompts/tools/route.md.j2")),
     ("cancel", include_str!("../prompts/tools/cancel.md.j2")),
+    ("cron", include_str!("../prompts/tools/cron.md.j2")),
     (
         "channel_recall",
         include_str!("../prompts/tools/channel_recall.md.j2"),
@@ -157,6 +159,14 @@ mod tests {
                 minijinja::context! {
                     running => vec![minijinja::context! { kind => "worker", id => "w1", age => "3s", description => "d", status => "s" }],
                     completed => vec!["done"],
+                    warnings => vec!["tool `shell` failed 3 times in a row"],
+                },
+            ),
+            (
+                "cron",
+                minijinja::context! {
+                    job_id => "digest", prompt => "p", delivery_target => Some("telegram:1"),
+                    schedule => "every 1h", manual => false,
                 },
             ),
             ("retrigger", minijinja::context! { results => vec!["r"] }),

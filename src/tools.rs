@@ -4,6 +4,7 @@
 mod branch;
 mod cancel;
 mod channel_recall;
+mod cron;
 mod file_edit;
 mod file_list;
 mod file_read;
@@ -26,6 +27,7 @@ use crate::conversation::ConversationStore;
 use crate::event::{EventBus, ProcessId};
 use crate::prompts::Prompts;
 use crate::sandbox::Workspace;
+pub use cron::{CronRequest, apply as apply_cron};
 
 /// What a tool asks of the process that called it. The process applies it and may replace
 /// the tool's text result with what came of it (e.g. the id of a started worker).
@@ -55,6 +57,8 @@ pub enum ToolEffect {
     Cancel {
         process_id: String,
     },
+    /// Create, list or delete scheduled jobs.
+    Cron(CronRequest),
     /// A worker's progress, or its final outcome.
     Status {
         message: String,
@@ -139,6 +143,7 @@ impl ToolSet {
                 Box::new(spawn_worker::SpawnWorker),
                 Box::new(route::Route),
                 Box::new(cancel::Cancel),
+                Box::new(cron::Cron),
             ],
         )
     }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::channel::{ChannelInput, ProcessResult};
-use super::processes::ProcessEntry;
+use super::processes::{ProcessEntry, StopReason, StopSignal};
 use super::turn::{self, Handled, LoopEnd};
 use super::{AgentContext, worker};
 use crate::event::{ProcessEvent, ProcessId, ProcessType};
@@ -36,7 +36,7 @@ pub fn spawn(
         ));
     }
     let process_id = ProcessId::Branch(uuid::Uuid::new_v4());
-    let cancel = context.closing.child_token();
+    let stop = StopSignal::child_of(&context.closing);
     context.processes.register(ProcessEntry {
         process_id: process_id.clone(),
         conversation_id: conversation_id.to_string(),
@@ -44,8 +44,9 @@ pub fn spawn(
         status: String::new(),
         interactive: false,
         started_at: std::time::Instant::now(),
-        cancel: cancel.clone(),
+        stop: stop.clone(),
         input: None,
+        waiting: false,
     });
     context.events.publish(ProcessEvent::BranchStarted {
         agent_id: context.agent_id.clone(),
@@ -68,9 +69,11 @@ pub fn spawn(
             let context = task_context;
             let conclusion = tokio::select! {
                 conclusion = think(&context, &process_id, &conversation_id, &results, history, &prompt) => conclusion,
-                () = cancel.cancelled() => "the branch was cancelled before it concluded".to_string(),
+                reason = stop.stopped() => match reason {
+                    StopReason::Cancelled => "the branch was cancelled before it concluded".to_string(),
+                    StopReason::TimedOut(why) => format!("the branch was stopped before it concluded: {why}"),
+                },
             };
-            context.processes.remove(&process_id);
             context.events.publish(ProcessEvent::BranchResult {
                 agent_id: context.agent_id.clone(),
                 conversation_id: conversation_id.clone(),
@@ -78,13 +81,15 @@ pub fn spawn(
                 conclusion: conclusion.clone(),
             });
             let result = ProcessResult::BranchConcluded {
-                process_id,
+                process_id: process_id.clone(),
                 prompt,
                 conclusion,
             };
             if results.send(ChannelInput::Result(result)).await.is_err() {
                 tracing::warn!("the channel is gone; the branch conclusion is only logged");
             }
+            // Unregistered only once the conclusion is queued (see `Worker::finish`).
+            context.processes.remove(&process_id);
         }
         .instrument(span),
     );
@@ -147,7 +152,8 @@ async fn think(
             | ToolEffect::Branch { .. }
             | ToolEffect::Route { .. }
             | ToolEffect::Cancel { .. }
-            | ToolEffect::Status { .. } => {
+            | ToolEffect::Status { .. }
+            | ToolEffect::Cron(_) => {
                 Handled::continue_with(ToolOutput::error("that tool is not available to a branch"))
             }
         },

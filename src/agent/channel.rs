@@ -18,6 +18,7 @@ use crate::conversation::{
     ContextBody, ContextItem, MessageStatus, NewMessage, Role, StoreError, StoredMessage,
     TurnRecord,
 };
+use crate::cron::RunReport;
 use crate::event::{ProcessEvent, ProcessId, TurnOutcome, WorkerState};
 use crate::llm::LlmRequest;
 use crate::messaging::{OutboundContent, OutboundResponse, new_message_id};
@@ -48,6 +49,11 @@ pub enum ChannelInput {
     Compacted(Compaction),
     /// `/new`: forget the context held so far (the store is already reset).
     Reset,
+    /// Something was sent to the conversation from outside a turn (a cron job's outcome);
+    /// these context items, already stored, record it.
+    Announced(Vec<ContextItem>),
+    /// Stop after the current turn (a cron run is over).
+    Close,
 }
 
 /// A branch's or worker's report to its channel.
@@ -151,6 +157,12 @@ pub struct Channel {
     /// Identity and instructions; the status block is appended per turn.
     system_prompt: String,
     summary_running: bool,
+    /// A cron firing: answers go to the run waiting for them, which also hears when the
+    /// conversation has settled.
+    is_cron: bool,
+    /// A turn ran since the run last heard that the conversation settled.
+    awaiting_settlement: bool,
+    closed: bool,
 }
 
 impl Channel {
@@ -160,6 +172,7 @@ impl Channel {
         inbox: mpsc::Receiver<ChannelInput>,
         results: mpsc::Sender<ChannelInput>,
     ) -> Self {
+        let is_cron = crate::cron::is_cron_conversation(&conversation_id);
         Self {
             process_id: ProcessId::Channel(conversation_id.clone()),
             context,
@@ -178,6 +191,9 @@ impl Channel {
             loaded: HashSet::new(),
             system_prompt: String::new(),
             summary_running: false,
+            is_cron,
+            awaiting_settlement: false,
+            closed: false,
         }
     }
 
@@ -187,7 +203,8 @@ impl Channel {
             return;
         }
         let closing = self.context.closing.clone();
-        loop {
+        // `closed` can also be set while checking for settlement; it is read before waiting.
+        while !self.closed {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
@@ -201,11 +218,21 @@ impl Channel {
             while let Ok(input) = self.inbox.try_recv() {
                 self.accept(input).await;
             }
+            if self.closed {
+                break;
+            }
             if let Some(trigger) = self.ready() {
                 // Boxed: the turn's large future (LLM client, tools) lives on the heap only
                 // while a turn runs, so an idle channel stays small.
                 Box::pin(self.run_turn(trigger)).await;
                 Box::pin(self.compact()).await;
+                self.awaiting_settlement = self.is_cron;
+            }
+            if self.awaiting_settlement && self.settled().await {
+                self.awaiting_settlement = false;
+                self.context
+                    .cron
+                    .report(&self.conversation_id, RunReport::Settled);
             }
         }
         tracing::debug!("channel stopped");
@@ -283,7 +310,22 @@ impl Channel {
             }
             ChannelInput::Compacted(compaction) => self.apply_summary(compaction).await,
             ChannelInput::Reset => self.context_items.clear(),
+            ChannelInput::Announced(items) => self.context_items.extend(items),
+            ChannelInput::Close => self.closed = true,
         }
+    }
+
+    /// Nothing is left to do: no branch or worker of this conversation runs, and no message
+    /// or result waits for a turn. Processes queue their result before they leave the
+    /// registry, so the inbox is read after the registry.
+    async fn settled(&mut self) -> bool {
+        if self.context.processes.count_in(&self.conversation_id) > 0 {
+            return false;
+        }
+        while let Ok(input) = self.inbox.try_recv() {
+            self.accept(input).await;
+        }
+        self.pending.is_empty() && self.results_waiting.is_empty()
     }
 
     fn queue_message(&mut self, message: StoredMessage, direct: bool) {
@@ -422,12 +464,13 @@ impl Channel {
             .iter()
             .map(|(_, line)| excerpt(line, STATUS_EXCERPT))
             .collect();
-        if running.is_empty() && completed.is_empty() {
+        let warnings = super::cortex::degraded(&self.context);
+        if running.is_empty() && completed.is_empty() && warnings.is_empty() {
             return self.system_prompt.clone();
         }
         match self.context.prompts.render(
             "status",
-            minijinja::context! { running => running, completed => completed },
+            minijinja::context! { running => running, completed => completed, warnings => warnings },
         ) {
             Ok(status) => format!("{}\n\n{status}", self.system_prompt),
             Err(error) => {
@@ -553,6 +596,11 @@ impl Channel {
             ToolEffect::Status { .. } => {
                 Handled::continue_with(ToolOutput::error("set_status is for workers"))
             }
+            ToolEffect::Cron(request) => Handled::later(Box::pin(crate::tools::apply_cron(
+                context.cron.clone(),
+                request,
+                conversation_id.to_string(),
+            ))),
         }
     }
 
@@ -561,6 +609,7 @@ impl Channel {
     async fn deliver(&mut self, batch: Vec<StoredMessage>, answer: Answer, mut new: Vec<Message>) {
         let context = self.context.clone();
         let in_reply_to: Vec<String> = batch.iter().map(|message| message.id.clone()).collect();
+        let mut failure = None;
         let (content, answered_status, outcome) = match answer {
             Answer::Reply(text) => (
                 OutboundContent::Text(text),
@@ -579,6 +628,7 @@ impl Channel {
                     error: error.clone(),
                 });
                 let text = format!("Sorry, I could not answer: {error}");
+                failure = Some(error);
                 new.push(Message::assistant(text.clone()));
                 (
                     OutboundContent::Text(text),
@@ -593,7 +643,19 @@ impl Channel {
             in_reply_to: in_reply_to.clone(),
             content: content.clone(),
         };
-        let delivered = context.messaging.deliver(response).await;
+        let delivered = if self.is_cron {
+            let report = match (failure, &content) {
+                (Some(error), _) => RunReport::Failed(error),
+                (None, OutboundContent::Text(text)) => RunReport::Answer(text.clone()),
+                (None, OutboundContent::Skip) => RunReport::Skipped,
+            };
+            if !context.cron.report(&self.conversation_id, report) {
+                tracing::warn!("no cron run waits for this answer any more; it is only recorded");
+            }
+            Ok(())
+        } else {
+            context.messaging.deliver(response).await
+        };
         let reply_id = new_message_id();
         let (reply, answered_status) = match (&delivered, &content) {
             (Ok(()), OutboundContent::Text(text)) => (

@@ -2,7 +2,7 @@
 //! `route` and `cancel` find, and what the processes API lists.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -10,6 +10,45 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{ProcessId, ProcessType};
+
+/// Why a process was stopped from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Someone asked: the `cancel` tool, a cron run that ended, shutdown.
+    Cancelled,
+    /// The cortex stopped it: past its wall-clock limit or without progress for too long.
+    TimedOut(String),
+}
+
+/// A process's stop switch: the token its task waits on, and the reason, set once by
+/// whoever stops it first. Cancelling the parent token (shutdown) stops it as `Cancelled`.
+#[derive(Debug, Clone)]
+pub struct StopSignal {
+    token: CancellationToken,
+    reason: Arc<OnceLock<StopReason>>,
+}
+
+impl StopSignal {
+    pub fn child_of(parent: &CancellationToken) -> Self {
+        Self {
+            token: parent.child_token(),
+            reason: Arc::new(OnceLock::new()),
+        }
+    }
+
+    pub fn stop(&self, reason: StopReason) {
+        if self.reason.set(reason).is_err() {
+            tracing::debug!("already stopping; the first reason stands");
+        }
+        self.token.cancel();
+    }
+
+    /// Waits until the process is stopped, and says why.
+    pub async fn stopped(&self) -> StopReason {
+        self.token.cancelled().await;
+        self.reason.get().cloned().unwrap_or(StopReason::Cancelled)
+    }
+}
 
 /// A running branch or worker.
 pub struct ProcessEntry {
@@ -20,9 +59,11 @@ pub struct ProcessEntry {
     pub status: String,
     pub interactive: bool,
     pub started_at: Instant,
-    pub cancel: CancellationToken,
+    pub stop: StopSignal,
     /// Follow-ups for an interactive worker.
     pub input: Option<mpsc::Sender<String>>,
+    /// An interactive worker waiting for a follow-up (not stalled).
+    pub waiting: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +74,10 @@ pub struct ProcessSummary {
     pub description: String,
     pub status: String,
     pub interactive: bool,
+    pub waiting: bool,
     pub age_secs: u64,
+    #[serde(skip)]
+    pub started_at: Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +118,54 @@ impl ProcessRegistry {
         }
     }
 
+    pub fn set_waiting(&self, process_id: &ProcessId, waiting: bool) {
+        if let Ok(mut entries) = self.entries.lock()
+            && let Some(entry) = entries.get_mut(process_id)
+        {
+            entry.waiting = waiting;
+        }
+    }
+
+    /// Running processes of any kind in one conversation.
+    pub fn count_in(&self, conversation_id: &str) -> usize {
+        self.entries.lock().map_or(0, |entries| {
+            entries
+                .values()
+                .filter(|entry| entry.conversation_id == conversation_id)
+                .count()
+        })
+    }
+
+    /// Stops one process; false when it is not running.
+    pub fn stop(&self, process_id: &ProcessId, reason: StopReason) -> bool {
+        let Ok(entries) = self.entries.lock() else {
+            return false;
+        };
+        match entries.get(process_id) {
+            Some(entry) => {
+                entry.stop.stop(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every process of a conversation; returns how many.
+    pub fn stop_conversation(&self, conversation_id: &str, reason: &StopReason) -> usize {
+        let Ok(entries) = self.entries.lock() else {
+            return 0;
+        };
+        let mut stopped = 0;
+        for entry in entries
+            .values()
+            .filter(|entry| entry.conversation_id == conversation_id)
+        {
+            entry.stop.stop(reason.clone());
+            stopped += 1;
+        }
+        stopped
+    }
+
     /// Running processes of one kind in one conversation.
     pub fn count(&self, conversation_id: &str, kind: ProcessType) -> usize {
         self.entries.lock().map_or(0, |entries| {
@@ -105,7 +197,9 @@ impl ProcessRegistry {
                         description: entry.description.clone(),
                         status: entry.status.clone(),
                         interactive: entry.interactive,
+                        waiting: entry.waiting,
                         age_secs: entry.started_at.elapsed().as_secs(),
+                        started_at: entry.started_at,
                     },
                 )
             })
@@ -122,7 +216,7 @@ impl ProcessRegistry {
             .lock()
             .map_err(|_| LookupError::NotFound(name.to_string()))?;
         let entry = find(&entries, conversation_id, name)?;
-        entry.cancel.cancel();
+        entry.stop.stop(StopReason::Cancelled);
         Ok(entry.process_id.clone())
     }
 

@@ -2,6 +2,7 @@
 //! back, until the process's effect handler finishes it, the model answers in plain text, or
 //! the turn cap is reached.
 
+use futures::future::BoxFuture;
 use rig::OneOrMany;
 use rig::message::{AssistantContent, Message, ToolResult, ToolResultContent, UserContent};
 
@@ -22,10 +23,12 @@ pub enum LoopEnd<T> {
     Failed(LlmError),
 }
 
-/// What a process makes of a tool's effect: the result the model reads, and a value that,
-/// when present, ends the loop once the current batch of tool calls is done.
+/// What a process makes of a tool's effect: the result the model reads (now, or from work
+/// the loop awaits, such as a database write), and a value that, when present, ends the loop
+/// once the current batch of tool calls is done.
 pub struct Handled<T> {
     pub output: ToolOutput,
+    pub later: Option<BoxFuture<'static, ToolOutput>>,
     pub finish: Option<T>,
 }
 
@@ -33,6 +36,16 @@ impl<T> Handled<T> {
     pub fn continue_with(output: ToolOutput) -> Self {
         Self {
             output,
+            later: None,
+            finish: None,
+        }
+    }
+
+    /// The result is what `work` produces; the loop awaits it before the next call.
+    pub fn later(work: BoxFuture<'static, ToolOutput>) -> Self {
+        Self {
+            output: ToolOutput::success(String::new()),
+            later: Some(work),
             finish: None,
         }
     }
@@ -40,6 +53,7 @@ impl<T> Handled<T> {
     pub fn finish(output: ToolOutput, value: T) -> Self {
         Self {
             output,
+            later: None,
             finish: Some(value),
         }
     }
@@ -94,7 +108,10 @@ pub async fn run<T>(
             let mut output = tools.call(&name, call.function.arguments.clone()).await;
             if let Some(effect) = output.effect.take() {
                 let handled = handle(effect, output, &request.messages);
-                output = handled.output;
+                output = match handled.later {
+                    Some(work) => work.await,
+                    None => handled.output,
+                };
                 if finish.is_none() {
                     finish = handled.finish;
                 }

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::AgentContext;
 use super::channel::{ChannelInput, ProcessResult};
-use super::processes::ProcessEntry;
+use super::processes::{ProcessEntry, StopReason, StopSignal};
 use super::turn::{self, Handled, LoopEnd};
 use crate::database::now_millis;
 use crate::event::{ProcessEvent, ProcessId, ProcessType, WorkerState};
@@ -45,7 +45,7 @@ pub fn spawn(
     }
     let id = uuid::Uuid::new_v4();
     let process_id = ProcessId::Worker(id);
-    let cancel = context.closing.child_token();
+    let stop = StopSignal::child_of(&context.closing);
     let (input, input_receiver) = if interactive {
         let (sender, receiver) = mpsc::channel(INPUT_CAPACITY);
         (Some(sender), Some(receiver))
@@ -59,8 +59,9 @@ pub fn spawn(
         status: String::new(),
         interactive,
         started_at: Instant::now(),
-        cancel: cancel.clone(),
+        stop: stop.clone(),
         input,
+        waiting: false,
     });
     context.events.publish(ProcessEvent::WorkerStarted {
         agent_id: context.agent_id.clone(),
@@ -88,7 +89,7 @@ pub fn spawn(
     context.tasks.spawn(
         async move {
             let timeout = Duration::from_secs(worker.context.config.limits.worker_timeout_secs);
-            worker.run(cancel, timeout).await;
+            worker.run(stop, timeout).await;
         }
         .instrument(span),
     );
@@ -108,7 +109,7 @@ struct Worker {
 
 impl Worker {
     /// Runs the worker to its one terminal state and delivers it, once.
-    async fn run(mut self, cancel: tokio_util::sync::CancellationToken, timeout: Duration) {
+    async fn run(mut self, stop: StopSignal, timeout: Duration) {
         self.record_start().await;
         let tools = ToolSet::worker(
             &self.context.prompts,
@@ -128,7 +129,10 @@ impl Worker {
         let mut input = self.input.take();
         let (state, result) = tokio::select! {
             outcome = self.work(&mut request, &tools, input.as_mut()) => outcome,
-            () = cancel.cancelled() => (WorkerState::Cancelled, "the worker was cancelled".to_string()),
+            reason = stop.stopped() => match reason {
+                StopReason::Cancelled => (WorkerState::Cancelled, "the worker was cancelled".to_string()),
+                StopReason::TimedOut(why) => (WorkerState::TimedOut, why),
+            },
             () = tokio::time::sleep(timeout) => (
                 WorkerState::TimedOut,
                 format!("the worker timed out after {}s", timeout.as_secs()),
@@ -218,7 +222,11 @@ impl Worker {
                         {
                             return (WorkerState::Cancelled, "the channel is gone".to_string());
                         }
-                        match input.recv().await {
+                        let processes = &self.context.processes;
+                        processes.set_waiting(&self.process_id, true);
+                        let follow_up = input.recv().await;
+                        processes.set_waiting(&self.process_id, false);
+                        match follow_up {
                             Some(message) => request.messages.push(Message::user(message)),
                             None => {
                                 return (WorkerState::Cancelled, "input closed".to_string());
@@ -265,7 +273,8 @@ impl Worker {
             | ToolEffect::Branch { .. }
             | ToolEffect::SpawnWorker { .. }
             | ToolEffect::Route { .. }
-            | ToolEffect::Cancel { .. } => {
+            | ToolEffect::Cancel { .. }
+            | ToolEffect::Cron(_) => {
                 Handled::continue_with(ToolOutput::error("that tool is not available to a worker"))
             }
         }
@@ -288,10 +297,11 @@ impl Worker {
         }
     }
 
-    /// The one place a worker ends: unregister, record, publish, deliver.
+    /// The one place a worker ends: record, publish, deliver, unregister. The result is in
+    /// the channel's inbox before the worker leaves the registry, so a channel that finds no
+    /// process running has every result queued.
     async fn finish(&self, state: WorkerState, result: String, transcript: &[Message]) {
         let context = &self.context;
-        context.processes.remove(&self.process_id);
         tracing::info!(state = state.as_str(), "worker finished");
         let transcript = serde_json::to_string(transcript).unwrap_or_default();
         let recorded = sqlx::query(
@@ -328,5 +338,6 @@ impl Worker {
         {
             tracing::warn!("the channel is gone; the worker outcome is only recorded");
         }
+        context.processes.remove(&self.process_id);
     }
 }

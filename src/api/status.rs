@@ -11,7 +11,25 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn status(State(state): State<ApiState>) -> Json<Value> {
-    let agents: Vec<_> = state.agents.values().map(|agent| agent.status()).collect();
+    let mut agents = Vec::with_capacity(state.agents.len());
+    for agent in state.agents.values() {
+        let mut value = serde_json::to_value(agent.status()).unwrap_or_default();
+        let context = agent.context();
+        // Jobs the daemon disabled say why (failures in a row, ran once).
+        match context.cron.list().await {
+            Ok(jobs) => {
+                let disabled: Vec<Value> = jobs
+                    .iter()
+                    .filter(|job| !job.enabled)
+                    .map(|job| json!({"id": job.id, "reason": job.disabled_reason}))
+                    .collect();
+                value["cron"] = json!({"jobs": jobs.len(), "disabled": disabled});
+            }
+            Err(error) => tracing::error!(%error, agent_id = %agent.id(), "cannot list cron jobs"),
+        }
+        value["degraded"] = json!(crate::agent::cortex::degraded(context));
+        agents.push(value);
+    }
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started_at.elapsed().as_secs(),

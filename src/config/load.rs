@@ -9,10 +9,12 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 
 use super::{
-    AgentConfig, ApiConfig, BindingConfig, CoalesceConfig, Config, ConfigError, DefaultsConfig,
-    DiscordConfig, LlmConfig, MessagingConfig, ModelId, ProcessLimits, ProviderConfig,
-    ProviderKind, RetryConfig, RoutingConfig, SlackConfig, TelegramConfig,
+    AgentConfig, ApiConfig, BindingConfig, CoalesceConfig, Config, ConfigError, CortexConfig,
+    DefaultsConfig, DiscordConfig, LlmConfig, MessagingConfig, ModelId, ProcessLimits,
+    ProviderConfig, ProviderKind, RetryConfig, RoutingConfig, SlackConfig, TelegramConfig,
 };
+use crate::cron::schedule::{ActiveHours, Zone, parse_duration};
+use crate::cron::{CronSettings, JobSpec};
 
 const PLATFORMS: [&str; 5] = ["discord", "telegram", "slack", "webhook", "portal"];
 
@@ -99,6 +101,41 @@ struct RawDefaults {
     retrigger_batch_ms: Option<u64>,
     max_retriggers: Option<usize>,
     coalesce: RawCoalesce,
+    timezone: Option<Spanned<String>>,
+    cron: RawCronDefaults,
+    cortex: RawCortex,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawCronDefaults {
+    grace: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawCortex {
+    stall_secs: Option<Spanned<u64>>,
+    branch_timeout_secs: Option<Spanned<u64>>,
+    breaker_threshold: Option<Spanned<u32>>,
+    breaker_cooldown_secs: Option<Spanned<u64>>,
+    maintenance_interval_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCronJob {
+    id: Spanned<String>,
+    prompt: Spanned<String>,
+    cron: Option<Spanned<String>>,
+    every: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    delivery_target: Option<Spanned<String>>,
+    active_hours: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    enabled: Option<bool>,
+    run_once: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -139,6 +176,9 @@ struct RawAgent {
     history_messages: Option<Spanned<usize>>,
     #[serde(default)]
     routing: RawRouting,
+    timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    cron: Vec<RawCronJob>,
 }
 
 #[derive(Deserialize, Default)]
@@ -181,9 +221,9 @@ pub(super) fn parse(
         .map_err(|error| resolver.toml_error(error.inner(), &key_path(error.path())))?;
     resolver.providers = resolver.providers(&raw.llm.providers)?;
     let defaults = resolver.defaults(&raw.defaults)?;
-    let agents = resolver.agents(&raw.agents, &defaults)?;
-    let bindings = resolver.bindings(raw.bindings, &agents)?;
     let messaging = resolver.messaging(&raw.messaging)?;
+    let agents = resolver.agents(&raw.agents, &defaults, &messaging)?;
+    let bindings = resolver.bindings(raw.bindings, &agents)?;
     let api = ApiConfig {
         enabled: raw.api.enabled.unwrap_or(true),
         bind: raw.api.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -521,13 +561,178 @@ impl Resolver<'_> {
                 debounce_ms: raw.coalesce.debounce_ms.unwrap_or(1500),
                 max_wait_ms: raw.coalesce.max_wait_ms.unwrap_or(5000),
             },
+            timezone: self.zone(raw.timezone.as_ref(), "defaults.timezone", Zone::Local)?,
+            cron: self.cron_settings(&raw.cron)?,
+            cortex: self.cortex(&raw.cortex)?,
         })
+    }
+
+    fn zone(
+        &self,
+        value: Option<&Spanned<String>>,
+        key: &str,
+        inherited: Zone,
+    ) -> Result<Zone, ConfigError> {
+        value.map_or(Ok(inherited), |value| {
+            Zone::parse(value.get_ref())
+                .map_err(|message| self.error(Some(value.span()), key, &message))
+        })
+    }
+
+    fn duration(
+        &self,
+        value: Option<&Spanned<String>>,
+        key: &str,
+        default: std::time::Duration,
+    ) -> Result<std::time::Duration, ConfigError> {
+        value.map_or(Ok(default), |value| {
+            parse_duration(value.get_ref())
+                .map_err(|message| self.error(Some(value.span()), key, &message))
+        })
+    }
+
+    fn cron_settings(&self, raw: &RawCronDefaults) -> Result<CronSettings, ConfigError> {
+        let defaults = CronSettings::default();
+        Ok(CronSettings {
+            grace: self.duration(raw.grace.as_ref(), "defaults.cron.grace", defaults.grace)?,
+            timeout: self.duration(
+                raw.timeout.as_ref(),
+                "defaults.cron.timeout",
+                defaults.timeout,
+            )?,
+        })
+    }
+
+    fn cortex(&self, raw: &RawCortex) -> Result<CortexConfig, ConfigError> {
+        let defaults = CortexConfig::default();
+        Ok(CortexConfig {
+            stall_secs: self.at_least_one(
+                raw.stall_secs.as_ref(),
+                "defaults.cortex.stall_secs",
+                defaults.stall_secs,
+            )?,
+            branch_timeout_secs: self.at_least_one(
+                raw.branch_timeout_secs.as_ref(),
+                "defaults.cortex.branch_timeout_secs",
+                defaults.branch_timeout_secs,
+            )?,
+            breaker_threshold: self.at_least_one(
+                raw.breaker_threshold.as_ref(),
+                "defaults.cortex.breaker_threshold",
+                defaults.breaker_threshold,
+            )?,
+            breaker_cooldown_secs: self.at_least_one(
+                raw.breaker_cooldown_secs.as_ref(),
+                "defaults.cortex.breaker_cooldown_secs",
+                defaults.breaker_cooldown_secs,
+            )?,
+            maintenance_interval_secs: self.at_least_one(
+                raw.maintenance_interval_secs.as_ref(),
+                "defaults.cortex.maintenance_interval_secs",
+                defaults.maintenance_interval_secs,
+            )?,
+        })
+    }
+
+    /// The `[[agents.cron]]` jobs of one agent, each checked where it is written.
+    fn cron_jobs(
+        &self,
+        raw: &[RawCronJob],
+        prefix: &str,
+        zone: Zone,
+        settings: &CronSettings,
+        messaging: &MessagingConfig,
+    ) -> Result<Vec<JobSpec>, ConfigError> {
+        let mut jobs: Vec<JobSpec> = Vec::with_capacity(raw.len());
+        for (index, job) in raw.iter().enumerate() {
+            let prefix = format!("{prefix}.cron[{index}]");
+            let located = |value: &Spanned<String>, field: &str, message: &str| {
+                self.error(Some(value.span()), &format!("{prefix}.{field}"), message)
+            };
+            let id = job.id.get_ref().trim().to_string();
+            crate::cron::validate_id(&id).map_err(|message| located(&job.id, "id", &message))?;
+            if jobs.iter().any(|existing| existing.id == id) {
+                return Err(located(
+                    &job.id,
+                    "id",
+                    &format!("duplicate cron job id `{id}` in this agent"),
+                ));
+            }
+            let prompt = crate::cron::validate_prompt(job.prompt.get_ref())
+                .map_err(|message| located(&job.prompt, "prompt", &message))?;
+            let schedule = crate::cron::parse_schedule(
+                job.cron.as_ref().map(|value| value.get_ref().as_str()),
+                job.every.as_ref().map(|value| value.get_ref().as_str()),
+            )
+            .map_err(|(field, message)| {
+                let value = match field {
+                    "cron" => job.cron.as_ref(),
+                    _ => job.every.as_ref(),
+                };
+                match value {
+                    Some(value) => located(value, field, &message),
+                    None => self.error(Some(job.id.span()), &prefix, &message),
+                }
+            })?;
+            let timezone = job
+                .timezone
+                .as_ref()
+                .map(|value| {
+                    Zone::parse(value.get_ref())
+                        .map(|zone| zone.name())
+                        .map_err(|message| located(value, "timezone", &message))
+                })
+                .transpose()?;
+            let delivery_target = job
+                .delivery_target
+                .as_ref()
+                .map(|value| {
+                    let target = value.get_ref().trim();
+                    crate::cron::validate_target(target)
+                        .and_then(|()| deliverable(target, messaging))
+                        .map(|()| target.to_string())
+                        .map_err(|message| located(value, "delivery_target", &message))
+                })
+                .transpose()?;
+            let active_hours = job
+                .active_hours
+                .as_ref()
+                .map(|value| {
+                    ActiveHours::parse(value.get_ref())
+                        .map(|hours| hours.to_string())
+                        .map_err(|message| located(value, "active_hours", &message))
+                })
+                .transpose()?;
+            let timeout = self.duration(
+                job.timeout.as_ref(),
+                &format!("{prefix}.timeout"),
+                settings.timeout,
+            )?;
+            let spec = JobSpec {
+                id,
+                prompt,
+                schedule,
+                timezone,
+                delivery_target,
+                active_hours,
+                timeout_secs: timeout.as_secs(),
+                enabled: job.enabled.unwrap_or(true),
+                run_once: job.run_once.unwrap_or(false),
+            };
+            crate::cron::check_fires(&spec, zone).map_err(|message| {
+                let value = job.active_hours.as_ref().unwrap_or(&job.id);
+                located(value, "active_hours", &message)
+            })?;
+            jobs.push(spec);
+        }
+        Ok(jobs)
     }
 
     fn agents(
         &self,
         raw: &[RawAgent],
         defaults: &DefaultsConfig,
+        messaging: &MessagingConfig,
     ) -> Result<Vec<AgentConfig>, ConfigError> {
         if raw.is_empty() {
             return Ok(vec![AgentConfig {
@@ -539,6 +744,10 @@ impl Resolver<'_> {
                 history_messages: defaults.history_messages,
                 limits: defaults.limits.clone(),
                 coalesce: defaults.coalesce.clone(),
+                timezone: defaults.timezone,
+                cron: Vec::new(),
+                cron_settings: defaults.cron.clone(),
+                cortex: defaults.cortex.clone(),
             }]);
         }
         let mut agents: Vec<AgentConfig> = Vec::with_capacity(raw.len());
@@ -562,6 +771,12 @@ impl Resolver<'_> {
             if default {
                 default_id = Some(id);
             }
+            let timezone = self.zone(
+                agent.timezone.as_ref(),
+                &format!("{prefix}.timezone"),
+                defaults.timezone,
+            )?;
+            let cron = self.cron_jobs(&agent.cron, &prefix, timezone, &defaults.cron, messaging)?;
             agents.push(AgentConfig {
                 id: id.clone(),
                 default,
@@ -583,6 +798,10 @@ impl Resolver<'_> {
                 )?,
                 limits: defaults.limits.clone(),
                 coalesce: defaults.coalesce.clone(),
+                timezone,
+                cron,
+                cron_settings: defaults.cron.clone(),
+                cortex: defaults.cortex.clone(),
             });
         }
         if default_id.is_none() {
@@ -733,6 +952,30 @@ fn dotted_name(name: &str) -> String {
         name.to_string()
     } else {
         format!("{name:?}")
+    }
+}
+
+/// A delivery target on a chat platform needs that platform's adapter.
+fn deliverable(target: &str, messaging: &MessagingConfig) -> Result<(), String> {
+    let platform = crate::messaging::platform_of(target);
+    let configured = match platform {
+        "discord" => messaging
+            .discord
+            .as_ref()
+            .is_some_and(|discord| discord.enabled),
+        "telegram" => messaging
+            .telegram
+            .as_ref()
+            .is_some_and(|telegram| telegram.enabled),
+        "slack" => messaging.slack.as_ref().is_some_and(|slack| slack.enabled),
+        _ => true,
+    };
+    if configured {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{target}` needs the {platform} adapter; add an enabled [messaging.{platform}] table"
+        ))
     }
 }
 

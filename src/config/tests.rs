@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Config, ConfigError, DEFAULT_CONFIG, ModelId, ProviderKind};
+use crate::cron::ScheduleSpec;
 
 const EXAMPLE_CONFIG: &str = include_str!("../../config/example.toml");
 
@@ -93,6 +94,123 @@ fn example_config_parses_with_empty_environment() {
     assert_eq!(main.worker, model("local/llama3.1"));
     assert_eq!(main.fallbacks.len(), 3);
     assert_eq!(config.secrets().len(), 7);
+    let main = config.default_agent();
+    assert_eq!(main.timezone.name(), "America/New_York");
+    assert_eq!(
+        config.agent("support").map(|agent| agent.timezone.name()),
+        Some("Europe/Berlin".to_string())
+    );
+    assert_eq!(main.cron.len(), 2);
+    let digest = &main.cron[0];
+    assert_eq!(digest.id, "morning-digest");
+    assert_eq!(digest.schedule, ScheduleSpec::Cron("30 7 * * 1-5".into()));
+    assert_eq!(digest.timezone.as_deref(), Some("Europe/London"));
+    assert_eq!(
+        digest.delivery_target.as_deref(),
+        Some("telegram:123456789")
+    );
+    assert_eq!(digest.active_hours.as_deref(), Some("06:00-10:00"));
+    assert_eq!(digest.timeout_secs, 300);
+    assert_eq!(main.cron[1].schedule, ScheduleSpec::Every(7200));
+    assert_eq!(main.cron[1].timeout_secs, 600);
+    assert_eq!(main.cortex.stall_secs, 300);
+    assert_eq!(main.cron_settings.grace.as_secs(), 300);
+}
+
+#[test]
+fn cron_jobs_are_checked_where_they_are_written() {
+    let agent = "[[agents]]\nid = \"main\"\n[[agents.cron]]\nid = \"a\"\nprompt = \"p\"\n";
+    let config = parse(&format!("{agent}every = \"30s\"\n"));
+    let job = &config.default_agent().cron[0];
+    assert_eq!(job.schedule, ScheduleSpec::Every(30));
+    assert!(job.enabled && !job.run_once && job.delivery_target.is_none());
+    let cases = [
+        (
+            "cron = \"61 * * * *\"\n",
+            6,
+            "agents[0].cron[0].cron",
+            "not a valid cron",
+        ),
+        (
+            "cron = \"* * *\"\n",
+            6,
+            "agents[0].cron[0].cron",
+            "3 fields",
+        ),
+        (
+            "cron = \"* * * * *\"\nevery = \"1m\"\n",
+            7,
+            "agents[0].cron[0].every",
+            "not both",
+        ),
+        ("", 4, "agents[0].cron[0]", "give a schedule"),
+        (
+            "every = \"soon\"\n",
+            6,
+            "agents[0].cron[0].every",
+            "not a duration",
+        ),
+        (
+            "every = \"1m\"\ntimezone = \"Mars/Olympus\"\n",
+            7,
+            "agents[0].cron[0].timezone",
+            "not a time zone",
+        ),
+        (
+            "every = \"1m\"\ndelivery_target = \"telegram:42\"\n",
+            7,
+            "agents[0].cron[0].delivery_target",
+            "[messaging.telegram]",
+        ),
+        (
+            "every = \"1m\"\ndelivery_target = \"irc:#x\"\n",
+            7,
+            "agents[0].cron[0].delivery_target",
+            "not a conversation",
+        ),
+        (
+            "every = \"1m\"\nactive_hours = \"9-5\"\n",
+            7,
+            "agents[0].cron[0].active_hours",
+            "HH:MM-HH:MM",
+        ),
+        (
+            "cron = \"0 3 * * *\"\nactive_hours = \"09:00-17:00\"\n",
+            7,
+            "agents[0].cron[0].active_hours",
+            "never falls inside",
+        ),
+        (
+            "every = \"1m\"\n[[agents.cron]]\nid = \"a\"\nprompt = \"q\"\nevery = \"1m\"\n",
+            8,
+            "agents[0].cron[1].id",
+            "duplicate cron job id",
+        ),
+    ];
+    for (rest, expected_line, expected_key, expected_message) in cases {
+        let (line, _, key, message) = invalid(&format!("{agent}{rest}"));
+        assert_eq!(
+            (line, key.as_str()),
+            (expected_line, expected_key),
+            "{rest:?}: {message}"
+        );
+        assert!(message.contains(expected_message), "{rest:?}: {message}");
+    }
+    let (line, _, key, _) = invalid("[defaults]\ntimezone = \"Nowhere\"\n");
+    assert_eq!((line, key.as_str()), (2, "defaults.timezone"));
+    let (line, _, key, _) = invalid("[defaults.cron]\ngrace = \"0s\"\n");
+    assert_eq!((line, key.as_str()), (2, "defaults.cron.grace"));
+    let (line, _, key, _) = invalid("[defaults.cortex]\nstall_secs = 0\n");
+    assert_eq!((line, key.as_str()), (2, "defaults.cortex.stall_secs"));
+    let with_telegram = format!(
+        "{agent}every = \"1m\"\ndelivery_target = \"telegram:42\"\n[messaging.telegram]\ntoken = \"t\"\n"
+    );
+    assert_eq!(
+        parse(&with_telegram).default_agent().cron[0]
+            .delivery_target
+            .as_deref(),
+        Some("telegram:42")
+    );
 }
 
 #[test]

@@ -206,6 +206,24 @@ impl MessagingManager {
         }
     }
 
+    /// Whether messages can be sent to a conversation: the portal always, a chat platform
+    /// when its adapter is configured.
+    pub fn can_send_to(&self, conversation_id: &str) -> bool {
+        let platform = platform_of(conversation_id);
+        platform == "portal" || self.adapters.contains_key(platform)
+    }
+
+    /// A proactive message (a cron job's outcome): split and sent with retries to a platform
+    /// conversation. A portal conversation has nothing to push to; its transcript and the
+    /// event stream carry the message.
+    pub async fn send_to(&self, conversation_id: &str, text: &str) -> Result<(), MessagingError> {
+        if platform_of(conversation_id) == "portal" {
+            return Ok(());
+        }
+        let span = tracing::info_span!("send", conversation_id = %conversation_id);
+        self.broadcast(conversation_id, text).instrument(span).await
+    }
+
     /// A proactive message to a platform conversation (not an answer to anything).
     pub async fn broadcast(&self, conversation_id: &str, text: &str) -> Result<(), MessagingError> {
         let adapter = self

@@ -29,7 +29,15 @@ async fn reply_tool_answers_through_the_http_api() {
     assert_eq!(request["model"], "fake-model");
     assert_eq!(
         FakeLlm::tool_names(request),
-        vec!["reply", "skip", "branch", "spawn_worker", "route", "cancel"]
+        vec![
+            "reply",
+            "skip",
+            "branch",
+            "spawn_worker",
+            "route",
+            "cancel",
+            "cron"
+        ]
     );
     assert_eq!(FakeLlm::last_user_text(request), "hi, I am Alice");
     let system = request["messages"][0].to_string();

@@ -86,6 +86,11 @@ impl TestDaemon {
         }
     }
 
+    /// The running daemon's shared state (agents, their contexts).
+    pub fn state(&self) -> &Arc<spacebot::daemon::DaemonState> {
+        self.daemon.as_ref().expect("the daemon is running").state()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

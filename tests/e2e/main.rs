@@ -12,6 +12,8 @@ mod fake_telegram;
 mod harness;
 
 mod cli;
+mod cortex;
+mod cron;
 mod delegation;
 mod discord;
 mod foundation;

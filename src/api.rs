@@ -1,7 +1,8 @@
-//! The HTTP API (axum): health and status, portal messages, conversation history, the SSE
-//! event stream, an OpenAI-compatible chat endpoint and the embedded web chat.
+//! The HTTP API (axum): health and status, portal messages, conversation history, memories,
+//! the SSE event stream, an OpenAI-compatible chat endpoint and the embedded web chat.
 
 mod events;
+mod memories;
 mod messages;
 mod openai;
 mod status;
@@ -37,6 +38,18 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/agents/{agent_id}/conversations/{conversation_id}/messages",
             get(messages::list_messages),
+        )
+        .route(
+            "/api/agents/{agent_id}/memories",
+            get(memories::list).post(memories::create),
+        )
+        .route(
+            "/api/agents/{agent_id}/memories/search",
+            get(memories::search),
+        )
+        .route(
+            "/api/agents/{agent_id}/memories/{memory_id}",
+            get(memories::get).delete(memories::forget),
         )
         .route("/api/events", get(events::stream))
         .route("/v1/models", get(openai::models))

@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
 use crate::conversation::ConversationStore;
 use crate::event::EventBus;
 use crate::llm::{LlmManager, SETUP_HINT, UsageRecorder};
+use crate::memory::{Embedder, MemoryStore};
 use crate::messaging::MessagingManager;
 use crate::prompts::Prompts;
 use crate::tools::ToolSet;
@@ -45,6 +46,11 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Agent(#[from] crate::agent::AgentError),
+    #[error("agent `{agent_id}`: {source}")]
+    Memory {
+        agent_id: String,
+        source: crate::memory::MemoryError,
+    },
 }
 
 /// Looks up an environment variable. Tests pass their own instead of mutating the process's.
@@ -80,6 +86,8 @@ pub struct DaemonState {
     pub agents: BTreeMap<String, Arc<AgentRuntime>>,
     pub llm: Arc<LlmManager>,
     pub messaging: Arc<MessagingManager>,
+    /// Shared by every agent's memory store; reports whether recall is hybrid.
+    pub embedder: Arc<Embedder>,
     pub started_at: Instant,
     pub shutdown: CancellationToken,
 }
@@ -98,6 +106,8 @@ pub struct Daemon {
     state: Arc<DaemonState>,
     api_address: Option<SocketAddr>,
     tasks: TaskTracker,
+    /// Stops the per-agent memory maintenance tasks before the databases close.
+    maintenance: CancellationToken,
 }
 
 impl Daemon {
@@ -134,6 +144,11 @@ impl Daemon {
         }
         let channel_tools = Arc::new(ToolSet::channel(&prompts)?);
         let messaging = Arc::new(MessagingManager::new());
+        let embedder = Arc::new(Embedder::from_config(
+            &config.memory,
+            &config.llm.providers,
+            &home,
+        ));
         let agents_root = home.join("agents");
         let mut agents = BTreeMap::new();
         for agent_config in &config.agents {
@@ -144,6 +159,18 @@ impl Daemon {
                     source,
                 })?;
             let pool = crate::database::open(&agent_home.join("spacebot.db")).await?;
+            let events = EventBus::new(EVENT_BUS_CAPACITY);
+            let memory = MemoryStore::open(
+                agent_config.id.clone(),
+                pool.clone(),
+                embedder.clone(),
+                events.clone(),
+            )
+            .await
+            .map_err(|source| DaemonError::Memory {
+                agent_id: agent_config.id.clone(),
+                source,
+            })?;
             let context = AgentContext {
                 agent_id: agent_config.id.clone(),
                 config: agent_config.clone(),
@@ -152,10 +179,11 @@ impl Daemon {
                 store: ConversationStore::new(pool.clone()),
                 usage: UsageRecorder::new(pool.clone()),
                 pool,
-                events: EventBus::new(EVENT_BUS_CAPACITY),
+                events,
                 llm: llm.clone(),
                 prompts: prompts.clone(),
                 channel_tools: channel_tools.clone(),
+                memory: Arc::new(memory),
                 messaging: messaging.clone(),
                 inbox_capacity: config.defaults.channel_inbox,
             };
@@ -171,6 +199,7 @@ impl Daemon {
             agents,
             llm,
             messaging,
+            embedder,
             started_at: started,
             shutdown: CancellationToken::new(),
         });
@@ -180,7 +209,16 @@ impl Daemon {
         } else {
             None
         };
+        let maintenance = CancellationToken::new();
+        let maintenance_interval =
+            Duration::from_secs(state.config.memory.maintenance_interval_secs);
         for agent in state.agents.values() {
+            // The cortex will own memory maintenance; until then, one task per agent.
+            tasks.spawn(crate::memory::maintenance::run_periodically(
+                agent.context().memory.clone(),
+                maintenance_interval,
+                maintenance.clone(),
+            ));
             agent.resume_pending().await?;
         }
         tracing::info!(
@@ -193,6 +231,7 @@ impl Daemon {
             state,
             api_address,
             tasks,
+            maintenance,
         })
     }
 
@@ -210,6 +249,7 @@ impl Daemon {
     pub async fn shutdown(self) {
         let grace = Duration::from_secs(self.state.config.defaults.shutdown_grace_secs);
         tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+        self.maintenance.cancel();
         let agents = self
             .state
             .agents

@@ -114,6 +114,17 @@ pub enum ProcessEvent {
         tool: String,
         is_error: bool,
     },
+    /// A memory was saved, or a near-duplicate was updated (`merged`).
+    MemorySaved {
+        agent_id: String,
+        memory_id: String,
+        memory_type: String,
+        merged: bool,
+        /// Who saved it: `branch:{id}`, `api`, ...
+        source: String,
+        /// The conversation it came from, if any.
+        conversation_id: Option<String>,
+    },
 }
 
 impl ProcessEvent {
@@ -126,6 +137,7 @@ impl ProcessEvent {
             ProcessEvent::TurnFailed { .. } => "turn_failed",
             ProcessEvent::ToolStarted { .. } => "tool_started",
             ProcessEvent::ToolCompleted { .. } => "tool_completed",
+            ProcessEvent::MemorySaved { .. } => "memory_saved",
         }
     }
 
@@ -136,7 +148,8 @@ impl ProcessEvent {
             | ProcessEvent::TurnCompleted { agent_id, .. }
             | ProcessEvent::TurnFailed { agent_id, .. }
             | ProcessEvent::ToolStarted { agent_id, .. }
-            | ProcessEvent::ToolCompleted { agent_id, .. } => agent_id,
+            | ProcessEvent::ToolCompleted { agent_id, .. }
+            | ProcessEvent::MemorySaved { agent_id, .. } => agent_id,
         }
     }
 
@@ -163,6 +176,9 @@ impl ProcessEvent {
                 | ProcessId::Compactor(_)
                 | ProcessId::Cortex(_) => None,
             },
+            ProcessEvent::MemorySaved {
+                conversation_id, ..
+            } => conversation_id.as_deref(),
         }
     }
 }

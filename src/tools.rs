@@ -1,14 +1,20 @@
 //! Tools the LLM can call, and which process gets which. A tool error is a result the model
 //! reads and can recover from, never a failed turn.
 
+mod memory_delete;
+mod memory_recall;
+mod memory_save;
 mod reply;
 mod skip;
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rig::completion::ToolDefinition;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::memory::MemoryStore;
 use crate::prompts::{PromptError, Prompts};
 
 /// What a tool asks of the process that called it, beyond the text result the model sees.
@@ -69,6 +75,28 @@ impl ToolSet {
         Self::new(prompts, vec![Box::new(reply::Reply), Box::new(skip::Skip)])
     }
 
+    /// Tools of a branch: the memory tools, saving on behalf of `origin`. The branch's other
+    /// tools (channel_recall, spawn_worker) join here as they are built.
+    pub fn branch(
+        prompts: &Prompts,
+        memory: Arc<MemoryStore>,
+        origin: MemoryOrigin,
+    ) -> Result<Self, PromptError> {
+        Self::new(
+            prompts,
+            vec![
+                Box::new(memory_save::MemorySave {
+                    store: memory.clone(),
+                    origin,
+                }),
+                Box::new(memory_recall::MemoryRecall {
+                    store: memory.clone(),
+                }),
+                Box::new(memory_delete::MemoryDelete { store: memory }),
+            ],
+        )
+    }
+
     fn new(prompts: &Prompts, tools: Vec<Box<dyn Tool>>) -> Result<Self, PromptError> {
         let definitions = tools
             .iter()
@@ -101,6 +129,15 @@ impl ToolSet {
             )),
         }
     }
+}
+
+/// Who memories saved through the tools are attributed to.
+#[derive(Debug, Clone)]
+pub struct MemoryOrigin {
+    /// Recorded as the memory's source, e.g. `branch:{id}`.
+    pub source: String,
+    /// The conversation the saving process works for.
+    pub channel_id: Option<String>,
 }
 
 /// Reads a tool's arguments, accepting an object or a string that holds one (some providers

@@ -158,8 +158,14 @@ impl Channel {
 
     async fn run_turn(&self, batch: &[StoredMessage]) -> TurnResult {
         let context = &self.context;
+        // The memory block is rendered every turn (cached until the store changes).
+        let memories = context.memory.prompt_block(&context.prompts).await;
+        let mut system = self.system_prompt.clone();
+        if !memories.is_empty() {
+            system = format!("{system}\n\n{memories}");
+        }
         let mut request = LlmRequest {
-            system: self.system_prompt.clone(),
+            system,
             messages: conversation_messages(self.history.iter().chain(batch)),
             tools: context.channel_tools.definitions().to_vec(),
         };

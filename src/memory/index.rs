@@ -372,7 +372,7 @@ pub fn to_blob(vector: &[f32]) -> Vec<u8> {
 
 /// Decodes a BLOB written by `to_blob`; `None` if its length is not a multiple of 4.
 pub fn from_blob(blob: &[u8]) -> Option<Vec<f32>> {
-    if blob.len() % 4 != 0 {
+    if !blob.len().is_multiple_of(4) {
         return None;
     }
     Some(

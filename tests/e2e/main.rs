@@ -7,5 +7,6 @@ mod harness;
 
 mod cli;
 mod foundation;
+mod memory;
 mod openai_api;
 mod restart;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use spacebot::event::EventBus;
 use spacebot::memory::embedder::LOCAL_MODEL_ID;
-use spacebot::memory::index::{normalize, to_blob};
+use spacebot::memory::index::{VectorIndex, normalize, to_blob};
 use spacebot::memory::{Embedder, MemoryStore, MemoryType, NewMemory, RecallQuery};
 
 const DIMENSIONS: usize = 384;
@@ -122,11 +122,22 @@ impl Words {
     }
 }
 
+/// Anonymous resident memory (heap), leaving out file pages SQLite maps.
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|line| line.starts_with("RssAnon:"))?;
     let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kilobytes * 1024)
+}
+
+/// CPU time the whole process has used (all threads), from /proc/self/stat.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 1/100 s on Linux.
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
@@ -146,6 +157,8 @@ struct Row {
     index_bytes: usize,
     resident_growth: Option<u64>,
     hybrid: (Duration, Duration),
+    hybrid_cpu: Option<Duration>,
+    scan: (Duration, Duration),
     full_text: (Duration, Duration),
     embedded: Option<(Duration, Duration)>,
     save: (Duration, Duration),
@@ -160,12 +173,16 @@ async fn fill(
     words: &Words,
     topics: &Topics,
     random: &mut Random,
+    scan_index: &mut VectorIndex,
 ) -> Result<(), sqlx::Error> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut transaction = pool.begin().await?;
     for number in 0..count {
         let content = words.sentence(random, 8, 20);
         let memory_type = TYPES[number % TYPES.len()];
+        let vector = topics.vector(random);
+        // The same vectors, in an index of their own, to time the scan alone.
+        let _ = scan_index.upsert(&number.to_string(), 0, &vector);
         sqlx::query(
             "INSERT INTO memories (id, content, memory_type, importance, created_at, updated_at,
                  last_accessed_at, access_count, source, channel_id, forgotten, embedding,
@@ -179,7 +196,7 @@ async fn fill(
         .bind(now)
         .bind(now)
         .bind(now)
-        .bind(to_blob(&topics.vector(random)))
+        .bind(to_blob(&vector))
         .bind(LOCAL_MODEL_ID)
         .execute(&mut *transaction)
         .await?;
@@ -199,7 +216,8 @@ async fn measure(
     let topics = Topics::new(&mut random, count);
 
     let started = Instant::now();
-    fill(&pool, count, &words, &topics, &mut random).await?;
+    let mut scan_index = VectorIndex::new();
+    fill(&pool, count, &words, &topics, &mut random, &mut scan_index).await?;
     let fill_time = started.elapsed();
 
     let embedder = Arc::new(match model {
@@ -227,6 +245,7 @@ async fn measure(
             .await?;
     }
     let mut hybrid = Vec::with_capacity(queries);
+    let cpu_before = cpu_time();
     for (text, vector) in query_texts.iter().zip(&query_vectors) {
         let started = Instant::now();
         let result = store
@@ -235,6 +254,16 @@ async fn measure(
         hybrid.push(started.elapsed());
         assert!(!result.memories.is_empty());
     }
+    let hybrid_cpu = cpu_before
+        .zip(cpu_time())
+        .map(|(before, after)| after.saturating_sub(before) / queries as u32);
+    let mut scans = Vec::with_capacity(queries);
+    for vector in &query_vectors {
+        let started = Instant::now();
+        std::hint::black_box(scan_index.search(vector, 50, None));
+        scans.push(started.elapsed());
+    }
+    drop(scan_index);
     let mut full_text = Vec::with_capacity(queries);
     for text in &query_texts {
         let started = Instant::now();
@@ -246,13 +275,18 @@ async fn measure(
     let embedded = match model {
         Some(_) => {
             let mut samples = Vec::new();
-            store.recall(&RecallQuery::new("warm up the model", 10)).await?;
+            store
+                .recall(&RecallQuery::new("warm up the model", 10))
+                .await?;
             for text in query_texts.iter().take(queries.min(50)) {
                 let started = Instant::now();
                 store.recall(&RecallQuery::new(text, 10)).await?;
                 samples.push(started.elapsed());
             }
-            Some((percentile(&mut samples, 0.5), percentile(&mut samples, 0.99)))
+            Some((
+                percentile(&mut samples, 0.5),
+                percentile(&mut samples, 0.99),
+            ))
         }
         None => None,
     };
@@ -281,7 +315,10 @@ async fn measure(
                 store.save(memory).await?;
                 samples.push(started.elapsed());
             }
-            Some((percentile(&mut samples, 0.5), percentile(&mut samples, 0.99)))
+            Some((
+                percentile(&mut samples, 0.5),
+                percentile(&mut samples, 0.99),
+            ))
         }
         None => None,
     };
@@ -292,7 +329,12 @@ async fn measure(
         index_bytes: store.index_bytes(),
         resident_growth,
         hybrid: (percentile(&mut hybrid, 0.5), percentile(&mut hybrid, 0.99)),
-        full_text: (percentile(&mut full_text, 0.5), percentile(&mut full_text, 0.99)),
+        hybrid_cpu,
+        scan: (percentile(&mut scans, 0.5), percentile(&mut scans, 0.99)),
+        full_text: (
+            percentile(&mut full_text, 0.5),
+            percentile(&mut full_text, 0.99),
+        ),
         embedded,
         save: (percentile(&mut saves, 0.5), percentile(&mut saves, 0.99)),
         embedded_save,
@@ -302,28 +344,33 @@ async fn measure(
 }
 
 fn print(rows: &[Row], model: bool) {
-    let pair = |(p50, p99): (Duration, Duration)| format!("{} / {}", milliseconds(p50), milliseconds(p99));
+    let pair =
+        |(p50, p99): (Duration, Duration)| format!("{} / {}", milliseconds(p50), milliseconds(p99));
     let optional = |value: Option<(Duration, Duration)>| match value {
         Some(value) => pair(value),
         None => "skipped: no model".to_string(),
     };
     println!();
     println!(
-        "| memories | hybrid recall p50 / p99 ms (no embedding) | full-text only p50 / p99 ms | recall with query embedding p50 / p99 ms | save p50 / p99 ms (no embedding) | save with embedding p50 / p99 ms | vector index MiB (RSS growth) | index load ms | fill s |"
+        "| memories | hybrid recall p50 / p99 ms (no embedding) | CPU ms per hybrid recall | vector scan alone p50 / p99 ms | full-text-only recall p50 / p99 ms | recall with query embedding p50 / p99 ms | save p50 / p99 ms (no embedding) | save with embedding p50 / p99 ms | vector index MiB (heap growth at load) | index load ms | fill s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} ({}) | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} ({}) | {} | {:.1} |",
             row.memories,
             pair(row.hybrid),
+            row.hybrid_cpu.map_or("?".to_string(), milliseconds),
+            pair(row.scan),
             pair(row.full_text),
             optional(row.embedded),
             pair(row.save),
             optional(row.embedded_save),
             row.index_bytes as f64 / 1_048_576.0,
-            row.resident_growth
-                .map_or("?".to_string(), |bytes| format!("{:.1}", bytes as f64 / 1_048_576.0)),
+            row.resident_growth.map_or("?".to_string(), |bytes| format!(
+                "{:.1}",
+                bytes as f64 / 1_048_576.0
+            )),
             milliseconds(row.load),
             row.fill.as_secs_f64(),
         );
@@ -344,7 +391,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let sizes: &[(usize, usize)] = if benchmarking {
-        &[(10_000, 500), (100_000, 500)]
+        &[(10_000, 300), (100_000, 300)]
     } else {
         &[(300, 10)]
     };
@@ -356,10 +403,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, Box<dyn std::error::Error>>(rows)
     })?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "memory benchmark: {} cores, {}",
+        "memory benchmark: {} cores, load average {}, {}",
         std::thread::available_parallelism().map_or(0, |threads| threads.get()),
-        if benchmarking { "release" } else { "smoke run (cargo test)" }
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        if benchmarking {
+            "release"
+        } else {
+            "smoke run (cargo test)"
+        }
     );
     print(&rows, model.is_some());
     Ok(())

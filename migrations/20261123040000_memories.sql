@@ -20,8 +20,9 @@ CREATE TABLE memories (
     embedding_model   TEXT                                -- the embedder that produced `embedding`
 );
 
-CREATE INDEX memories_by_type ON memories (forgotten, memory_type, importance DESC);
-CREATE INDEX memories_by_update ON memories (forgotten, updated_at DESC);
+-- Partial indexes over remembered memories, for the prompt render and listings.
+CREATE INDEX memories_by_type ON memories (memory_type, importance DESC) WHERE forgotten = 0;
+CREATE INDEX memories_by_update ON memories (updated_at DESC) WHERE forgotten = 0;
 
 CREATE TABLE associations (
     source_id   TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,

@@ -78,6 +78,15 @@ impl VectorIndex {
                 * (std::mem::size_of::<Arc<str>>() + std::mem::size_of::<usize>() + 1)
     }
 
+    /// Releases spare capacity (after a bulk load).
+    pub fn shrink_to_fit(&mut self) {
+        self.codes.shrink_to_fit();
+        self.scales.shrink_to_fit();
+        self.kinds.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.slots.shrink_to_fit();
+    }
+
     /// Adds or replaces the vector of `id`. `vector` should be L2-normalised.
     pub fn upsert(&mut self, id: &str, kind: u8, vector: &[f32]) -> Result<(), DimensionMismatch> {
         if self.dimensions == 0 {
@@ -99,6 +108,15 @@ impl VectorIndex {
             }
             None => {
                 let id: Arc<str> = Arc::from(id);
+                if self.codes.capacity() - self.codes.len() < codes.len() {
+                    // Grow by an eighth, not the default doubling: the index is the largest
+                    // allocation of a big store.
+                    let slots = (self.ids.len() / 8).max(1024);
+                    self.codes.reserve_exact(slots * self.dimensions);
+                    self.scales.reserve_exact(slots);
+                    self.kinds.reserve_exact(slots);
+                    self.ids.reserve_exact(slots);
+                }
                 self.codes.extend_from_slice(&codes);
                 self.scales.push(scale);
                 self.kinds.push(kind);

@@ -23,41 +23,79 @@ const STOP_WORDS: &[&str] = &[
 /// Terms kept from a query, at most.
 const MAXIMUM_TERMS: usize = 16;
 
-/// An FTS5 MATCH expression for free text: its words (letters and digits), lowercased,
-/// without stop words, each quoted, joined with OR. `None` when no word is left.
-/// Quoting makes every user word a plain term, so FTS5 syntax in the text has no effect.
-pub fn full_text_query(text: &str) -> Option<String> {
+/// The words of free text worth searching for: letters and digits, lowercased, without stop
+/// words and one-letter words, deduplicated, at most 16. A text of only such words keeps them
+/// all (searching them beats searching nothing).
+pub fn full_text_terms(text: &str) -> Vec<String> {
     let words: Vec<String> = text
         .split(|character: char| !character.is_alphanumeric())
         .filter(|word| !word.is_empty())
         .map(str::to_lowercase)
         .collect();
-    let mut terms: Vec<&str> = Vec::new();
+    let mut terms: Vec<String> = Vec::new();
     for word in &words {
         let keep = word.chars().count() > 1 && !STOP_WORDS.contains(&word.as_str());
-        if keep && !terms.contains(&word.as_str()) {
-            terms.push(word);
+        if keep && !terms.contains(word) {
+            terms.push(word.clone());
         }
     }
     if terms.is_empty() {
-        // Only stop words (or one-letter words): search them rather than nothing.
-        for word in &words {
-            if !terms.contains(&word.as_str()) {
+        for word in words {
+            if !terms.contains(&word) {
                 terms.push(word);
             }
         }
     }
     terms.truncate(MAXIMUM_TERMS);
+    terms
+}
+
+/// One term as an FTS5 string: quoted, so FTS5 syntax in user text has no effect.
+pub fn quote_term(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// An FTS5 MATCH expression for `terms`: any of them. `None` when there are none.
+pub fn match_any(terms: &[&str]) -> Option<String> {
     if terms.is_empty() {
         return None;
     }
     Some(
         terms
             .iter()
-            .map(|term| format!("\"{term}\""))
+            .map(|term| quote_term(term))
             .collect::<Vec<_>>()
             .join(" OR "),
     )
+}
+
+/// Which terms a ranked full-text query uses, given how many memories each one matches
+/// (capped counts). Ranking costs time per matching memory, and a term in a large share of
+/// memories adds little to BM25 anyway, so terms are taken rarest first while their matches
+/// stay within `budget`. If none fits and `must_match` is set (no other ranked list exists),
+/// the rarest term is used alone.
+pub fn select_terms<'a>(counted: &[(&'a str, i64)], budget: i64, must_match: bool) -> Vec<&'a str> {
+    let mut by_rarity: Vec<(&str, i64)> = counted
+        .iter()
+        .copied()
+        .filter(|(_, matches)| *matches > 0)
+        .collect();
+    by_rarity.sort_by_key(|(term, matches)| (*matches, *term));
+    let mut selected = Vec::new();
+    let mut total = 0;
+    for (term, matches) in &by_rarity {
+        if total + matches <= budget {
+            selected.push(*term);
+            total += matches;
+        }
+    }
+    if selected.is_empty()
+        && must_match
+        && let Some((term, _)) = by_rarity.first()
+    {
+        selected.push(*term);
+    }
+    selected
 }
 
 /// One fused result: the key, its RRF score, and its 1-based rank in each input list.
@@ -143,19 +181,31 @@ mod tests {
     }
 
     #[test]
-    fn full_text_query_quotes_words_and_drops_stop_words() {
+    fn full_text_terms_drop_stop_words_and_syntax() {
         assert_eq!(
-            full_text_query("What is my pet called?").as_deref(),
-            Some("\"pet\" OR \"called\"")
+            full_text_terms("What is my pet called?"),
+            vec!["pet", "called"]
         );
         assert_eq!(
-            full_text_query("cats AND \"dogs\" NEAR(x) -y*").as_deref(),
-            Some("\"cats\" OR \"dogs\" OR \"near\"")
+            full_text_terms("cats AND \"dogs\" NEAR(x) -y*"),
+            vec!["cats", "dogs", "near"]
         );
+        assert_eq!(full_text_terms("who is it"), vec!["who", "is", "it"]);
+        assert!(full_text_terms("  ?! ").is_empty());
         assert_eq!(
-            full_text_query("who is it").as_deref(),
-            Some("\"who\" OR \"is\" OR \"it\"")
+            match_any(&["cats", "do\"gs"]).as_deref(),
+            Some("\"cats\" OR \"do\"\"gs\"")
         );
-        assert_eq!(full_text_query("  ?! "), None);
+        assert_eq!(match_any(&[]), None);
+    }
+
+    #[test]
+    fn common_terms_are_left_out_of_the_ranked_query() {
+        let counted = [("user", 5001), ("miso", 3), ("cat", 40), ("absent", 0)];
+        assert_eq!(select_terms(&counted, 5000, false), vec!["miso", "cat"]);
+        assert_eq!(select_terms(&counted, 20, false), vec!["miso"]);
+        let common = [("user", 5001), ("likes", 5001)];
+        assert!(select_terms(&common, 5000, false).is_empty());
+        assert_eq!(select_terms(&common, 5000, true), vec!["likes"]);
     }
 }

@@ -5,12 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use futures::TryStreamExt;
 use sqlx::{Row, SqlitePool};
 
 use super::embedder::Embedder;
 use super::index::{VectorIndex, dot, from_blob, normalize, to_blob};
 use super::render::MemorySnapshot;
-use super::search::{full_text_query, reciprocal_rank_fusion};
+use super::search::{full_text_terms, match_any, quote_term, reciprocal_rank_fusion, select_terms};
 use super::{
     Association, AssociationHop, ListOrder, Memory, MemoryError, MemoryType, NewAssociation,
     NewMemory, RecallMode, RecallQuery, RecallResult, RecalledMemory, Relation, SaveOutcome,
@@ -23,6 +24,9 @@ pub const NEAR_DUPLICATE_SIMILARITY: f32 = 0.95;
 /// Vector hits below this cosine similarity are not ranked: for all-MiniLM-L6-v2, unrelated
 /// sentences score around 0 to 0.15.
 pub const MINIMUM_SIMILARITY: f32 = 0.2;
+/// Memories a ranked full-text query may score. Common terms (those that would exceed it)
+/// are left to the vector search, which keeps hybrid recall fast on large stores.
+pub const FULL_TEXT_BUDGET: i64 = 3000;
 /// Candidates each ranked list contributes to fusion.
 const CANDIDATES_PER_LIST: usize = 50;
 /// The fused hits the association walk starts from.
@@ -96,17 +100,20 @@ impl MemoryStore {
             return Ok(());
         };
         let started = std::time::Instant::now();
-        let rows = sqlx::query(
+        // Streamed row by row, so loading never holds all f32 vectors at once.
+        let mut rows = sqlx::query(
             "SELECT id, memory_type, embedding FROM memories
              WHERE forgotten = 0 AND embedding IS NOT NULL AND embedding_model = ?",
         )
         .bind(model)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(MemoryError::database("loading embeddings"))?;
+        .fetch(&self.pool);
         let mut index = VectorIndex::new();
         let mut skipped = 0usize;
-        for row in rows {
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(MemoryError::database("loading embeddings"))?
+        {
             let id: String = row.get("id");
             let memory_type: MemoryType = row.get("memory_type");
             let blob: Vec<u8> = row.get("embedding");
@@ -117,6 +124,8 @@ impl MemoryStore {
                 skipped += 1;
             }
         }
+        drop(rows);
+        index.shrink_to_fit();
         if skipped > 0 {
             tracing::warn!(agent_id = %self.agent_id, skipped, "embeddings with an unexpected size were not loaded");
         }
@@ -377,12 +386,11 @@ impl MemoryStore {
     pub async fn associations(&self, id: &str) -> Result<Vec<Association>, MemoryError> {
         sqlx::query_as::<_, Association>(
             "SELECT a.source_id, a.target_id, a.relation, a.weight FROM associations a
-             JOIN memories s ON s.id = a.source_id AND s.forgotten = 0
-             JOIN memories t ON t.id = a.target_id AND t.forgotten = 0
-             WHERE a.source_id = ? OR a.target_id = ?
+             JOIN memories s ON s.id = a.source_id AND +s.forgotten = 0
+             JOIN memories t ON t.id = a.target_id AND +t.forgotten = 0
+             WHERE a.source_id = ?1 OR a.target_id = ?1
              ORDER BY a.weight DESC, a.source_id, a.target_id, a.relation",
         )
-        .bind(id)
         .bind(id)
         .fetch_all(&self.pool)
         .await
@@ -478,14 +486,23 @@ impl MemoryStore {
             return Ok(result);
         }
 
-        let full_text = self.full_text_ranks(text, query.memory_type).await?;
-        let vector = match embedding {
-            Some(mut vector) => {
-                normalize(&mut vector);
-                self.vector_ranks(vector, query.memory_type).await?
+        // The vector scan (a blocking thread) and the full-text query (SQLite's thread) run
+        // at the same time.
+        let must_match = embedding.is_none();
+        let vector_search = async {
+            match embedding {
+                Some(mut vector) => {
+                    normalize(&mut vector);
+                    self.vector_ranks(vector, query.memory_type).await
+                }
+                None => Ok(Vec::new()),
             }
-            None => Vec::new(),
         };
+        let (full_text, vector) = tokio::join!(
+            self.full_text_ranks(text, query.memory_type, must_match),
+            vector_search
+        );
+        let (full_text, vector) = (full_text?, vector?);
         let first = reciprocal_rank_fusion(&[full_text.clone(), vector.clone()]);
         let strong: Vec<String> = first
             .iter()
@@ -498,33 +515,47 @@ impl MemoryStore {
         let hop_of: HashMap<&str, &AssociationHop> =
             hops.iter().map(|(id, hop)| (id.as_str(), hop)).collect();
 
-        // Load rows for the fused candidates; the walk may reach other types, so the type
-        // filter is applied again here.
-        let keys: Vec<String> = fused.iter().map(|entry| entry.key.clone()).collect();
-        let rows = self.load_remembered(&keys).await?;
-        let mut memories: Vec<RecalledMemory> = fused
-            .iter()
-            .filter_map(|entry| {
-                let memory = rows.get(&entry.key)?.clone();
+        // Load rows for the fused candidates, best first; the walk may reach other types, so
+        // the type filter is applied again here. A hybrid recall needs only the first
+        // `limit` that pass; the other modes re-sort every candidate.
+        let wanted = match query.mode {
+            RecallMode::Hybrid => limit,
+            RecallMode::Recent | RecallMode::Important => usize::MAX,
+        };
+        let chunk = match query.mode {
+            RecallMode::Hybrid => limit + 5,
+            RecallMode::Recent | RecallMode::Important => fused.len().max(1),
+        };
+        let mut memories: Vec<RecalledMemory> = Vec::new();
+        for entries in fused.chunks(chunk) {
+            let keys: Vec<String> = entries.iter().map(|entry| entry.key.clone()).collect();
+            let rows = self.load_remembered(&keys).await?;
+            for entry in entries {
+                let Some(memory) = rows.get(&entry.key) else {
+                    continue;
+                };
                 if query
                     .memory_type
                     .is_some_and(|wanted| memory.memory_type != wanted)
                 {
-                    return None;
+                    continue;
                 }
                 let via = match (entry.ranks[0], entry.ranks[1]) {
                     (None, None) => hop_of.get(entry.key.as_str()).map(|hop| (*hop).clone()),
                     _ => None,
                 };
-                Some(RecalledMemory {
-                    memory,
+                memories.push(RecalledMemory {
+                    memory: memory.clone(),
                     score: entry.score,
                     full_text_rank: entry.ranks[0],
                     vector_rank: entry.ranks[1],
                     via,
-                })
-            })
-            .collect();
+                });
+            }
+            if memories.len() >= wanted {
+                break;
+            }
+        }
         match query.mode {
             RecallMode::Hybrid => {}
             RecallMode::Recent => memories.sort_by(|left, right| {
@@ -552,29 +583,80 @@ impl MemoryStore {
         Ok(result)
     }
 
-    /// Ids of the best BM25 matches, best first.
+    /// Ids of the best BM25 matches, best first. Terms matching so many memories that
+    /// ranking them would exceed `FULL_TEXT_BUDGET` are dropped; when `must_match` (no vector
+    /// list), the rarest term is searched even then.
     pub(super) async fn full_text_ranks(
         &self,
         text: &str,
         memory_type: Option<MemoryType>,
+        must_match: bool,
     ) -> Result<Vec<String>, MemoryError> {
-        let Some(expression) = full_text_query(text) else {
+        let terms = full_text_terms(text);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // How many memories each term matches, counting at most one past the budget: cheap,
+        // as counting does not rank.
+        let counts_sql = terms
+            .iter()
+            .enumerate()
+            .map(|(number, _)| {
+                format!(
+                    "(SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ?{} LIMIT ?{}))",
+                    number + 1,
+                    terms.len() + 1
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let counts_sql = format!("SELECT {counts_sql}");
+        let mut counts = sqlx::query(&counts_sql);
+        for term in &terms {
+            counts = counts.bind(quote_term(term));
+        }
+        let row = counts
+            .bind(FULL_TEXT_BUDGET + 1)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(MemoryError::database("counting full-text matches"))?;
+        let counted: Vec<(&str, i64)> = terms
+            .iter()
+            .enumerate()
+            .map(|(column, term)| (term.as_str(), row.get::<i64, _>(column)))
+            .collect();
+        let selected = select_terms(&counted, FULL_TEXT_BUDGET, must_match);
+        let Some(expression) = match_any(&selected) else {
             return Ok(Vec::new());
         };
-        sqlx::query_scalar(
-            "SELECT m.id FROM memories_fts
-             JOIN memories m ON m.seq = memories_fts.rowid
-             WHERE memories_fts MATCH ?1 AND m.forgotten = 0
-               AND (?2 IS NULL OR m.memory_type = ?2)
-             ORDER BY memories_fts.rank, m.seq
-             LIMIT ?3",
-        )
-        .bind(expression)
-        .bind(memory_type)
-        .bind(CANDIDATES_PER_LIST as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(MemoryError::database("full-text search"))
+        let statement = match memory_type {
+            // FTS5 ranks and cuts on its own, then only the best rows are joined.
+            None => sqlx::query_scalar(
+                "SELECT m.id FROM (
+                     SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ?1
+                     ORDER BY rank LIMIT ?2
+                 ) AS hits
+                 JOIN memories m ON m.seq = hits.rowid
+                 WHERE +m.forgotten = 0
+                 ORDER BY hits.rank, m.seq",
+            )
+            .bind(expression)
+            .bind(CANDIDATES_PER_LIST as i64),
+            Some(memory_type) => sqlx::query_scalar(
+                "SELECT m.id FROM memories_fts
+                 JOIN memories m ON m.seq = memories_fts.rowid
+                 WHERE memories_fts MATCH ?1 AND +m.forgotten = 0 AND m.memory_type = ?2
+                 ORDER BY memories_fts.rank, m.seq
+                 LIMIT ?3",
+            )
+            .bind(expression)
+            .bind(memory_type)
+            .bind(CANDIDATES_PER_LIST as i64),
+        };
+        statement
+            .fetch_all(&self.pool)
+            .await
+            .map_err(MemoryError::database("full-text search"))
     }
 
     /// Ids of the most similar embeddings, most similar first.
@@ -609,11 +691,15 @@ impl MemoryStore {
             return Ok(Vec::new());
         }
         let placeholders = vec!["?"; starts.len()].join(", ");
+        // Two index lookups (by source, by target); the far end must be remembered.
         let sql = format!(
             "SELECT a.source_id, a.target_id, a.relation, a.weight FROM associations a
-             JOIN memories s ON s.id = a.source_id AND s.forgotten = 0
-             JOIN memories t ON t.id = a.target_id AND t.forgotten = 0
-             WHERE a.source_id IN ({placeholders}) OR a.target_id IN ({placeholders})"
+             WHERE a.source_id IN ({placeholders})
+               AND EXISTS (SELECT 1 FROM memories t WHERE t.id = a.target_id AND +t.forgotten = 0)
+             UNION ALL
+             SELECT a.source_id, a.target_id, a.relation, a.weight FROM associations a
+             WHERE a.target_id IN ({placeholders})
+               AND EXISTS (SELECT 1 FROM memories s WHERE s.id = a.source_id AND +s.forgotten = 0)"
         );
         let mut statement = sqlx::query_as::<_, Association>(&sql);
         for _ in 0..2 {
@@ -672,7 +758,7 @@ impl MemoryStore {
         for chunk in ids.chunks(200) {
             let placeholders = vec!["?"; chunk.len()].join(", ");
             let sql = format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE forgotten = 0 AND id IN ({placeholders})"
+                "SELECT {MEMORY_COLUMNS} FROM memories WHERE id IN ({placeholders}) AND +forgotten = 0"
             );
             let mut statement = sqlx::query_as::<_, Memory>(&sql);
             for id in chunk {

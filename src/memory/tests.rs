@@ -667,3 +667,41 @@ async fn invalid_input_is_refused_with_a_readable_error() {
         MemoryType::Identity
     );
 }
+
+#[test]
+fn the_memory_guidance_for_branches_renders() {
+    let prompts = Prompts::new().expect("prompts");
+    let guidance = prompts
+        .render("memory_guidance", minijinja::context! {})
+        .expect("renders");
+    assert!(guidance.contains("memory_save") && guidance.contains("memory_recall"));
+}
+
+#[test]
+fn the_embedder_status_says_how_recall_works() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let missing = Embedder::local(directory.path().join("absent")).status();
+    assert_eq!(
+        (missing.state, missing.recall),
+        ("unavailable", "full_text_only")
+    );
+    assert!(
+        missing.detail.contains("embedding_model_dir"),
+        "{}",
+        missing.detail
+    );
+    let config = crate::config::MemoryConfig::default();
+    let downloading =
+        Embedder::from_config(&config, &Default::default(), directory.path()).status();
+    assert_eq!(
+        (downloading.state, downloading.recall),
+        ("not_loaded", "hybrid")
+    );
+    assert!(
+        downloading.detail.contains("downloads from"),
+        "{}",
+        downloading.detail
+    );
+    let disabled = Embedder::disabled("testing").status();
+    assert_eq!((disabled.kind, disabled.recall), ("none", "full_text_only"));
+}

@@ -96,7 +96,14 @@ async fn skip_sends_nothing() {
     let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
     let answer = daemon.send("quiet", "ok thanks").await;
     assert!(answer["reply"].is_null(), "{answer}");
-    let transcript = daemon.messages("quiet").await;
+    // The skip is delivered (answering the waiting request) before it is recorded.
+    let transcript = daemon
+        .wait_for_messages("quiet", |messages| {
+            messages
+                .first()
+                .is_some_and(|message| message["status"] != "pending")
+        })
+        .await;
     assert_eq!(transcript.len(), 1);
     assert_eq!(transcript[0]["status"], "skipped");
     daemon.shutdown().await;

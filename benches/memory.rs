@@ -174,7 +174,7 @@ async fn fill(
     topics: &Topics,
     random: &mut Random,
     scan_index: &mut VectorIndex,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), Box<dyn std::error::Error>> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut transaction = pool.begin().await?;
     for number in 0..count {
@@ -182,7 +182,7 @@ async fn fill(
         let memory_type = TYPES[number % TYPES.len()];
         let vector = topics.vector(random);
         // The same vectors, in an index of their own, to time the scan alone.
-        let _ = scan_index.upsert(&number.to_string(), 0, &vector);
+        scan_index.upsert(&number.to_string(), 0, &vector)?;
         sqlx::query(
             "INSERT INTO memories (id, content, memory_type, importance, created_at, updated_at,
                  last_accessed_at, access_count, source, channel_id, forgotten, embedding,
@@ -201,7 +201,8 @@ async fn fill(
         .execute(&mut *transaction)
         .await?;
     }
-    transaction.commit().await
+    transaction.commit().await?;
+    Ok(())
 }
 
 async fn measure(

@@ -279,7 +279,9 @@ impl MemoryStore {
             index.remove(&absorbed);
             if let Some(mut vector) = embedding.as_deref().and_then(from_blob) {
                 normalize(&mut vector);
-                let _ = index.upsert(&survivor, memory_type.code(), &vector);
+                if let Err(error) = index.upsert(&survivor, memory_type.code(), &vector) {
+                    tracing::warn!(agent_id = %self.agent_id, %error, "merged memory not indexed for similarity");
+                }
             }
         }
         tracing::debug!(agent_id = %self.agent_id, %survivor, %absorbed, "merged near-duplicate memories");
@@ -337,8 +339,12 @@ impl MemoryStore {
                 if updated.rows_affected() == 1
                     && let Ok(mut index) = self.index.write()
                 {
-                    let _ = index.upsert(&id, memory_type.code(), &vector);
-                    embedded += 1;
+                    match index.upsert(&id, memory_type.code(), &vector) {
+                        Ok(()) => embedded += 1,
+                        Err(error) => {
+                            tracing::warn!(agent_id = %self.agent_id, %error, "embedded memory not indexed for similarity");
+                        }
+                    }
                 }
             }
         }

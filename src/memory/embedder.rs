@@ -146,6 +146,16 @@ impl Embedder {
         self.model_id().is_some()
     }
 
+    /// Whether embedding is worth trying now: enabled, and (for the local model) its files
+    /// are there or downloadable and it has not just failed to load.
+    pub fn is_available(&self) -> bool {
+        match &self.backend {
+            Backend::Disabled { .. } => false,
+            Backend::Local(local) => local.is_available(),
+            Backend::Remote(_) => true,
+        }
+    }
+
     /// Embeds each text into an L2-normalised vector. CPU work runs on a blocking thread.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {

@@ -295,6 +295,9 @@ impl MemoryStore {
         let Some(model) = self.embedder.model_id().map(str::to_string) else {
             return Ok(0);
         };
+        if !self.embedder.is_available() {
+            return Ok(0);
+        }
         let mut embedded = 0;
         loop {
             let rows = sqlx::query(

@@ -140,7 +140,7 @@ impl MemoryStore {
     /// of the same type with cosine similarity >= 0.95 (or, without embeddings, the same
     /// text) is updated instead: it takes the new wording and the higher importance.
     pub async fn save(&self, memory: NewMemory) -> Result<SaveOutcome, MemoryError> {
-        let embedding = if self.embedder.is_enabled() {
+        let embedding = if self.embedder.is_available() {
             match self.embedder.embed_one(memory.content.trim()).await {
                 Ok(vector) => Some(vector),
                 Err(error) => {
@@ -433,7 +433,7 @@ impl MemoryStore {
     /// Finds memories for `query`, embedding its text when an embedder is available.
     pub async fn recall(&self, query: &RecallQuery) -> Result<RecallResult, MemoryError> {
         let wants_vector = !query.text.trim().is_empty() && self.indexed() > 0;
-        let embedding = if wants_vector && self.embedder.is_enabled() {
+        let embedding = if wants_vector && self.embedder.is_available() {
             match self.embedder.embed_one(query.text.trim()).await {
                 Ok(vector) => Some(vector),
                 Err(error) => {

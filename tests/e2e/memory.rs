@@ -431,6 +431,25 @@ async fn memories_and_their_vectors_persist_across_a_restart() {
 }
 
 #[tokio::test]
+async fn memories_saved_without_an_embedder_are_embedded_later() {
+    let llm = FakeLlm::start().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    let saved = add(&daemon, "main", "The user's cat is named Miso", "fact").await;
+    assert_eq!(saved["embedded"], false);
+    daemon.shutdown().await;
+
+    let daemon = TestDaemon::start(home.path(), &config_with_model(&llm)).await;
+    let store = memory_store(&daemon, "main");
+    assert_eq!(store.indexed(), 0);
+    assert_eq!(store.backfill_embeddings().await.expect("backfill"), 1);
+    assert_eq!(store.backfill_embeddings().await.expect("backfill"), 0);
+    let result = search(&daemon, "main", "what is my pet called").await;
+    assert_eq!(result["memories"][0]["vector_rank"], 1, "{result:#}");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
 async fn two_agents_never_see_each_others_memories() {
     let llm = FakeLlm::start().await;
     let home = tempfile::tempdir().expect("tempdir");

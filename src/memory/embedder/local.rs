@@ -39,11 +39,11 @@ pub(super) struct LocalEmbedder {
     /// Where to fetch missing files from (`{url}/{file}`); `None` never downloads.
     download_url: Option<String>,
     model: OnceLock<Arc<BertEmbedder>>,
-    /// Held while loading, so concurrent first uses load once; holds the last failure.
-    loading: tokio::sync::Mutex<Option<(Instant, String)>>,
+    /// Held while loading, so concurrent first uses load once.
+    loading: tokio::sync::Mutex<()>,
     phase: AtomicU8,
-    /// The last failure, for the status (the guard is never held across an await).
-    failure: Mutex<Option<String>>,
+    /// When and why the last load failed (the guard is never held across an await).
+    failure: Mutex<Option<(Instant, String)>>,
 }
 
 impl LocalEmbedder {
@@ -52,7 +52,7 @@ impl LocalEmbedder {
             model_dir,
             download_url,
             model: OnceLock::new(),
-            loading: tokio::sync::Mutex::new(None),
+            loading: tokio::sync::Mutex::new(()),
             phase: AtomicU8::new(NOT_LOADED),
             failure: Mutex::new(None),
         }
@@ -65,24 +65,42 @@ impl LocalEmbedder {
             .map_err(|error| EmbedError::Task(error.to_string()))?
     }
 
+    /// Whether embedding can be tried now: not when the files are missing with no download
+    /// configured, nor within `RETRY_AFTER` of a failed load.
+    pub(super) fn is_available(&self) -> bool {
+        if self.model.get().is_some() {
+            return true;
+        }
+        let failed_recently = self
+            .failure
+            .lock()
+            .ok()
+            .and_then(|failure| failure.as_ref().map(|(at, _)| at.elapsed() < RETRY_AFTER))
+            .unwrap_or(false);
+        !failed_recently && (self.download_url.is_some() || has_model_files(&self.model_dir))
+    }
+
     async fn loaded(&self) -> Result<Arc<BertEmbedder>, EmbedError> {
         if let Some(model) = self.model.get() {
             return Ok(model.clone());
         }
-        let mut last_failure = self.loading.lock().await;
+        let _loading = self.loading.lock().await;
         if let Some(model) = self.model.get() {
             return Ok(model.clone());
         }
-        if let Some((at, message)) = last_failure.as_ref()
-            && at.elapsed() < RETRY_AFTER
-        {
-            return Err(EmbedError::Unavailable(message.clone()));
+        let recent_failure = self.failure.lock().ok().and_then(|failure| {
+            failure
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < RETRY_AFTER)
+                .map(|(_, message)| message.clone())
+        });
+        if let Some(message) = recent_failure {
+            return Err(EmbedError::Unavailable(message));
         }
         match self.load().await {
             Ok(model) => {
                 let model = self.model.get_or_init(|| Arc::new(model)).clone();
                 self.phase.store(READY, Ordering::Release);
-                *last_failure = None;
                 if let Ok(mut failure) = self.failure.lock() {
                     *failure = None;
                 }
@@ -92,9 +110,8 @@ impl LocalEmbedder {
                 let message = error.to_string();
                 tracing::error!(%message, model_dir = %self.model_dir.display(), "cannot load the embedding model; recall is full-text only for now");
                 self.phase.store(FAILED, Ordering::Release);
-                *last_failure = Some((Instant::now(), message.clone()));
                 if let Ok(mut failure) = self.failure.lock() {
-                    *failure = Some(message.clone());
+                    *failure = Some((Instant::now(), message.clone()));
                 }
                 Err(EmbedError::Unavailable(message))
             }
@@ -151,7 +168,7 @@ impl LocalEmbedder {
                     .failure
                     .lock()
                     .ok()
-                    .and_then(|failure| failure.clone())
+                    .and_then(|failure| failure.as_ref().map(|(_, message)| message.clone()))
                     .unwrap_or_default();
                 (
                     "unavailable",

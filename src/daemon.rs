@@ -250,6 +250,11 @@ impl Daemon {
         let grace = Duration::from_secs(self.state.config.defaults.shutdown_grace_secs);
         tracing::info!(grace_secs = grace.as_secs(), "shutting down");
         self.maintenance.cancel();
+        for agent in self.state.agents.values() {
+            if let Err(error) = agent.context().memory.flush_accesses().await {
+                tracing::warn!(agent_id = %agent.id(), %error, "recall access counts not saved");
+            }
+        }
         let agents = self
             .state
             .agents

@@ -42,6 +42,8 @@ impl MemoryStore {
     /// time since the previous pass (or since the memory was last updated or recalled, if
     /// later), so how often passes run does not change how fast importance decays.
     pub async fn maintain(&self, now: i64) -> Result<MaintenanceReport, MemoryError> {
+        // Decay reads access counts and times: write the pending ones first.
+        self.flush_accesses().await?;
         let _writer = self.write_lock.lock().await;
         let state = sqlx::query(
             "SELECT revision, maintained_revision, maintained_at FROM memory_revision WHERE id = 1",

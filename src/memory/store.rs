@@ -26,13 +26,15 @@ pub const NEAR_DUPLICATE_SIMILARITY: f32 = 0.95;
 pub const MINIMUM_SIMILARITY: f32 = 0.2;
 /// Memories a ranked full-text query may score. Common terms (those that would exceed it)
 /// are left to the vector search, which keeps hybrid recall fast on large stores.
-pub const FULL_TEXT_BUDGET: i64 = 3000;
+pub const FULL_TEXT_BUDGET: i64 = 1000;
 /// Candidates each ranked list contributes to fusion.
 const CANDIDATES_PER_LIST: usize = 50;
 /// The fused hits the association walk starts from.
 const WALK_FROM: usize = 3;
 /// Association weight when the saver gives none.
 const DEFAULT_WEIGHT: f64 = 0.5;
+/// Memories with unwritten recall accesses that trigger a write.
+const ACCESS_FLUSH_AT: usize = 256;
 /// Longest memory accepted, in characters.
 pub const MAXIMUM_CONTENT_CHARS: usize = 4000;
 /// Most results one recall returns.
@@ -52,6 +54,8 @@ pub struct MemoryStore {
     /// Bumped by every write (including maintenance); keys the cached prompt render.
     pub(super) generation: AtomicU64,
     pub(super) render_cache: Mutex<Option<(u64, MemorySnapshot)>>,
+    /// Recall accesses not yet written: id -> (count, last access).
+    pub(super) accesses: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 impl MemoryStore {
@@ -72,6 +76,7 @@ impl MemoryStore {
             write_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(1),
             render_cache: Mutex::new(None),
+            accesses: Mutex::new(HashMap::new()),
         };
         store.load_index().await?;
         Ok(store)
@@ -776,21 +781,61 @@ impl MemoryStore {
     }
 
     /// Records that recalled memories were accessed (maintenance decays them more slowly).
+    /// Counted in memory and written in batches, so a recall does not write to the database;
+    /// `flush_accesses` writes them (maintenance and shutdown call it).
     async fn touch(&self, result: &RecallResult) -> Result<(), MemoryError> {
         if result.memories.is_empty() {
             return Ok(());
         }
-        let placeholders = vec!["?"; result.memories.len()].join(", ");
-        let sql = format!(
-            "UPDATE memories SET access_count = access_count + 1, last_accessed_at = ?
-             WHERE id IN ({placeholders})"
-        );
-        let mut statement = sqlx::query(&sql).bind(now_millis());
-        for recalled in &result.memories {
-            statement = statement.bind(&recalled.memory.id);
+        let now = now_millis();
+        let pending = match self.accesses.lock() {
+            Ok(mut accesses) => {
+                for recalled in &result.memories {
+                    let entry = accesses
+                        .entry(recalled.memory.id.clone())
+                        .or_insert((0, now));
+                    entry.0 += 1;
+                    entry.1 = now;
+                }
+                accesses.len()
+            }
+            Err(_) => 0,
+        };
+        if pending >= ACCESS_FLUSH_AT {
+            self.flush_accesses().await?;
         }
-        statement
-            .execute(&self.pool)
+        Ok(())
+    }
+
+    /// Writes the access counts gathered since the last flush.
+    pub async fn flush_accesses(&self) -> Result<(), MemoryError> {
+        let accesses = match self.accesses.lock() {
+            Ok(mut accesses) => std::mem::take(&mut *accesses),
+            Err(_) => return Ok(()),
+        };
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(MemoryError::database("recording recall access"))?;
+        for (id, (count, last)) in &accesses {
+            sqlx::query(
+                "UPDATE memories SET access_count = access_count + ?,
+                     last_accessed_at = max(last_accessed_at, ?)
+                 WHERE id = ?",
+            )
+            .bind(count)
+            .bind(last)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(MemoryError::database("recording recall access"))?;
+        }
+        transaction
+            .commit()
             .await
             .map_err(MemoryError::database("recording recall access"))?;
         Ok(())

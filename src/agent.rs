@@ -69,6 +69,8 @@ pub struct AgentContext {
     pub llm: Arc<LlmManager>,
     pub prompts: Arc<Prompts>,
     pub channel_tools: Arc<ToolSet>,
+    /// The agent's long-term memory (branch tools write it, the channel prompt shows it).
+    pub memory: Arc<crate::memory::MemoryStore>,
     pub messaging: Arc<MessagingManager>,
     pub identity: Identity,
     pub inbox_capacity: usize,

@@ -1,9 +1,11 @@
-//! The HTTP API (axum): health and status, portal messages, conversation history, cron jobs,
-//! the cortex, the SSE event stream, an OpenAI-compatible chat endpoint and the web chat.
+//! The HTTP API (axum): health and status, portal messages, conversation history, memories,
+//! cron jobs, the cortex, the SSE event stream, an OpenAI-compatible chat endpoint and the web
+//! chat.
 
 mod cortex;
 mod cron;
 mod events;
+mod memories;
 mod messages;
 mod openai;
 mod status;
@@ -62,6 +64,18 @@ pub fn router(state: ApiState) -> Router {
             post(cron::disable),
         )
         .route("/api/agents/{agent_id}/cortex", get(cortex::show))
+        .route(
+            "/api/agents/{agent_id}/memories",
+            get(memories::list).post(memories::create),
+        )
+        .route(
+            "/api/agents/{agent_id}/memories/search",
+            get(memories::search),
+        )
+        .route(
+            "/api/agents/{agent_id}/memories/{memory_id}",
+            get(memories::get).delete(memories::forget),
+        )
         .route("/api/events", get(events::stream))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))

@@ -1,4 +1,4 @@
-//! The HTTP client behind the CLI verbs (`chat`, `send`, `status`, `cron`): every verb but
+//! The HTTP client behind the CLI verbs (`chat`, `send`, `status`, `cron`, `memory`): every verb but
 //! `serve` talks to a running daemon through its API.
 
 use std::time::Duration;
@@ -125,6 +125,78 @@ impl ApiClient {
         self.send(
             self.http
                 .post(self.url(&format!("/api/agents/{agent}/cron/{job}/{action}"))),
+        )
+        .await
+    }
+
+    /// An agent's memories, newest first (`order`: `recent` or `important`).
+    pub async fn memories(
+        &self,
+        agent: &str,
+        memory_type: Option<&str>,
+        order: &str,
+        limit: usize,
+    ) -> Result<Value, ClientError> {
+        let mut query = vec![("order", order.to_string()), ("limit", limit.to_string())];
+        if let Some(memory_type) = memory_type {
+            query.push(("type", memory_type.to_string()));
+        }
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/agents/{agent}/memories")))
+                .query(&query),
+        )
+        .await
+    }
+
+    /// Hybrid (or `recent` / `important`) recall over an agent's memories.
+    pub async fn search_memories(
+        &self,
+        agent: &str,
+        text: &str,
+        memory_type: Option<&str>,
+        mode: Option<&str>,
+        limit: usize,
+    ) -> Result<Value, ClientError> {
+        let mut query = vec![("q", text.to_string()), ("limit", limit.to_string())];
+        if let Some(memory_type) = memory_type {
+            query.push(("type", memory_type.to_string()));
+        }
+        if let Some(mode) = mode {
+            query.push(("mode", mode.to_string()));
+        }
+        self.send(
+            self.http
+                .get(self.url(&format!("/api/agents/{agent}/memories/search")))
+                .query(&query),
+        )
+        .await
+    }
+
+    pub async fn add_memory(
+        &self,
+        agent: &str,
+        content: &str,
+        memory_type: &str,
+        importance: Option<f64>,
+    ) -> Result<Value, ClientError> {
+        let mut body = json!({"content": content, "type": memory_type, "source": "cli"});
+        if let Some(importance) = importance {
+            body["importance"] = json!(importance);
+        }
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/agents/{agent}/memories")))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Soft-deletes a memory.
+    pub async fn forget_memory(&self, agent: &str, id: &str) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .delete(self.url(&format!("/api/agents/{agent}/memories/{id}"))),
         )
         .await
     }

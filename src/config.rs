@@ -31,6 +31,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub messaging: MessagingConfig,
     pub bindings: Vec<BindingConfig>,
+    pub memory: MemoryConfig,
 }
 
 impl Config {
@@ -348,4 +349,45 @@ pub struct BindingConfig {
     pub chat_id: Option<String>,
     pub team_id: Option<String>,
     pub require_mention: bool,
+}
+
+/// Where the download of the local embedding model comes from by default.
+pub const DEFAULT_MODEL_DOWNLOAD_URL: &str =
+    "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main";
+
+/// `[memory]`: embeddings for recall and the maintenance interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryConfig {
+    pub embedder: EmbedderConfig,
+    /// Seconds between memory maintenance passes (decay, prune, merge); at least 1.
+    pub maintenance_interval_secs: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            embedder: EmbedderConfig::Local {
+                model_dir: None,
+                download: true,
+                download_url: DEFAULT_MODEL_DOWNLOAD_URL.to_string(),
+            },
+            maintenance_interval_secs: 3600,
+        }
+    }
+}
+
+/// Which embedder `[memory] embedder` selects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedderConfig {
+    /// No embeddings: recall is full-text only.
+    None,
+    /// all-MiniLM-L6-v2 with candle, from `model_dir`, else from
+    /// `$SPACEBOT_HOME/models/all-MiniLM-L6-v2`, downloaded there on first use if `download`.
+    Local {
+        model_dir: Option<PathBuf>,
+        download: bool,
+        download_url: String,
+    },
+    /// An OpenAI-compatible `/embeddings` endpoint of a configured provider.
+    Provider { model: ModelId },
 }

@@ -18,6 +18,7 @@ use crate::conversation::ConversationStore;
 use crate::cron::{CronService, CronStore};
 use crate::event::EventBus;
 use crate::llm::{LlmManager, SETUP_HINT, UsageRecorder};
+use crate::memory::{Embedder, MemoryStore};
 use crate::messaging::MessagingManager;
 use crate::messaging::bindings::Bindings;
 use crate::prompts::Prompts;
@@ -56,6 +57,11 @@ pub enum DaemonError {
         agent: String,
         source: crate::cron::CronError,
     },
+    #[error("agent `{agent_id}`: {source}")]
+    Memory {
+        agent_id: String,
+        source: crate::memory::MemoryError,
+    },
 }
 
 /// Looks up an environment variable. Tests pass their own instead of mutating the process's.
@@ -91,6 +97,8 @@ pub struct DaemonState {
     pub agents: BTreeMap<String, Arc<AgentRuntime>>,
     pub llm: Arc<LlmManager>,
     pub messaging: Arc<MessagingManager>,
+    /// Shared by every agent's memory store; reports whether recall is hybrid.
+    pub embedder: Arc<Embedder>,
     pub started_at: Instant,
     pub shutdown: CancellationToken,
 }
@@ -146,6 +154,11 @@ impl Daemon {
         let channel_tools = Arc::new(ToolSet::channel(&prompts));
         let redactor = Redactor::new(config.secrets());
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
+        let embedder = Arc::new(Embedder::from_config(
+            &config.memory,
+            &config.llm.providers,
+            &home,
+        ));
         let agents_root = home.join("agents");
         let mut agents = BTreeMap::new();
         for agent_config in &config.agents {
@@ -168,6 +181,18 @@ impl Daemon {
                 agent_config.cron_settings.clone(),
                 agent_config.timezone,
             );
+            let events = EventBus::new(EVENT_BUS_CAPACITY);
+            let memory = MemoryStore::open(
+                agent_config.id.clone(),
+                pool.clone(),
+                embedder.clone(),
+                events.clone(),
+            )
+            .await
+            .map_err(|source| DaemonError::Memory {
+                agent_id: agent_config.id.clone(),
+                source,
+            })?;
             let context = AgentContext {
                 agent_id: agent_config.id.clone(),
                 config: agent_config.clone(),
@@ -176,10 +201,11 @@ impl Daemon {
                 store: ConversationStore::new(pool.clone()),
                 usage: UsageRecorder::new(pool.clone()),
                 pool,
-                events: EventBus::new(EVENT_BUS_CAPACITY),
+                events,
                 llm: llm.clone(),
                 prompts: prompts.clone(),
                 channel_tools: channel_tools.clone(),
+                memory: Arc::new(memory),
                 messaging: messaging.clone(),
                 inbox_capacity: config.defaults.channel_inbox,
                 workspace: Arc::new(workspace),
@@ -203,6 +229,7 @@ impl Daemon {
             agents,
             llm,
             messaging,
+            embedder,
             started_at: started,
             shutdown: CancellationToken::new(),
         });
@@ -225,6 +252,20 @@ impl Daemon {
                     agent: agent.id().to_string(),
                     source,
                 })?;
+            let memory = agent.context().memory.clone();
+            agent.context().cortex.add_maintenance(
+                "memory",
+                Arc::new(move || {
+                    let memory = memory.clone();
+                    Box::pin(async move {
+                        memory
+                            .maintain(crate::database::now_millis())
+                            .await
+                            .map(|report| format!("{report:?}"))
+                            .map_err(|error| error.to_string())
+                    })
+                }),
+            );
             agent.resume_pending().await?;
         }
         state.messaging.start(Bindings::new(
@@ -260,6 +301,11 @@ impl Daemon {
         let grace = Duration::from_secs(self.state.config.defaults.shutdown_grace_secs);
         tracing::info!(grace_secs = grace.as_secs(), "shutting down");
         self.state.messaging.stop_intake().await;
+        for agent in self.state.agents.values() {
+            if let Err(error) = agent.context().memory.flush_accesses().await {
+                tracing::warn!(agent_id = %agent.id(), %error, "recall access counts not saved");
+            }
+        }
         let agents = self
             .state
             .agents

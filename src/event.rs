@@ -191,6 +191,17 @@ pub enum ProcessEvent {
         /// True when the oldest history was dropped at once rather than summarised.
         dropped: bool,
     },
+    /// A memory was saved, or a near-duplicate was updated (`merged`).
+    MemorySaved {
+        agent_id: String,
+        memory_id: String,
+        memory_type: String,
+        merged: bool,
+        /// Who saved it: `branch:{id}`, `api`, ...
+        source: String,
+        /// The conversation it came from, if any.
+        conversation_id: Option<String>,
+    },
 }
 
 impl ProcessEvent {
@@ -211,6 +222,7 @@ impl ProcessEvent {
             ProcessEvent::ToolCompleted { .. } => "tool_completed",
             ProcessEvent::CompactionStarted { .. } => "compaction_started",
             ProcessEvent::CompactionCompleted { .. } => "compaction_completed",
+            ProcessEvent::MemorySaved { .. } => "memory_saved",
         }
     }
 
@@ -218,13 +230,18 @@ impl ProcessEvent {
         self.ids().0
     }
 
-    /// The conversation whose channel the event belongs to.
-    pub fn conversation_id(&self) -> &str {
+    /// The conversation whose channel the event belongs to, if any.
+    pub fn conversation_id(&self) -> Option<&str> {
         self.ids().1
     }
 
-    fn ids(&self) -> (&str, &str) {
+    fn ids(&self) -> (&str, Option<&str>) {
         match self {
+            ProcessEvent::MemorySaved {
+                agent_id,
+                conversation_id,
+                ..
+            } => (agent_id, conversation_id.as_deref()),
             ProcessEvent::MessageReceived {
                 agent_id,
                 conversation_id,
@@ -294,7 +311,7 @@ impl ProcessEvent {
                 agent_id,
                 conversation_id,
                 ..
-            } => (agent_id, conversation_id),
+            } => (agent_id, Some(conversation_id)),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod database;
 pub mod event;
 pub mod llm;
+pub mod memory;
 pub mod messaging;
 pub mod prompts;
 pub mod sandbox;

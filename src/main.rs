@@ -71,6 +71,13 @@ enum Command {
         #[command(subcommand)]
         command: CronCommand,
     },
+    /// An agent's long-term memory.
+    Memory {
+        #[arg(long, global = true)]
+        agent: Option<String>,
+        #[command(subcommand)]
+        command: MemoryCommand,
+    },
     /// Work with the config file.
     Config {
         #[command(subcommand)]
@@ -119,6 +126,42 @@ enum CronCommand {
     Enable { id: String },
     /// Disable a job.
     Disable { id: String },
+}
+
+#[derive(Subcommand)]
+enum MemoryCommand {
+    /// List memories, newest (or with --important, most important) first.
+    List {
+        #[arg(long = "type")]
+        memory_type: Option<String>,
+        #[arg(long)]
+        important: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Search memories (full text, meaning and associations).
+    Search {
+        query: String,
+        #[arg(long = "type")]
+        memory_type: Option<String>,
+        /// hybrid (default), recent or important.
+        #[arg(long)]
+        mode: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Save a memory.
+    Add {
+        content: String,
+        /// fact, preference, decision, identity, event, observation, goal or todo.
+        #[arg(long = "type", default_value = "fact")]
+        memory_type: String,
+        /// 0 to 1; default: the type's default.
+        #[arg(long)]
+        importance: Option<f64>,
+    },
+    /// Forget a memory (it is never recalled again).
+    Forget { id: String },
 }
 
 #[derive(Subcommand)]
@@ -220,6 +263,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let agent = resolve_agent(&client, agent).await?;
             cron(&client, &agent, command).await
         }
+        Command::Memory { agent, command } => {
+            let client = client(&cli.url, cli.token, &home)?;
+            let agent = resolve_agent(&client, agent).await?;
+            memory(&client, &agent, command).await
+        }
         Command::Chat {
             agent,
             conversation,
@@ -287,6 +335,72 @@ async fn cron(client: &ApiClient, agent: &str, command: CronCommand) -> anyhow::
     Ok(())
 }
 
+async fn memory(client: &ApiClient, agent: &str, command: MemoryCommand) -> anyhow::Result<()> {
+    match command {
+        MemoryCommand::List {
+            memory_type,
+            important,
+            limit,
+        } => {
+            let order = if important { "important" } else { "recent" };
+            let answer = client
+                .memories(agent, memory_type.as_deref(), order, limit)
+                .await?;
+            let memories = answer["memories"].as_array().cloned().unwrap_or_default();
+            for memory in &memories {
+                print_memory(memory);
+            }
+            println!("({} of {} memories)", memories.len(), answer["total"]);
+        }
+        MemoryCommand::Search {
+            query,
+            memory_type,
+            mode,
+            limit,
+        } => {
+            let answer = client
+                .search_memories(
+                    agent,
+                    &query,
+                    memory_type.as_deref(),
+                    mode.as_deref(),
+                    limit,
+                )
+                .await?;
+            let memories = answer["memories"].as_array().cloned().unwrap_or_default();
+            for memory in &memories {
+                print_memory(memory);
+            }
+            if memories.is_empty() {
+                println!("(nothing found)");
+            }
+            if answer["full_text_only"].as_bool() == Some(true) {
+                eprintln!("(full-text search only: no embedder available)");
+            }
+        }
+        MemoryCommand::Add {
+            content,
+            memory_type,
+            importance,
+        } => {
+            let answer = client
+                .add_memory(agent, &content, &memory_type, importance)
+                .await?;
+            let verb = if answer["merged"].as_bool() == Some(true) {
+                "updated near-duplicate"
+            } else {
+                "saved"
+            };
+            println!("{verb} {}", answer["memory"]["id"].as_str().unwrap_or("?"));
+        }
+        MemoryCommand::Forget { id } => {
+            client.forget_memory(agent, &id).await?;
+            println!("forgot {id}");
+        }
+    }
+    Ok(())
+}
+
 /// One line per job: id, schedule and zone, target, next run or why it is disabled, and how
 /// its last run went.
 fn describe_job(job: &Value) -> String {
@@ -325,6 +439,16 @@ fn describe_job(job: &Value) -> String {
         }
     }
     line
+}
+
+fn print_memory(memory: &Value) {
+    println!(
+        "{}  [{} {:.2}]  {}",
+        memory["id"].as_str().unwrap_or("?"),
+        memory["memory_type"].as_str().unwrap_or("?"),
+        memory["importance"].as_f64().unwrap_or(0.0),
+        memory["content"].as_str().unwrap_or(""),
+    );
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -395,6 +519,15 @@ fn print_status(status: &Value) {
                 provider["base_url"].as_str().unwrap_or("default endpoint"),
             );
         }
+    }
+    let memory = &status["memory"];
+    if memory.is_object() {
+        println!(
+            "memory: {} recall ({}: {})",
+            memory["recall"].as_str().unwrap_or("?").replace('_', " "),
+            memory["state"].as_str().unwrap_or("?"),
+            memory["detail"].as_str().unwrap_or(""),
+        );
     }
     for agent in status["agents"].as_array().into_iter().flatten() {
         let id = agent["id"].as_str().unwrap_or("?");

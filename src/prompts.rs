@@ -15,6 +15,23 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
     ("cron", include_str!("../prompts/cron.md.j2")),
     (
+        "tools/memory_save",
+        include_str!("../prompts/tools/memory_save.md.j2"),
+    ),
+    (
+        "tools/memory_recall",
+        include_str!("../prompts/tools/memory_recall.md.j2"),
+    ),
+    (
+        "tools/memory_delete",
+        include_str!("../prompts/tools/memory_delete.md.j2"),
+    ),
+    ("memories", include_str!("../prompts/memories.md.j2")),
+    (
+        "memory_guidance",
+        include_str!("../prompts/memory_guidance.md.j2"),
+    ),
+    (
         "identity/soul",
         include_str!("../prompts/identity/soul.md.j2"),
     ),

@@ -9,6 +9,9 @@ mod file_edit;
 mod file_list;
 mod file_read;
 mod file_write;
+mod memory_delete;
+mod memory_recall;
+mod memory_save;
 mod reply;
 mod route;
 mod set_status;
@@ -25,6 +28,7 @@ use serde_json::Value;
 
 use crate::conversation::ConversationStore;
 use crate::event::{EventBus, ProcessId};
+use crate::memory::MemoryStore;
 use crate::prompts::Prompts;
 use crate::sandbox::Workspace;
 pub use cron::{CronRequest, apply as apply_cron};
@@ -148,11 +152,26 @@ impl ToolSet {
         )
     }
 
-    /// A branch thinks: it recalls the conversation and may start workers.
-    pub fn branch(prompts: &Prompts, store: ConversationStore, conversation_id: String) -> Self {
+    /// A branch thinks: it recalls the conversation and memories, saves what is worth keeping
+    /// (on behalf of `origin`), and may start workers.
+    pub fn branch(
+        prompts: &Prompts,
+        store: ConversationStore,
+        conversation_id: String,
+        memory: Arc<MemoryStore>,
+        origin: MemoryOrigin,
+    ) -> Self {
         Self::new(
             prompts,
             vec![
+                Box::new(memory_save::MemorySave {
+                    store: memory.clone(),
+                    origin,
+                }),
+                Box::new(memory_recall::MemoryRecall {
+                    store: memory.clone(),
+                }),
+                Box::new(memory_delete::MemoryDelete { store: memory }),
                 Box::new(channel_recall::ChannelRecall::new(store, conversation_id)),
                 Box::new(spawn_worker::SpawnWorker),
             ],
@@ -203,6 +222,15 @@ impl ToolSet {
             )),
         }
     }
+}
+
+/// Who memories saved through the tools are attributed to.
+#[derive(Debug, Clone)]
+pub struct MemoryOrigin {
+    /// Recorded as the memory's source, e.g. `branch:{id}`.
+    pub source: String,
+    /// The conversation the saving process works for.
+    pub channel_id: Option<String>,
 }
 
 /// Reads a tool's arguments, accepting an object or a string that holds one (some providers

@@ -14,7 +14,7 @@ use super::turn::{self, Handled, LoopEnd};
 use super::{AgentContext, worker};
 use crate::event::{ProcessEvent, ProcessId, ProcessType};
 use crate::llm::LlmRequest;
-use crate::tools::{ToolEffect, ToolOutput, ToolSet};
+use crate::tools::{MemoryOrigin, ToolEffect, ToolOutput, ToolSet};
 
 /// Starts a branch of `conversation_id` forked from `history`. The error is for the model.
 pub fn spawn(
@@ -122,6 +122,11 @@ async fn think(
         &context.prompts,
         context.store.clone(),
         conversation_id.to_string(),
+        context.memory.clone(),
+        MemoryOrigin {
+            source: process_id.to_string(),
+            channel_id: Some(conversation_id.to_string()),
+        },
     );
     let mut messages = history;
     messages.push(Message::user(format!("[Branch task] {prompt}")));

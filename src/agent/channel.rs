@@ -417,8 +417,18 @@ impl Channel {
                 (input, Vec::new())
             }
         };
+        // The memory block is cached by the store until its memories change.
+        let memories = self
+            .context
+            .memory
+            .prompt_block(&self.context.prompts)
+            .await;
+        let mut system = self.system_with_status();
+        if !memories.is_empty() {
+            system = format!("{system}\n\n{memories}");
+        }
         let mut request = LlmRequest {
-            system: self.system_with_status(),
+            system,
             messages: self.history(),
             tools: self.context.channel_tools.definitions().to_vec(),
         };

@@ -337,6 +337,8 @@ impl CortexState {
                 observed.processes.remove(process_id);
                 observed.changed = true;
             }
+            // New memories are what the memory maintenance waits for.
+            ProcessEvent::MemorySaved { .. } => observed.changed = true,
             ProcessEvent::MessageReceived { .. }
             | ProcessEvent::MessageSent { .. }
             | ProcessEvent::TurnCompleted { .. }

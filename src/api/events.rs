@@ -53,7 +53,7 @@ pub async fn stream(
                 Some(event) => {
                     let wanted = conversation
                         .as_deref()
-                        .is_none_or(|wanted| event.conversation_id() == wanted);
+                        .is_none_or(|wanted| event.conversation_id() == Some(wanted));
                     wanted.then(|| {
                         let data = serde_json::to_string(&event).unwrap_or_default();
                         Event::default().event(event.name()).data(data)

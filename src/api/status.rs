@@ -40,6 +40,7 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
             "providers": state.llm.provider_statuses(),
             "hint": state.llm_hint(),
         },
+        "memory": state.embedder.status(),
         "agents": agents,
         "messaging": state.messaging.statuses(),
     }))

@@ -10,8 +10,9 @@ use toml::Spanned;
 
 use super::{
     AgentConfig, ApiConfig, BindingConfig, CoalesceConfig, Config, ConfigError, CortexConfig,
-    DefaultsConfig, DiscordConfig, LlmConfig, MessagingConfig, ModelId, ProcessLimits,
-    ProviderConfig, ProviderKind, RetryConfig, RoutingConfig, SlackConfig, TelegramConfig,
+    DEFAULT_MODEL_DOWNLOAD_URL, DefaultsConfig, DiscordConfig, EmbedderConfig, LlmConfig,
+    MemoryConfig, MessagingConfig, ModelId, ProcessLimits, ProviderConfig, ProviderKind,
+    RetryConfig, RoutingConfig, SlackConfig, TelegramConfig,
 };
 use crate::cron::schedule::{ActiveHours, Zone, parse_duration};
 use crate::cron::{CronSettings, JobSpec};
@@ -27,6 +28,17 @@ struct RawConfig {
     api: RawApi,
     messaging: RawMessaging,
     bindings: Vec<RawBinding>,
+    memory: RawMemory,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawMemory {
+    embedder: Option<Spanned<String>>,
+    embedding_model_dir: Option<std::path::PathBuf>,
+    download_model: Option<bool>,
+    model_download_url: Option<Spanned<String>>,
+    maintenance_interval_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -224,6 +236,7 @@ pub(super) fn parse(
     let messaging = resolver.messaging(&raw.messaging)?;
     let agents = resolver.agents(&raw.agents, &defaults, &messaging)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
+    let memory = resolver.memory(&raw.memory)?;
     let api = ApiConfig {
         enabled: raw.api.enabled.unwrap_or(true),
         bind: raw.api.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -245,6 +258,7 @@ pub(super) fn parse(
         api,
         messaging,
         bindings,
+        memory,
     })
 }
 
@@ -862,6 +876,50 @@ impl Resolver<'_> {
             discord,
             telegram,
             slack,
+        })
+    }
+
+    fn memory(&self, raw: &RawMemory) -> Result<MemoryConfig, ConfigError> {
+        let download_url = match &raw.model_download_url {
+            Some(url) => normalize_base_url(url.get_ref()).map_err(|message| {
+                self.error(Some(url.span()), "memory.model_download_url", &message)
+            })?,
+            None => DEFAULT_MODEL_DOWNLOAD_URL.to_string(),
+        };
+        let embedder = match raw.embedder.as_ref() {
+            None => None,
+            Some(value) => match value.get_ref().as_str() {
+                "local" => None,
+                "none" => Some(EmbedderConfig::None),
+                text => {
+                    let model = self.model_at(text, Some(value.span()), "memory.embedder")?;
+                    let kind = self
+                        .providers
+                        .get(&model.provider)
+                        .map(|provider| provider.kind);
+                    if kind == Some(ProviderKind::Anthropic) {
+                        let message = format!(
+                            "provider `{}` speaks the Anthropic protocol, which has no embeddings endpoint; use \"local\", \"none\" or an OpenAI-compatible provider",
+                            model.provider
+                        );
+                        return Err(self.error(Some(value.span()), "memory.embedder", &message));
+                    }
+                    Some(EmbedderConfig::Provider { model })
+                }
+            },
+        };
+        let embedder = embedder.unwrap_or_else(|| EmbedderConfig::Local {
+            model_dir: raw.embedding_model_dir.clone(),
+            download: raw.download_model.unwrap_or(true),
+            download_url,
+        });
+        Ok(MemoryConfig {
+            embedder,
+            maintenance_interval_secs: self.at_least_one(
+                raw.maintenance_interval_secs.as_ref(),
+                "memory.maintenance_interval_secs",
+                3600,
+            )?,
         })
     }
 

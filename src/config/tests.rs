@@ -520,3 +520,57 @@ fn bad_fallback_keys_point_at_their_line() {
     let (line, _, key, _) = invalid(text);
     assert_eq!((line, key.as_str()), (3, "defaults.routing.fallbacks.nope"));
 }
+
+#[test]
+fn memory_selects_the_embedder() {
+    use super::{EmbedderConfig, MemoryConfig};
+    assert_eq!(parse(DEFAULT_CONFIG).memory, MemoryConfig::default());
+    let local = parse(
+        "[memory]\nembedding_model_dir = \"/models/minilm\"\nmaintenance_interval_secs = 60\n",
+    );
+    assert_eq!(
+        local.memory.embedder,
+        EmbedderConfig::Local {
+            model_dir: Some("/models/minilm".into()),
+            download: true,
+            download_url: super::DEFAULT_MODEL_DOWNLOAD_URL.to_string(),
+        }
+    );
+    assert_eq!(local.memory.maintenance_interval_secs, 60);
+    assert_eq!(
+        parse("[memory]\nembedder = \"none\"\n").memory.embedder,
+        EmbedderConfig::None
+    );
+    let provider = parse(
+        "[llm.providers.local]\nbase_url = \"http://localhost:11434/v1\"\n\n[defaults.routing]\nchannel = \"local/llama3.1\"\n\n[memory]\nembedder = \"local/nomic-embed-text\"\n",
+    );
+    assert_eq!(
+        provider.memory.embedder,
+        EmbedderConfig::Provider {
+            model: model("local/nomic-embed-text")
+        }
+    );
+}
+
+#[test]
+fn bad_memory_settings_are_located() {
+    let (line, _, key, message) = invalid(
+        "[llm.providers.openai]\napi_key = \"k\"\n\n[memory]\nembedder = \"nowhere/model\"\n",
+    );
+    assert_eq!((line, key.as_str()), (5, "memory.embedder"));
+    assert!(message.contains("unknown provider `nowhere`"), "{message}");
+    let (line, _, key, message) = invalid(
+        "[llm.providers.anthropic]\napi_key = \"k\"\n\n[memory]\nembedder = \"anthropic/claude\"\n",
+    );
+    assert_eq!((line, key.as_str()), (5, "memory.embedder"));
+    assert!(message.contains("no embeddings endpoint"), "{message}");
+    let (line, _, key, _) = invalid("[memory]\nmaintenance_interval_secs = 0\n");
+    assert_eq!(
+        (line, key.as_str()),
+        (2, "memory.maintenance_interval_secs")
+    );
+    let (line, _, key, _) = invalid("[memory]\nmodel_download_url = \"ftp://x\"\n");
+    assert_eq!((line, key.as_str()), (2, "memory.model_download_url"));
+    let (_, _, key, _) = invalid("[memory]\nembeder = \"none\"\n");
+    assert!(key.contains("embeder"), "{key}");
+}

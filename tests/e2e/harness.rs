@@ -12,7 +12,13 @@ use spacebot::daemon::{Daemon, DaemonOptions};
 use crate::fake_llm::FakeLlm;
 
 /// A config whose only provider is the fake LLM (OpenAI-compatible), with fast retries.
+/// Memory has no embedding model (and never downloads one): recall is full-text only.
 pub fn config_for(llm: &FakeLlm) -> String {
+    config_with_memory(llm, "download_model = false")
+}
+
+/// `config_for` with these lines as its `[memory]` table.
+pub fn config_with_memory(llm: &FakeLlm, memory: &str) -> String {
     format!(
         r#"
 [llm.providers.fake]
@@ -34,6 +40,9 @@ max_backoff_ms = 40
 [[agents]]
 id = "main"
 default = true
+
+[memory]
+{memory}
 "#,
         llm.openai_base_url()
     )
@@ -78,6 +87,11 @@ impl TestDaemon {
             base_url: format!("http://{address}"),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The running daemon, for tests that reach into an agent (e.g. its memory store).
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("daemon running")
     }
 
     pub async fn shutdown(mut self) {

@@ -17,6 +17,7 @@ mod cron;
 mod delegation;
 mod discord;
 mod foundation;
+mod memory;
 mod openai_api;
 mod reliability;
 mod restart;

@@ -1,0 +1,194 @@
+//! Text embeddings for recall: the local all-MiniLM-L6-v2 model run with candle, an
+//! OpenAI-compatible `/v1/embeddings` provider, or none (recall is then full-text only).
+//! One `Embedder` is shared by every agent; the local model loads on first use.
+
+mod local;
+mod remote;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::{EmbedderConfig, MemoryConfig, ProviderConfig};
+pub use local::{LOCAL_MODEL_ID, MODEL_FILES};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EmbedError {
+    #[error("no embedder available: {0}")]
+    Unavailable(String),
+    #[error("embedding model error: {0}")]
+    Model(String),
+    #[error("embedding request to {url} failed: {message}")]
+    Request { url: String, message: String },
+    #[error("embedding task failed: {0}")]
+    Task(String),
+}
+
+/// What `GET /api/status` shows about embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmbedderStatus {
+    /// `local`, `provider` or `none`.
+    pub kind: &'static str,
+    pub model: Option<String>,
+    /// `ready`, `not_loaded`, `downloading`, `loading`, `failing` or `unavailable`.
+    pub state: &'static str,
+    /// `hybrid` (full text + vectors + associations) or `full_text_only`.
+    pub recall: &'static str,
+    pub detail: String,
+}
+
+enum Backend {
+    Disabled { reason: String },
+    Local(local::LocalEmbedder),
+    Remote(remote::RemoteEmbedder),
+}
+
+pub struct Embedder {
+    backend: Backend,
+}
+
+impl Embedder {
+    /// No embeddings; recall is full-text only and status says why.
+    pub fn disabled(reason: impl Into<String>) -> Self {
+        Self {
+            backend: Backend::Disabled {
+                reason: reason.into(),
+            },
+        }
+    }
+
+    /// The local model from `model_dir` (safetensors, tokenizer.json, config.json), never
+    /// downloaded.
+    pub fn local(model_dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            backend: Backend::Local(local::LocalEmbedder::new(model_dir.into(), None)),
+        }
+    }
+
+    /// An OpenAI-compatible embeddings endpoint: `{base_url}/embeddings`.
+    pub fn provider(
+        base_url: &str,
+        api_key: Option<String>,
+        model: &str,
+        model_id: &str,
+    ) -> Result<Self, EmbedError> {
+        Ok(Self {
+            backend: Backend::Remote(remote::RemoteEmbedder::new(
+                base_url, api_key, model, model_id,
+            )?),
+        })
+    }
+
+    /// The embedder `[memory]` asks for. Never fails: a problem leaves recall full-text only
+    /// and is reported in the log and the status.
+    pub fn from_config(
+        config: &MemoryConfig,
+        providers: &BTreeMap<String, ProviderConfig>,
+        home: &Path,
+    ) -> Self {
+        let embedder = match &config.embedder {
+            EmbedderConfig::None => Self::disabled("`[memory] embedder = \"none\"`"),
+            EmbedderConfig::Local {
+                model_dir,
+                download,
+                download_url,
+            } => {
+                let (model_dir, download_url) = match model_dir {
+                    Some(directory) => (directory.clone(), None),
+                    None => (
+                        home.join("models").join(LOCAL_MODEL_ID),
+                        download.then(|| download_url.clone()),
+                    ),
+                };
+                Self {
+                    backend: Backend::Local(local::LocalEmbedder::new(model_dir, download_url)),
+                }
+            }
+            EmbedderConfig::Provider { model } => match providers.get(&model.provider) {
+                None => Self::disabled(format!(
+                    "`[memory] embedder = \"{model}\"` names no configured provider"
+                )),
+                Some(provider) => {
+                    let base_url = provider
+                        .base_url
+                        .as_deref()
+                        .unwrap_or(remote::OPENAI_BASE_URL);
+                    Self::provider(
+                        base_url,
+                        provider.api_key.clone(),
+                        &model.model,
+                        &model.to_string(),
+                    )
+                    .unwrap_or_else(|error| Self::disabled(error.to_string()))
+                }
+            },
+        };
+        let status = embedder.status();
+        if status.recall == "full_text_only" {
+            tracing::warn!(detail = %status.detail, "memory recall is full-text only");
+        } else {
+            tracing::info!(kind = status.kind, model = ?status.model, detail = %status.detail, "memory embedder");
+        }
+        embedder
+    }
+
+    /// The name stored beside each embedding; vectors of another model are not compared.
+    pub fn model_id(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Disabled { .. } => None,
+            Backend::Local(_) => Some(LOCAL_MODEL_ID),
+            Backend::Remote(remote) => Some(remote.model_id()),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.model_id().is_some()
+    }
+
+    /// Whether embedding is worth trying now: enabled, and (for the local model) its files
+    /// are there or downloadable and it has not just failed to load.
+    pub fn is_available(&self) -> bool {
+        match &self.backend {
+            Backend::Disabled { .. } => false,
+            Backend::Local(local) => local.is_available(),
+            Backend::Remote(_) => true,
+        }
+    }
+
+    /// Embeds each text into an L2-normalised vector. CPU work runs on a blocking thread.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.backend {
+            Backend::Disabled { reason } => Err(EmbedError::Unavailable(reason.clone())),
+            Backend::Local(local) => local.embed(texts).await,
+            Backend::Remote(remote) => remote.embed(texts).await,
+        }
+    }
+
+    pub async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        self.embed(vec![text.to_string()])
+            .await?
+            .pop()
+            .ok_or_else(|| EmbedError::Model("no embedding returned".to_string()))
+    }
+
+    pub fn status(&self) -> EmbedderStatus {
+        match &self.backend {
+            Backend::Disabled { reason } => EmbedderStatus {
+                kind: "none",
+                model: None,
+                state: "unavailable",
+                recall: "full_text_only",
+                detail: format!(
+                    "no embedder ({reason}); memory recall uses full text only. Set [memory] \
+                     embedder to \"local\" or to an OpenAI-compatible \"provider/model\""
+                ),
+            },
+            Backend::Local(local) => local.status(),
+            Backend::Remote(remote) => remote.status(),
+        }
+    }
+}

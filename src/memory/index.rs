@@ -1,0 +1,482 @@
+//! The in-memory vector index: every remembered memory's embedding, quantised to i8 with a
+//! per-vector scale, scanned brute force. A query is scored in two stages: an integer dot
+//! product against every vector picks candidates, then the f32 query against the candidates'
+//! codes orders them. SQLite keeps the exact f32 vectors; this is a cache rebuilt at startup.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+/// Vectors scanned per thread before a query is split across two threads.
+const PARALLEL_THRESHOLD: usize = 32_768;
+/// Candidates kept from the integer scan per requested result.
+const CANDIDATES_PER_RESULT: usize = 4;
+const MINIMUM_CANDIDATES: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+#[error("embedding has {actual} dimensions but the index holds {expected}-dimensional vectors")]
+pub struct DimensionMismatch {
+    pub expected: usize,
+    pub actual: usize,
+}
+
+/// One search hit: the memory id and its (approximate, |error| < 0.005) cosine similarity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorHit {
+    pub id: Arc<str>,
+    pub similarity: f32,
+}
+
+#[derive(Debug, Default)]
+pub struct VectorIndex {
+    /// 0 until the first vector is inserted.
+    dimensions: usize,
+    /// `len * dimensions` codes, slot after slot.
+    codes: Vec<i8>,
+    /// Per slot: the value of one code step (`max |x| / 127`).
+    scales: Vec<f32>,
+    /// Per slot: the memory type code, for filtering while scanning.
+    kinds: Vec<u8>,
+    ids: Vec<Arc<str>>,
+    slots: HashMap<Arc<str>, usize>,
+}
+
+impl VectorIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.slots.contains_key(id)
+    }
+
+    /// Bytes held by the index's own buffers (codes, scales, kinds, ids and the id map).
+    pub fn memory_bytes(&self) -> usize {
+        let id_bytes: usize = self
+            .ids
+            .iter()
+            .map(|id| id.len() + 2 * std::mem::size_of::<usize>())
+            .sum();
+        self.codes.capacity()
+            + self.scales.capacity() * std::mem::size_of::<f32>()
+            + self.kinds.capacity()
+            + self.ids.capacity() * std::mem::size_of::<Arc<str>>()
+            + id_bytes
+            + self.slots.capacity()
+                * (std::mem::size_of::<Arc<str>>() + std::mem::size_of::<usize>() + 1)
+    }
+
+    /// Releases spare capacity (after a bulk load).
+    pub fn shrink_to_fit(&mut self) {
+        self.codes.shrink_to_fit();
+        self.scales.shrink_to_fit();
+        self.kinds.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.slots.shrink_to_fit();
+    }
+
+    /// Adds or replaces the vector of `id`. `vector` should be L2-normalised.
+    pub fn upsert(&mut self, id: &str, kind: u8, vector: &[f32]) -> Result<(), DimensionMismatch> {
+        if self.dimensions == 0 {
+            self.dimensions = vector.len();
+        }
+        if vector.len() != self.dimensions || vector.is_empty() {
+            return Err(DimensionMismatch {
+                expected: self.dimensions,
+                actual: vector.len(),
+            });
+        }
+        let (codes, scale) = quantize(vector);
+        match self.slots.get(id) {
+            Some(&slot) => {
+                let start = slot * self.dimensions;
+                self.codes[start..start + self.dimensions].copy_from_slice(&codes);
+                self.scales[slot] = scale;
+                self.kinds[slot] = kind;
+            }
+            None => {
+                let id: Arc<str> = Arc::from(id);
+                if self.codes.capacity() - self.codes.len() < codes.len() {
+                    // Grow by an eighth, not the default doubling: the index is the largest
+                    // allocation of a big store.
+                    let slots = (self.ids.len() / 8).max(1024);
+                    self.codes.reserve_exact(slots * self.dimensions);
+                    self.scales.reserve_exact(slots);
+                    self.kinds.reserve_exact(slots);
+                    self.ids.reserve_exact(slots);
+                }
+                self.codes.extend_from_slice(&codes);
+                self.scales.push(scale);
+                self.kinds.push(kind);
+                self.slots.insert(id.clone(), self.ids.len());
+                self.ids.push(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `id`; the last slot moves into its place. Returns whether it was present.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let Some(slot) = self.slots.remove(id) else {
+            return false;
+        };
+        let last = self.ids.len() - 1;
+        if slot != last {
+            let dimensions = self.dimensions;
+            self.codes.copy_within(
+                last * dimensions..(last + 1) * dimensions,
+                slot * dimensions,
+            );
+            self.scales[slot] = self.scales[last];
+            self.kinds[slot] = self.kinds[last];
+            let moved = self.ids[last].clone();
+            self.ids[slot] = moved.clone();
+            self.slots.insert(moved, slot);
+        }
+        self.codes.truncate(last * self.dimensions);
+        self.scales.truncate(last);
+        self.kinds.truncate(last);
+        self.ids.truncate(last);
+        true
+    }
+
+    /// The `limit` most similar vectors to `query` (L2-normalised), optionally only of one
+    /// kind, most similar first. Ties are broken by id so results are deterministic.
+    pub fn search(&self, query: &[f32], limit: usize, kind: Option<u8>) -> Vec<VectorHit> {
+        if limit == 0 || self.is_empty() || query.len() != self.dimensions {
+            return Vec::new();
+        }
+        let (query_codes, _) = quantize(query);
+        let candidates = (limit * CANDIDATES_PER_RESULT).max(MINIMUM_CANDIDATES);
+        let slots = self.len();
+        let parallel = slots >= 2 * PARALLEL_THRESHOLD
+            && std::thread::available_parallelism().is_ok_and(|threads| threads.get() >= 2);
+        let coarse = if parallel {
+            let middle = slots / 2;
+            std::thread::scope(|scope| {
+                let upper =
+                    scope.spawn(|| self.coarse_scan(&query_codes, middle..slots, candidates, kind));
+                let mut lower = self.coarse_scan(&query_codes, 0..middle, candidates, kind);
+                match upper.join() {
+                    Ok(upper) => lower.extend(upper),
+                    // The scan does not panic; if it did, rescan that half here.
+                    Err(_) => lower.extend(self.coarse_scan(
+                        &query_codes,
+                        middle..slots,
+                        candidates,
+                        kind,
+                    )),
+                }
+                lower
+            })
+        } else {
+            self.coarse_scan(&query_codes, 0..slots, candidates, kind)
+        };
+        let mut hits: Vec<VectorHit> = coarse
+            .into_iter()
+            .map(|(_, slot)| {
+                let slot = slot as usize;
+                let start = slot * self.dimensions;
+                let codes = &self.codes[start..start + self.dimensions];
+                VectorHit {
+                    id: self.ids[slot].clone(),
+                    similarity: dot_f32_i8(query, codes) * self.scales[slot],
+                }
+            })
+            .collect();
+        hits.sort_by(|left, right| {
+            right
+                .similarity
+                .total_cmp(&left.similarity)
+                .then_with(|| left.id.cmp(&right.id))
+        });
+        hits.truncate(limit);
+        hits
+    }
+
+    /// The best `keep` slots of `range` by integer dot product times the slot's scale.
+    fn coarse_scan(
+        &self,
+        query_codes: &[i8],
+        range: std::ops::Range<usize>,
+        keep: usize,
+        kind: Option<u8>,
+    ) -> Vec<(Score, u32)> {
+        let dimensions = self.dimensions;
+        let dot = kernel();
+        let mut best: BinaryHeap<std::cmp::Reverse<(Score, u32)>> =
+            BinaryHeap::with_capacity(keep + 1);
+        for slot in range {
+            if let Some(kind) = kind
+                && self.kinds[slot] != kind
+            {
+                continue;
+            }
+            let start = slot * dimensions;
+            let score = Score(
+                dot(query_codes, &self.codes[start..start + dimensions]) as f32 * self.scales[slot],
+            );
+            if best.len() < keep {
+                best.push(std::cmp::Reverse((score, slot as u32)));
+            } else if let Some(worst) = best.peek()
+                && score > worst.0.0
+            {
+                best.pop();
+                best.push(std::cmp::Reverse((score, slot as u32)));
+            }
+        }
+        best.into_iter().map(|entry| entry.0).collect()
+    }
+}
+
+/// A totally ordered f32 for the candidate heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Score(f32);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Symmetric i8 quantisation: `x ≈ code * scale` with `scale = max |x| / 127`.
+pub fn quantize(vector: &[f32]) -> (Vec<i8>, f32) {
+    let maximum = vector
+        .iter()
+        .fold(0f32, |maximum, value| maximum.max(value.abs()));
+    if maximum == 0.0 || !maximum.is_finite() {
+        return (vec![0; vector.len()], 0.0);
+    }
+    let factor = 127.0 / maximum;
+    let codes = vector
+        .iter()
+        .map(|value| (value * factor).round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    (codes, maximum / 127.0)
+}
+
+/// Scales `vector` to unit length in place; a zero vector stays zero.
+pub fn normalize(vector: &mut [f32]) {
+    let norm = vector.iter().map(|value| value * value).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        for value in vector.iter_mut() {
+            *value /= norm;
+        }
+    }
+}
+
+/// The dot product of two f32 vectors, with eight accumulators so it vectorises.
+pub fn dot(left: &[f32], right: &[f32]) -> f32 {
+    let mut sums = [0f32; 8];
+    let mut left_chunks = left.chunks_exact(8);
+    let mut right_chunks = right.chunks_exact(8);
+    for (a, b) in (&mut left_chunks).zip(&mut right_chunks) {
+        for lane in 0..8 {
+            sums[lane] += a[lane] * b[lane];
+        }
+    }
+    let tail: f32 = left_chunks
+        .remainder()
+        .iter()
+        .zip(right_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    sums.iter().sum::<f32>() + tail
+}
+
+fn dot_f32_i8(query: &[f32], codes: &[i8]) -> f32 {
+    let mut sums = [0f32; 8];
+    let mut query_chunks = query.chunks_exact(8);
+    let mut code_chunks = codes.chunks_exact(8);
+    for (a, b) in (&mut query_chunks).zip(&mut code_chunks) {
+        for lane in 0..8 {
+            sums[lane] += a[lane] * f32::from(b[lane]);
+        }
+    }
+    let tail: f32 = query_chunks
+        .remainder()
+        .iter()
+        .zip(code_chunks.remainder())
+        .map(|(a, b)| a * f32::from(*b))
+        .sum();
+    sums.iter().sum::<f32>() + tail
+}
+
+type DotKernel = fn(&[i8], &[i8]) -> i32;
+
+/// The fastest integer dot product this CPU runs (AVX2 when present).
+fn kernel() -> DotKernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static KERNEL: std::sync::OnceLock<DotKernel> = std::sync::OnceLock::new();
+        *KERNEL.get_or_init(|| {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                dot_i8_avx2_entry
+            } else {
+                dot_i8
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        dot_i8
+    }
+}
+
+#[inline(always)]
+fn dot_i8_body(left: &[i8], right: &[i8]) -> i32 {
+    // Products of two i8 fit in i16; pairs of them summed into i32 lanes is the shape
+    // (pmaddwd) the compiler turns this into.
+    let mut sums = [0i32; 16];
+    let mut left_chunks = left.chunks_exact(16);
+    let mut right_chunks = right.chunks_exact(16);
+    for (a, b) in (&mut left_chunks).zip(&mut right_chunks) {
+        for lane in 0..16 {
+            sums[lane] += i32::from(i16::from(a[lane]) * i16::from(b[lane]));
+        }
+    }
+    let tail: i32 = left_chunks
+        .remainder()
+        .iter()
+        .zip(right_chunks.remainder())
+        .map(|(a, b)| i32::from(*a) * i32::from(*b))
+        .sum();
+    sums.iter().sum::<i32>() + tail
+}
+
+fn dot_i8(left: &[i8], right: &[i8]) -> i32 {
+    dot_i8_body(left, right)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_i8_avx2(left: &[i8], right: &[i8]) -> i32 {
+    dot_i8_body(left, right)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_i8_avx2_entry(left: &[i8], right: &[i8]) -> i32 {
+    // SAFETY: `kernel` selects this entry only after `is_x86_feature_detected!("avx2")`.
+    unsafe { dot_i8_avx2(left, right) }
+}
+
+/// Encodes a vector as the little-endian f32 BLOB stored in SQLite.
+pub fn to_blob(vector: &[f32]) -> Vec<u8> {
+    vector
+        .iter()
+        .flat_map(|value| value.to_le_bytes())
+        .collect()
+}
+
+/// Decodes a BLOB written by `to_blob`; `None` if its length is not a multiple of 4.
+pub fn from_blob(blob: &[u8]) -> Option<Vec<f32>> {
+    if !blob.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(
+        blob.chunks_exact(4)
+            .map(|bytes| f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_unit(state: &mut u64, dimensions: usize) -> Vec<f32> {
+        let mut vector: Vec<f32> = (0..dimensions)
+            .map(|_| {
+                *state ^= *state << 13;
+                *state ^= *state >> 7;
+                *state ^= *state << 17;
+                ((*state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        normalize(&mut vector);
+        vector
+    }
+
+    #[test]
+    fn search_agrees_with_exact_brute_force() {
+        let mut state = 0x9E37_79B9_7F4A_7C15;
+        let vectors: Vec<Vec<f32>> = (0..2000).map(|_| random_unit(&mut state, 384)).collect();
+        let mut index = VectorIndex::new();
+        for (number, vector) in vectors.iter().enumerate() {
+            index
+                .upsert(&format!("m{number}"), (number % 3) as u8, vector)
+                .expect("dimensions");
+        }
+        for _ in 0..20 {
+            // A query near a stored vector, like a paraphrase.
+            let base = &vectors[(state % 2000) as usize];
+            let noise = random_unit(&mut state, 384);
+            let mut query: Vec<f32> = base.iter().zip(&noise).map(|(a, b)| a + 0.6 * b).collect();
+            normalize(&mut query);
+            let mut exact: Vec<(usize, f32)> = vectors
+                .iter()
+                .enumerate()
+                .map(|(number, vector)| (number, dot(&query, vector)))
+                .collect();
+            exact.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let hits = index.search(&query, 10, None);
+            assert_eq!(hits.len(), 10);
+            assert_eq!(&*hits[0].id, format!("m{}", exact[0].0));
+            for (hit, (_, similarity)) in hits.iter().zip(&exact) {
+                assert!(
+                    (hit.similarity - similarity).abs() < 0.01,
+                    "{hit:?} vs {similarity}"
+                );
+            }
+            let filtered = index.search(&query, 5, Some(1));
+            assert!(filtered.iter().all(|hit| {
+                let number: usize = hit.id[1..].parse().expect("id");
+                number % 3 == 1
+            }));
+        }
+    }
+
+    #[test]
+    fn remove_moves_the_last_slot_and_keeps_ids_straight() {
+        let mut index = VectorIndex::new();
+        index.upsert("a", 0, &[1.0, 0.0]).expect("dims");
+        index.upsert("b", 0, &[0.0, 1.0]).expect("dims");
+        index.upsert("c", 0, &[0.6, 0.8]).expect("dims");
+        assert!(index.remove("a"));
+        assert!(!index.remove("a"));
+        assert_eq!(index.len(), 2);
+        let hits = index.search(&[0.0, 1.0], 2, None);
+        assert_eq!(&*hits[0].id, "b");
+        assert_eq!(&*hits[1].id, "c");
+        index.upsert("b", 0, &[1.0, 0.0]).expect("dims");
+        assert_eq!(&*index.search(&[1.0, 0.0], 1, None)[0].id, "b");
+        assert!(index.upsert("d", 0, &[1.0, 0.0, 0.0]).is_err());
+    }
+
+    #[test]
+    fn blobs_round_trip() {
+        let vector = vec![0.25f32, -1.5, 3.0];
+        assert_eq!(from_blob(&to_blob(&vector)), Some(vector));
+        assert_eq!(from_blob(&[0, 1, 2]), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! `memory_save`: a branch stores one memory (near-duplicates update the existing one).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{MemoryOrigin, Tool, ToolOutput, parse_arguments};
+use crate::memory::{MemoryStore, MemoryType, NewAssociation, NewMemory, Relation};
+
+pub struct MemorySave {
+    pub(super) store: Arc<MemoryStore>,
+    pub(super) origin: MemoryOrigin,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Arguments {
+    content: String,
+    #[serde(rename = "type")]
+    memory_type: MemoryType,
+    #[serde(default)]
+    importance: Option<f64>,
+    #[serde(default)]
+    associations: Vec<NewAssociation>,
+}
+
+impl Tool for MemorySave {
+    fn name(&self) -> &'static str {
+        "memory_save"
+    }
+
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "content": {
+                    "type": "string",
+                    "description": "One self-contained statement, understandable without this conversation."
+                },
+                "type": {
+                    "type": "string",
+                    "enum": MemoryType::ALL.map(MemoryType::as_str),
+                    "description": "What kind of memory this is."
+                },
+                "importance": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "0 to 1; omit to use the type's default."
+                },
+                "associations": {
+                    "type": "array",
+                    "description": "Links to existing memories (ids from memory_recall).",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "target_id": {"type": "string"},
+                            "relation": {"type": "string", "enum": Relation::ALL.map(Relation::as_str)},
+                            "weight": {"type": "number", "minimum": 0, "maximum": 1}
+                        },
+                        "required": ["target_id", "relation"]
+                    }
+                }
+            },
+            "required": ["content", "type"]
+        })
+    }
+
+    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
+        Box::pin(async move {
+            let arguments: Arguments = match parse_arguments(self.name(), arguments) {
+                Ok(arguments) => arguments,
+                Err(output) => return output,
+            };
+            let memory = NewMemory {
+                content: arguments.content,
+                memory_type: arguments.memory_type,
+                importance: arguments.importance,
+                source: self.origin.source.clone(),
+                channel_id: self.origin.channel_id.clone(),
+                associations: arguments.associations,
+            };
+            match self.store.save(memory).await {
+                Ok(outcome) => ToolOutput::success(
+                    json!({
+                        "id": outcome.memory.id,
+                        "status": if outcome.merged { "updated_existing_near_duplicate" } else { "saved" },
+                        "type": outcome.memory.memory_type,
+                        "importance": outcome.memory.importance,
+                    })
+                    .to_string(),
+                ),
+                Err(error) => ToolOutput::error(error.to_string()),
+            }
+        })
+    }
+}

@@ -1,6 +1,6 @@
 //! Memory benchmark: fills a store with 10k and 100k memories (generated text, random unit
 //! vectors), then prints recall latency p50/p99 with and without query embedding, save
-//! latency, the index load time and the memory the vector index takes.
+//! latency, the index load time and the memory the vector index holds.
 //!
 //! `cargo bench --bench memory` (set SPACEBOT_TEST_EMBEDDING_MODEL_DIR, as scripts/test does,
 //! to include the real model's query embedding). Under `cargo test` it runs a small smoke
@@ -122,14 +122,6 @@ impl Words {
     }
 }
 
-/// Anonymous resident memory (heap), leaving out file pages SQLite maps.
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("RssAnon:"))?;
-    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kilobytes * 1024)
-}
-
 /// CPU time the whole process has used (all threads), from /proc/self/stat.
 fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -155,7 +147,6 @@ struct Row {
     fill: Duration,
     load: Duration,
     index_bytes: usize,
-    resident_growth: Option<u64>,
     hybrid: (Duration, Duration),
     hybrid_cpu: Option<Duration>,
     scan: (Duration, Duration),
@@ -226,13 +217,9 @@ async fn measure(
         // Named but never called: recall gets precomputed query vectors.
         None => Embedder::local(directory.path().join("no-model")),
     });
-    let resident_before = resident_bytes();
     let started = Instant::now();
     let store = MemoryStore::open("bench", pool.clone(), embedder, EventBus::new(16)).await?;
     let load = started.elapsed();
-    let resident_growth = resident_before
-        .zip(resident_bytes())
-        .map(|(before, after)| after.saturating_sub(before));
     assert_eq!(store.indexed(), count, "every vector is indexed");
 
     let query_texts: Vec<String> = (0..queries)
@@ -328,7 +315,6 @@ async fn measure(
         fill: fill_time,
         load,
         index_bytes: store.index_bytes(),
-        resident_growth,
         hybrid: (percentile(&mut hybrid, 0.5), percentile(&mut hybrid, 0.99)),
         hybrid_cpu,
         scan: (percentile(&mut scans, 0.5), percentile(&mut scans, 0.99)),
@@ -353,12 +339,12 @@ fn print(rows: &[Row], model: bool) {
     };
     println!();
     println!(
-        "| memories | hybrid recall p50 / p99 ms (no embedding) | CPU ms per hybrid recall | vector scan alone p50 / p99 ms | full-text-only recall p50 / p99 ms | recall with query embedding p50 / p99 ms | save p50 / p99 ms (no embedding) | save with embedding p50 / p99 ms | vector index MiB (heap growth at load) | index load ms | fill s |"
+        "| memories | hybrid recall p50 / p99 ms (no embedding) | CPU ms per hybrid recall | vector scan alone p50 / p99 ms | full-text-only recall p50 / p99 ms | recall with query embedding p50 / p99 ms | save p50 / p99 ms (no embedding) | save with embedding p50 / p99 ms | vector index MiB | index load ms | fill s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} ({}) | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.1} |",
             row.memories,
             pair(row.hybrid),
             row.hybrid_cpu.map_or("?".to_string(), milliseconds),
@@ -368,10 +354,6 @@ fn print(rows: &[Row], model: bool) {
             pair(row.save),
             optional(row.embedded_save),
             row.index_bytes as f64 / 1_048_576.0,
-            row.resident_growth.map_or("?".to_string(), |bytes| format!(
-                "{:.1}",
-                bytes as f64 / 1_048_576.0
-            )),
             milliseconds(row.load),
             row.fill.as_secs_f64(),
         );

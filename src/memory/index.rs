@@ -7,8 +7,6 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-/// Vectors scanned per thread before a query is split across two threads.
-const PARALLEL_THRESHOLD: usize = 32_768;
 /// Candidates kept from the integer scan per requested result.
 const CANDIDATES_PER_RESULT: usize = 4;
 const MINIMUM_CANDIDATES: usize = 64;
@@ -160,30 +158,9 @@ impl VectorIndex {
         }
         let (query_codes, _) = quantize(query);
         let candidates = (limit * CANDIDATES_PER_RESULT).max(MINIMUM_CANDIDATES);
-        let slots = self.len();
-        let parallel = slots >= 2 * PARALLEL_THRESHOLD
-            && std::thread::available_parallelism().is_ok_and(|threads| threads.get() >= 2);
-        let coarse = if parallel {
-            let middle = slots / 2;
-            std::thread::scope(|scope| {
-                let upper =
-                    scope.spawn(|| self.coarse_scan(&query_codes, middle..slots, candidates, kind));
-                let mut lower = self.coarse_scan(&query_codes, 0..middle, candidates, kind);
-                match upper.join() {
-                    Ok(upper) => lower.extend(upper),
-                    // The scan does not panic; if it did, rescan that half here.
-                    Err(_) => lower.extend(self.coarse_scan(
-                        &query_codes,
-                        middle..slots,
-                        candidates,
-                        kind,
-                    )),
-                }
-                lower
-            })
-        } else {
-            self.coarse_scan(&query_codes, 0..slots, candidates, kind)
-        };
+        // One thread: the scan is bound by memory bandwidth, which a second thread barely
+        // raises, and on a busy machine waiting for two threads lengthens the tail.
+        let coarse = self.coarse_scan(&query_codes, 0..self.len(), candidates, kind);
         let mut hits: Vec<VectorHit> = coarse
             .into_iter()
             .map(|(_, slot)| {

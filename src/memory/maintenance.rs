@@ -368,6 +368,9 @@ pub async fn run_periodically(
             () = tokio::time::sleep(interval) => {}
             () = shutdown.cancelled() => return,
         }
+        if let Err(error) = store.flush_accesses().await {
+            tracing::warn!(agent_id = %store.agent_id(), %error, "recall access counts not saved");
+        }
         match store.backfill_embeddings().await {
             Ok(0) => {}
             Ok(embedded) => {

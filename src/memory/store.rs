@@ -33,8 +33,9 @@ const CANDIDATES_PER_LIST: usize = 50;
 const WALK_FROM: usize = 3;
 /// Association weight when the saver gives none.
 const DEFAULT_WEIGHT: f64 = 0.5;
-/// Memories with unwritten recall accesses that trigger a write.
-const ACCESS_FLUSH_AT: usize = 256;
+/// Memories with unwritten recall accesses that make a recall write them (normally the
+/// periodic maintenance task and shutdown do).
+const ACCESS_FLUSH_AT: usize = 10_000;
 /// Longest memory accepted, in characters.
 pub const MAXIMUM_CONTENT_CHARS: usize = 4000;
 /// Most results one recall returns.

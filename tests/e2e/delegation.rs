@@ -86,7 +86,13 @@ async fn a_branch_thinks_in_the_background_and_its_conclusion_is_relayed() {
     );
     assert_eq!(
         FakeLlm::tool_names(branch_request),
-        vec!["channel_recall", "spawn_worker"]
+        vec![
+            "memory_save",
+            "memory_recall",
+            "memory_delete",
+            "channel_recall",
+            "spawn_worker"
+        ]
     );
     let retrigger = &requests_with(&llm, RETRIGGER)[0];
     assert!(

@@ -129,7 +129,16 @@ async fn branch_memory_tools_save_recall_and_delete() {
         .iter()
         .map(|definition| definition.name.as_str())
         .collect();
-    assert_eq!(names, vec!["memory_save", "memory_recall", "memory_delete"]);
+    assert_eq!(
+        names,
+        vec![
+            "memory_save",
+            "memory_recall",
+            "memory_delete",
+            "channel_recall",
+            "spawn_worker"
+        ]
+    );
     let mut events = daemon.daemon().state().agents["main"]
         .context()
         .events

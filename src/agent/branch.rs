@@ -114,6 +114,12 @@ async fn think(
                 soul => &context.identity.soul,
             },
         )
+        .and_then(|branch| {
+            let guidance = context
+                .prompts
+                .render("memory_guidance", minijinja::context! {})?;
+            Ok(format!("{branch}\n\n{guidance}"))
+        })
         .unwrap_or_else(|error| {
             tracing::error!(%error, "cannot render the branch prompt");
             String::new()

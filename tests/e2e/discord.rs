@@ -7,22 +7,7 @@ use serde_json::json;
 
 use crate::fake_discord::{BOT_ID, FakeDiscord};
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, replies};
-
-async fn wait_for_replies(daemon: &TestDaemon, conversation_id: &str, count: usize) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let replies = replies(&daemon.transcript("main", conversation_id).await);
-        if replies.len() >= count {
-            return replies;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{conversation_id}: {replies:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+use crate::harness::{TestDaemon, config_for, wait_for_replies};
 
 #[tokio::test]
 async fn a_discord_message_gets_a_typing_indicator_then_a_split_reply_to_it() {
@@ -79,7 +64,7 @@ async fn a_discord_message_gets_a_typing_indicator_then_a_split_reply_to_it() {
         .map(|(_, body)| body["content"].as_str().unwrap_or("").lines().count())
         .sum();
     assert_eq!(total_lines, 60);
-    wait_for_replies(&daemon, "discord:500:3000", 1).await;
+    wait_for_replies(&daemon, "main", "discord:500:3000", 1).await;
     daemon.shutdown().await;
 }
 
@@ -101,7 +86,7 @@ async fn a_discord_dm_is_answered_only_for_users_on_the_allow_list() {
     assert_eq!(llm.request_count(), 1);
     assert_eq!(FakeLlm::last_user_text(&llm.requests()[0]), "hi, it's me");
     assert_eq!(discord.posted().len(), 1);
-    wait_for_replies(&daemon, "discord:dm:4001", 1).await;
+    wait_for_replies(&daemon, "main", "discord:dm:4001", 1).await;
     daemon.shutdown().await;
 }
 
@@ -148,7 +133,7 @@ async fn a_dropped_discord_gateway_reconnects_and_keeps_delivering() {
     let posted = discord.wait_for_posted(2).await;
     assert_eq!(posted[1].1["content"], "second answer");
     assert_eq!(
-        wait_for_replies(&daemon, "discord:500:3000", 2).await,
+        wait_for_replies(&daemon, "main", "discord:500:3000", 2).await,
         vec!["first answer", "second answer"]
     );
     daemon.shutdown().await;
@@ -179,7 +164,7 @@ async fn a_transient_discord_error_is_retried_and_a_forbidden_one_is_not() {
                 >= 2
         })
         .await;
-    wait_for_replies(&daemon, "discord:500:3000", 1).await;
+    wait_for_replies(&daemon, "main", "discord:500:3000", 1).await;
 
     discord.fail_next(
         "/channels/3001/messages",

@@ -217,3 +217,24 @@ pub fn spawn_worker_on(trigger: &str, llm: &FakeLlm, task: &str, acknowledgement
         ]),
     );
 }
+
+/// Polls an agent's transcript of `conversation_id` until it holds `count` replies.
+pub async fn wait_for_replies(
+    daemon: &TestDaemon,
+    agent: &str,
+    conversation_id: &str,
+    count: usize,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let replies = replies(&daemon.transcript(agent, conversation_id).await);
+        if replies.len() >= count {
+            return replies;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{conversation_id}: {replies:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -7,22 +7,7 @@ use serde_json::json;
 
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_slack::{BOT_USER, FakeSlack};
-use crate::harness::{TestDaemon, config_for, replies};
-
-async fn wait_for_replies(daemon: &TestDaemon, conversation_id: &str, count: usize) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let replies = replies(&daemon.transcript("main", conversation_id).await);
-        if replies.len() >= count {
-            return replies;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{conversation_id}: {replies:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+use crate::harness::{TestDaemon, config_for, wait_for_replies};
 
 #[tokio::test]
 async fn a_slack_thread_message_is_acked_and_answered_in_its_thread_after_a_status() {
@@ -66,7 +51,7 @@ async fn a_slack_thread_message_is_acked_and_answered_in_its_thread_after_a_stat
         FakeLlm::last_user_text(&llm.requests()[0]),
         "@Display UBOT summarise the thread"
     );
-    wait_for_replies(&daemon, "slack:T1:C1:1690000000.000001", 1).await;
+    wait_for_replies(&daemon, "main", "slack:T1:C1:1690000000.000001", 1).await;
     daemon.shutdown().await;
 }
 
@@ -92,7 +77,7 @@ async fn a_slack_channel_message_gets_a_top_level_answer_and_own_messages_are_ig
         slack.acks().contains(&own),
         "ignored events are acknowledged too"
     );
-    wait_for_replies(&daemon, "slack:T1:C1", 1).await;
+    wait_for_replies(&daemon, "main", "slack:T1:C1", 1).await;
     daemon.shutdown().await;
 }
 
@@ -160,6 +145,6 @@ async fn a_slack_rate_limit_retry_after_is_honoured() {
         waited >= Duration::from_millis(950),
         "retried after {waited:?}"
     );
-    wait_for_replies(&daemon, "slack:T1:C1", 1).await;
+    wait_for_replies(&daemon, "main", "slack:T1:C1", 1).await;
     daemon.shutdown().await;
 }

@@ -6,27 +6,7 @@ use serde_json::json;
 
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_telegram::{BOT_ID, FakeTelegram};
-use crate::harness::{TestDaemon, config_for, replies};
-
-async fn wait_for_replies(
-    daemon: &TestDaemon,
-    agent: &str,
-    conversation_id: &str,
-    count: usize,
-) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let replies = replies(&daemon.transcript(agent, conversation_id).await);
-        if replies.len() >= count {
-            return replies;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{conversation_id}: {replies:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+use crate::harness::{TestDaemon, config_for, wait_for_replies};
 
 #[tokio::test]
 async fn a_telegram_message_is_answered_in_its_chat_after_a_typing_indicator() {

@@ -4,7 +4,7 @@
 //! or answered twice.
 //!
 //! `cargo bench --bench harness -- [--conversations 1000] [--messages 10] [--latency-ms 200]
-//!  [--idle-channels 2000] [--mode api|telegram]`
+//!  [--idle-channels 2000] [--concurrency 1000] [--mode api|telegram]`
 
 #[path = "../tests/support/fake_llm.rs"]
 mod fake_llm;
@@ -24,6 +24,8 @@ struct Options {
     messages: usize,
     latency_ms: u64,
     idle_channels: usize,
+    /// Conversations in flight at once; the rest wait for a slot.
+    concurrency: usize,
     telegram: bool,
 }
 
@@ -34,6 +36,7 @@ impl Options {
             messages: 10,
             latency_ms: 200,
             idle_channels: 2000,
+            concurrency: 1000,
             telegram: false,
         };
         let arguments: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +49,7 @@ impl Options {
                 "--messages" => options.messages = number(),
                 "--latency-ms" => options.latency_ms = number() as u64,
                 "--idle-channels" => options.idle_channels = number(),
+                "--concurrency" => options.concurrency = number(),
                 "--mode" => options.telegram = value == "telegram",
                 _ => {
                     index += 1;
@@ -226,7 +230,9 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let daemon_pid = daemon.child.id();
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     for conversation in 0..options.conversations {
+        let slots = slots.clone();
         let client = client.clone();
         let base_url = daemon.base_url.clone();
         let completed = completed.clone();
@@ -234,6 +240,7 @@ async fn main() {
         let messages = options.messages;
         let telegram = telegram.clone();
         tasks.spawn(async move {
+            let _slot = slots.acquire().await;
             let mut latencies = Vec::with_capacity(messages);
             let mut wrong = 0usize;
             for index in 0..messages {
@@ -330,7 +337,7 @@ async fn main() {
         .map(|latency| (latency - llm_ms).max(0.0))
         .collect();
     let throughput = total as f64 / elapsed.as_secs_f64();
-    let ideal = options.conversations as f64 / (llm_ms / 1000.0);
+    let ideal = options.conversations.min(options.concurrency) as f64 / (llm_ms / 1000.0);
     let mode = if options.telegram {
         "telegram"
     } else {

@@ -384,12 +384,13 @@ async fn main() {
         "| CPU seconds per 1,000 turns | {:.2} s |",
         cpu / total as f64 * 1000.0
     );
-    println!(
-        "| RSS per idle channel ({} channels) | {:.1} KiB |",
-        options.idle_channels,
-        (rss_after_idle.saturating_sub(rss_before_idle)) as f64
-            / options.idle_channels.max(1) as f64
-    );
+    if options.idle_channels > 0 {
+        println!(
+            "| RSS per idle channel ({} channels) | {:.1} KiB |",
+            options.idle_channels,
+            (rss_after_idle.saturating_sub(rss_before_idle)) as f64 / options.idle_channels as f64
+        );
+    }
     println!(
         "| shutdown (SIGTERM to exit) | {:.0} ms |",
         shutdown.as_secs_f64() * 1000.0

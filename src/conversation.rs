@@ -201,7 +201,7 @@ impl ConversationStore {
             .split(':')
             .next()
             .unwrap_or_default();
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO conversations (id, platform, created_at, updated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (id) DO NOTHING",
@@ -224,7 +224,7 @@ impl ConversationStore {
         record: TurnRecord<'_>,
     ) -> Result<(Option<StoredMessage>, Vec<ContextItem>), StoreError> {
         let now = now_millis();
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
         let stored = match &record.reply {
             Some(reply) => Some(
                 sqlx::query_as::<_, StoredMessage>(&format!(
@@ -394,7 +394,7 @@ impl ConversationStore {
         count: usize,
         replacement: ContextBody,
     ) -> Result<Option<ContextItem>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
         let present: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM context_items WHERE conversation_id = ? AND seq BETWEEN ? AND ?",
         )

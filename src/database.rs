@@ -55,6 +55,12 @@ pub async fn open(path: &Path) -> Result<SqlitePool, DatabaseError> {
     Ok(pool)
 }
 
+/// How every write transaction begins. A deferred transaction that reads before it writes
+/// fails at once with "database is locked" when another connection committed in between
+/// (WAL snapshot conflict, which the busy timeout cannot wait out); taking the write lock up
+/// front makes writers queue on the busy timeout instead.
+pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// Milliseconds since the Unix epoch, the time unit of every table.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()

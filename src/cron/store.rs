@@ -367,7 +367,7 @@ impl CronStore {
         next: Option<i64>,
         now: i64,
     ) -> Result<Option<ExecutionRecord>, sqlx::Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
         let moved = sqlx::query(
             "UPDATE cron_jobs SET next_run_at = ?, updated_at = ?
              WHERE id = ? AND next_run_at = ? AND enabled = 1",
@@ -406,7 +406,7 @@ impl CronStore {
         error: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
         let moved = sqlx::query(
             "UPDATE cron_jobs SET next_run_at = ?, updated_at = ? WHERE id = ? AND next_run_at = ?",
         )
@@ -439,7 +439,7 @@ impl CronStore {
         job_id: &str,
         now: i64,
     ) -> Result<ExecutionRecord, sqlx::Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
         let execution = insert_execution(
             &mut transaction,
             job_id,
@@ -463,7 +463,7 @@ impl CronStore {
         finish: &Finish<'_>,
         now: i64,
     ) -> Result<Finished, sqlx::Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
         let enabled_before: Option<bool> =
             sqlx::query_scalar("SELECT enabled FROM cron_jobs WHERE id = ?")
                 .bind(&execution.job_id)

@@ -116,7 +116,7 @@ impl MemoryStore {
         }
         let mut transaction = self
             .pool
-            .begin()
+            .begin_with(crate::database::BEGIN_WRITE)
             .await
             .map_err(MemoryError::database("decaying memories"))?;
         for (id, importance) in &decayed {
@@ -237,7 +237,7 @@ impl MemoryStore {
 
         let mut transaction = self
             .pool
-            .begin()
+            .begin_with(crate::database::BEGIN_WRITE)
             .await
             .map_err(MemoryError::database("merging memories"))?;
         sqlx::query(

@@ -197,7 +197,7 @@ impl MemoryStore {
         let blob = embedding.as_deref().map(to_blob);
         let mut transaction = self
             .pool
-            .begin()
+            .begin_with(crate::database::BEGIN_WRITE)
             .await
             .map_err(MemoryError::database("saving a memory"))?;
         let (id, merged) = match duplicate {
@@ -351,7 +351,7 @@ impl MemoryStore {
         let _writer = self.write_lock.lock().await;
         let mut transaction = self
             .pool
-            .begin()
+            .begin_with(crate::database::BEGIN_WRITE)
             .await
             .map_err(MemoryError::database("forgetting a memory"))?;
         let forgotten = sqlx::query_as::<_, Memory>(&format!(
@@ -819,7 +819,7 @@ impl MemoryStore {
         }
         let mut transaction = self
             .pool
-            .begin()
+            .begin_with(crate::database::BEGIN_WRITE)
             .await
             .map_err(MemoryError::database("recording recall access"))?;
         for (id, (count, last)) in &accesses {

@@ -83,9 +83,7 @@ async fn a_hung_worker_is_timed_out_once_by_the_cortex() {
     assert_eq!(cortex["watching"], json!([]));
     let database = home.path().join("agents/main/spacebot.db");
     daemon.shutdown().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("open db");
+    let pool = crate::harness::open_database(&database).await;
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM worker_runs")
         .fetch_all(&pool)
         .await

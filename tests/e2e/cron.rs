@@ -521,9 +521,7 @@ async fn a_slot_missed_while_down_runs_once_within_the_grace_window_and_is_skipp
     // While the daemon is down, one slot passes 30 s ago (inside the grace window) and one
     // two hours ago (outside it).
     let database = home.path().join("agents/main/spacebot.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("open db");
+    let pool = crate::harness::open_database(&database).await;
     let now = chrono::Utc::now().timestamp_millis();
     for (job, slot) in [("recent", now - 30_000), ("stale", now - 7_200_000)] {
         sqlx::query("UPDATE cron_jobs SET next_run_at = ? WHERE id = ?")

@@ -156,9 +156,7 @@ async fn a_worker_writes_a_file_and_the_channel_reports_it() {
     );
     let database = home.path().join("agents/main/spacebot.db");
     daemon.shutdown().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("open db");
+    let pool = crate::harness::open_database(&database).await;
     let (state, transcript): (String, String) =
         sqlx::query_as("SELECT state, transcript FROM worker_runs")
             .fetch_one(&pool)
@@ -235,9 +233,7 @@ async fn a_timed_out_worker_ends_once_and_the_channel_hears_once() {
     assert_eq!(replies(&daemon.messages("timeout").await).len(), 2);
     let database = home.path().join("agents/main/spacebot.db");
     daemon.shutdown().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("open db");
+    let pool = crate::harness::open_database(&database).await;
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM worker_runs")
         .fetch_all(&pool)
         .await
@@ -537,9 +533,7 @@ async fn compaction_summarises_in_the_background_and_keeps_tool_pairs() {
     let answer = daemon.send("garden", "still there?").await;
     assert_eq!(answer["reply"], "Noted: still there?");
     let database = home.path().join("agents/main/spacebot.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("open db");
+    let pool = crate::harness::open_database(&database).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let summaries: i64 =

@@ -360,9 +360,7 @@ async fn token_usage_is_recorded_per_call() {
     daemon.send("usage", "count me").await;
     let database = home.path().join("agents/main/spacebot.db");
     daemon.shutdown().await;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("open db");
+    let pool = crate::harness::open_database(&database).await;
     let rows: Vec<(String, String, i64, i64)> =
         sqlx::query_as("SELECT process_type, model, input_tokens, output_tokens FROM token_usage")
             .fetch_all(&pool)

@@ -238,3 +238,10 @@ pub async fn wait_for_replies(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Opens an agent's database file directly, to check what the daemon stored.
+pub async fn open_database(path: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open db")
+}

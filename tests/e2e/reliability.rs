@@ -168,9 +168,7 @@ async fn sigkill_with_turns_in_flight_loses_and_duplicates_nothing() {
     assert_each_answered_once(&daemon, "crash", 100).await;
     let integrity: Value = {
         let database = home.path().join("agents/main/spacebot.db");
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-            .await
-            .expect("open db");
+        let pool = crate::harness::open_database(&database).await;
         let result: String = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_one(&pool)
             .await

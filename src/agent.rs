@@ -226,7 +226,7 @@ impl AgentRuntime {
             Ok(pending) if !pending.is_empty() => {
                 let ids: Vec<String> = pending.into_iter().map(|message| message.id).collect();
                 let closed = store
-                    .record_turn(TurnRecord {
+                    .record_turn(&TurnRecord {
                         conversation_id,
                         reply: None,
                         answered: &ids,
@@ -267,7 +267,7 @@ impl AgentRuntime {
             .await?;
         let (_, items) = context
             .store
-            .record_turn(TurnRecord {
+            .record_turn(&TurnRecord {
                 conversation_id,
                 reply: None,
                 answered: &[],

@@ -154,6 +154,15 @@ impl From<crate::agent::AgentError> for ApiError {
             crate::agent::AgentError::ShuttingDown(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
             }
+            crate::agent::AgentError::Store(store) if store.is_disk_failure() => {
+                tracing::error!(error = %store, "a message was refused: the database cannot be written");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    format!(
+                        "the message was not stored, so it was not accepted: the disk is full or failing ({store}); send it again once there is space"
+                    ),
+                )
+            }
             crate::agent::AgentError::Store(_) => ApiError::internal(error),
         }
     }

@@ -15,6 +15,22 @@ pub enum StoreError {
     Corrupt { seq: i64, message: String },
 }
 
+impl StoreError {
+    /// The database could not be written: the disk is full or failing (`SQLITE_FULL`,
+    /// `SQLITE_IOERR`). Nothing was stored; the same write can succeed once there is space.
+    pub fn is_disk_failure(&self) -> bool {
+        matches!(self, StoreError::Database(error) if crate::database::is_disk_failure(error))
+    }
+
+    /// Worth trying again later: a disk failure, a busy database or an exhausted pool.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(error) => crate::database::is_transient(error),
+            StoreError::Corrupt { .. } => false,
+        }
+    }
+}
+
 /// One entry of what a channel's LLM sees.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContextBody {
@@ -145,6 +161,22 @@ pub struct NewMessage<'a> {
     pub status: MessageStatus,
 }
 
+impl NewMessage<'_> {
+    /// The row this message became when stored at `created_at`.
+    fn stored_at(&self, created_at: i64) -> StoredMessage {
+        StoredMessage {
+            id: self.id.to_string(),
+            conversation_id: self.conversation_id.to_string(),
+            role: self.role,
+            sender: self.sender.to_string(),
+            content: self.content.to_string(),
+            platform_message_id: self.platform_message_id.map(str::to_string),
+            status: self.status,
+            created_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ConversationSummary {
     pub id: String,
@@ -177,62 +209,88 @@ impl ConversationStore {
         conversation_known: bool,
     ) -> Result<Option<StoredMessage>, StoreError> {
         let now = now_millis();
-        let insert_message = format!(
+        // No RETURNING: an autocommit statement read only up to its first row never reports
+        // a failed COMMIT (a full disk), and the caller would take a lost message as stored.
+        let insert_message = sqlx::query(
             "INSERT INTO messages (id, conversation_id, role, sender, content, platform_message_id,
                                    status, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT DO NOTHING
-             RETURNING {MESSAGE_COLUMNS}"
-        );
-        let query = sqlx::query_as::<_, StoredMessage>(&insert_message)
-            .bind(message.id)
-            .bind(message.conversation_id)
-            .bind(message.role)
-            .bind(message.sender)
-            .bind(message.content)
-            .bind(message.platform_message_id)
-            .bind(message.status)
-            .bind(now);
-        if conversation_known {
-            return Ok(query.fetch_optional(&self.pool).await?);
-        }
-        let platform = message
-            .conversation_id
-            .split(':')
-            .next()
-            .unwrap_or_default();
-        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
-        sqlx::query(
-            "INSERT INTO conversations (id, platform, created_at, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (id) DO NOTHING",
+             ON CONFLICT DO NOTHING",
         )
+        .bind(message.id)
         .bind(message.conversation_id)
-        .bind(platform)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *transaction)
-        .await?;
-        let stored = query.fetch_optional(&mut *transaction).await?;
-        transaction.commit().await?;
-        Ok(stored)
+        .bind(message.role)
+        .bind(message.sender)
+        .bind(message.content)
+        .bind(message.platform_message_id)
+        .bind(message.status)
+        .bind(now);
+        let inserted = if conversation_known {
+            insert_message.execute(&self.pool).await?.rows_affected()
+        } else {
+            let platform = message
+                .conversation_id
+                .split(':')
+                .next()
+                .unwrap_or_default();
+            let mut transaction = crate::database::begin_write(&self.pool).await?;
+            sqlx::query(
+                "INSERT INTO conversations (id, platform, created_at, updated_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(message.conversation_id)
+            .bind(platform)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+            let inserted = insert_message
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+            transaction.commit().await?;
+            inserted
+        };
+        Ok((inserted > 0).then(|| message.stored_at(now)))
     }
 
     /// Records a finished turn: the reply that was sent, the user messages it closes and the
     /// new context items, in one transaction.
     pub async fn record_turn(
         &self,
-        record: TurnRecord<'_>,
+        record: &TurnRecord<'_>,
     ) -> Result<(Option<StoredMessage>, Vec<ContextItem>), StoreError> {
         let now = now_millis();
-        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
-        let stored = match &record.reply {
-            Some(reply) => Some(
-                sqlx::query_as::<_, StoredMessage>(&format!(
-                    "INSERT INTO messages (id, conversation_id, role, sender, content,
-                                           platform_message_id, status, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                     RETURNING {MESSAGE_COLUMNS}"
-                ))
+        // One query of up to three statements, so the turn costs the connection's thread three
+        // round trips (begin, this, commit) however much it writes.
+        let mut sql = String::new();
+        if record.reply.is_some() {
+            sql.push_str(
+                "INSERT INTO messages (id, conversation_id, role, sender, content,
+                                       platform_message_id, status, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?);",
+            );
+        }
+        if !record.answered.is_empty() {
+            let placeholders = vec!["?"; record.answered.len()].join(", ");
+            sql.push_str(&format!(
+                "UPDATE messages SET status = ? WHERE status = 'pending' AND id IN ({placeholders});"
+            ));
+        }
+        let encoded: Vec<String> = record.context.iter().map(ContextBody::encode).collect();
+        if !encoded.is_empty() {
+            let rows = vec!["(?, ?, ?, ?, ?)"; encoded.len()].join(", ");
+            sql.push_str(&format!(
+                "INSERT INTO context_items (conversation_id, kind, body, tokens, created_at)
+                 VALUES {rows} RETURNING seq;"
+            ));
+        }
+        if sql.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        if let Some(reply) = &record.reply {
+            query = query
                 .bind(reply.id)
                 .bind(reply.conversation_id)
                 .bind(reply.role)
@@ -240,52 +298,39 @@ impl ConversationStore {
                 .bind(reply.content)
                 .bind(reply.platform_message_id)
                 .bind(reply.status)
-                .bind(now)
-                .fetch_one(&mut *transaction)
-                .await?,
-            ),
-            None => None,
-        };
+                .bind(now);
+        }
         if !record.answered.is_empty() {
-            let placeholders = vec!["?"; record.answered.len()].join(", ");
-            let sql = format!(
-                "UPDATE messages SET status = ? WHERE status = 'pending' AND id IN ({placeholders})"
-            );
-            let mut update = sqlx::query(&sql).bind(record.answered_status);
+            query = query.bind(record.answered_status);
             for id in record.answered {
-                update = update.bind(id);
-            }
-            update.execute(&mut *transaction).await?;
-        }
-        let mut items = Vec::with_capacity(record.context.len());
-        if !record.context.is_empty() {
-            let encoded: Vec<String> = record.context.iter().map(ContextBody::encode).collect();
-            let rows = vec!["(?, ?, ?, ?, ?)"; encoded.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO context_items (conversation_id, kind, body, tokens, created_at)
-                 VALUES {rows} RETURNING seq"
-            );
-            let mut insert = sqlx::query_scalar::<_, i64>(&sql);
-            for (body, text) in record.context.iter().zip(&encoded) {
-                insert = insert
-                    .bind(record.conversation_id)
-                    .bind(body.kind())
-                    .bind(text.as_str())
-                    .bind(i64::try_from(tokens_of(text)).unwrap_or(i64::MAX))
-                    .bind(now);
-            }
-            let mut sequence = insert.fetch_all(&mut *transaction).await?;
-            // RETURNING gives no order guarantee; rows inserted together get ascending seqs.
-            sequence.sort_unstable();
-            for ((body, text), seq) in record.context.into_iter().zip(&encoded).zip(sequence) {
-                items.push(ContextItem {
-                    seq,
-                    tokens: tokens_of(text),
-                    body,
-                });
+                query = query.bind(id);
             }
         }
+        for (body, text) in record.context.iter().zip(&encoded) {
+            query = query
+                .bind(record.conversation_id)
+                .bind(body.kind())
+                .bind(text.as_str())
+                .bind(i64::try_from(tokens_of(text)).unwrap_or(i64::MAX))
+                .bind(now);
+        }
+        let mut transaction = crate::database::begin_write(&self.pool).await?;
+        let mut sequence = query.fetch_all(&mut *transaction).await?;
         transaction.commit().await?;
+        // RETURNING gives no order guarantee; rows inserted together get ascending seqs.
+        sequence.sort_unstable();
+        let items = record
+            .context
+            .iter()
+            .zip(&encoded)
+            .zip(sequence)
+            .map(|((body, text), seq)| ContextItem {
+                seq,
+                tokens: tokens_of(text),
+                body: body.clone(),
+            })
+            .collect();
+        let stored = record.reply.as_ref().map(|reply| reply.stored_at(now));
         Ok((stored, items))
     }
 
@@ -394,7 +439,7 @@ impl ConversationStore {
         count: usize,
         replacement: ContextBody,
     ) -> Result<Option<ContextItem>, StoreError> {
-        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
+        let mut transaction = crate::database::begin_write(&self.pool).await?;
         let present: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM context_items WHERE conversation_id = ? AND seq BETWEEN ? AND ?",
         )

@@ -5,7 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteSynchronous,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
@@ -55,11 +59,111 @@ pub async fn open(path: &Path) -> Result<SqlitePool, DatabaseError> {
     Ok(pool)
 }
 
-/// How every write transaction begins. A deferred transaction that reads before it writes
-/// fails at once with "database is locked" when another connection committed in between
-/// (WAL snapshot conflict, which the busy timeout cannot wait out); taking the write lock up
-/// front makes writers queue on the busy timeout instead.
-pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// A write transaction. It begins IMMEDIATE: a deferred transaction that reads before it
+/// writes fails at once with "database is locked" when another connection committed in
+/// between (a WAL snapshot conflict the busy timeout cannot wait out), while taking the write
+/// lock up front makes writers queue instead.
+///
+/// A transaction dropped without a commit (an error inside it, a cancelled future) closes its
+/// connection rather than handing it back to the pool: a connection returned mid-transaction
+/// would run every later statement inside a transaction that never commits. (sqlx's own
+/// transactions get this wrong after a failed COMMIT, when SQLite has already rolled back:
+/// the connection stays marked as in a transaction and refuses every later BEGIN.)
+pub struct WriteTransaction {
+    connection: PoolConnection<Sqlite>,
+    open: bool,
+}
+
+pub async fn begin_write(pool: &SqlitePool) -> Result<WriteTransaction, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *connection)
+        .await?;
+    Ok(WriteTransaction {
+        connection,
+        open: true,
+    })
+}
+
+impl WriteTransaction {
+    /// Commits. When the COMMIT fails (a full disk), the transaction is rolled back here, so
+    /// the connection goes back to the pool clean and reads keep working; only a connection
+    /// that cannot even roll back is closed.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let error = match sqlx::query("COMMIT").execute(&mut *self.connection).await {
+            Ok(_) => {
+                self.open = false;
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        match sqlx::query("ROLLBACK").execute(&mut *self.connection).await {
+            Ok(_) => self.open = false,
+            // SQLite rolls back by itself after some failed COMMITs.
+            Err(rollback) if rollback.to_string().contains("no transaction is active") => {
+                self.open = false;
+            }
+            Err(rollback) => {
+                tracing::warn!(error = %rollback, "cannot roll back a failed commit; closing the connection");
+            }
+        }
+        Err(error)
+    }
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.connection
+    }
+}
+
+impl std::ops::DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.connection
+    }
+}
+
+impl Drop for WriteTransaction {
+    fn drop(&mut self) {
+        if self.open {
+            // Closing the connection rolls back whatever SQLite still holds open.
+            self.connection.close_on_drop();
+        }
+    }
+}
+
+/// SQLite's primary result codes (the low byte of an extended code) that this module tells
+/// apart.
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_FULL: i64 = 13;
+
+fn primary_code(error: &sqlx::Error) -> Option<i64> {
+    let sqlx::Error::Database(database) = error else {
+        return None;
+    };
+    database
+        .code()
+        .and_then(|code| code.parse::<i64>().ok())
+        .map(|code| code & 0xff)
+}
+
+/// The write failed for want of disk: no space (`SQLITE_FULL`) or a failed write or sync
+/// (`SQLITE_IOERR`, which a file-size limit also gives).
+pub fn is_disk_failure(error: &sqlx::Error) -> bool {
+    matches!(primary_code(error), Some(SQLITE_FULL | SQLITE_IOERR))
+        || matches!(error, sqlx::Error::Io(_))
+}
+
+/// The same statement may well succeed later.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    is_disk_failure(error)
+        || matches!(primary_code(error), Some(SQLITE_BUSY | SQLITE_LOCKED))
+        || matches!(error, sqlx::Error::PoolTimedOut)
+}
 
 /// Milliseconds since the Unix epoch, the time unit of every table.
 pub fn now_millis() -> i64 {

@@ -31,6 +31,9 @@ const COMPLETED_KEPT: Duration = Duration::from_secs(3600);
 const RUNNING_SHOWN: usize = 10;
 /// Characters of a description or result shown in the status block.
 const STATUS_EXCERPT: usize = 300;
+/// Retrying a turn's record that could not be written: the first wait, doubling to the last.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(500);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// What a channel's inbox carries. Everything owed to a channel travels here (mpsc), never
 /// over the lossy event bus.
@@ -686,21 +689,19 @@ impl Channel {
                 (None, MessageStatus::Failed)
             }
         };
-        let recorded = context
-            .store
-            .record_turn(TurnRecord {
-                conversation_id: &self.conversation_id,
-                reply,
-                answered: &in_reply_to,
-                answered_status,
-                context: new.into_iter().map(ContextBody::Message).collect(),
-            })
-            .await;
+        let record = TurnRecord {
+            conversation_id: &self.conversation_id,
+            reply,
+            answered: &in_reply_to,
+            answered_status,
+            context: new.into_iter().map(ContextBody::Message).collect(),
+        };
+        let recorded = record_until_stored(&context, &record).await;
         for message in &batch {
             self.loaded.remove(&message.id);
         }
         match recorded {
-            Ok((stored, items)) => {
+            Some((stored, items)) => {
                 self.context_items.extend(items);
                 if let Some(stored) = stored {
                     context.events.publish(ProcessEvent::MessageSent {
@@ -712,7 +713,7 @@ impl Channel {
                     });
                 }
             }
-            Err(error) => tracing::error!(%error, "the turn was delivered but not recorded"),
+            None => {}
         }
         if delivered.is_ok() {
             context.events.publish(ProcessEvent::TurnCompleted {
@@ -833,6 +834,35 @@ impl Channel {
             Ok(None) => tracing::debug!("the compacted span changed meanwhile; summary discarded"),
             Err(error) => tracing::error!(%error, "cannot compact the history"),
         }
+    }
+}
+
+/// Records a delivered turn, retrying while the database cannot be written (a full disk, a
+/// busy lock): until it is recorded its messages stay pending, and a restart would answer them
+/// a second time. Gives up only on shutdown or on an error that retrying cannot cure.
+async fn record_until_stored(
+    context: &AgentContext,
+    record: &TurnRecord<'_>,
+) -> Option<(Option<StoredMessage>, Vec<ContextItem>)> {
+    let mut delay = RECORD_RETRY_FIRST;
+    loop {
+        let error = match context.store.record_turn(record).await {
+            Ok(recorded) => return Some(recorded),
+            Err(error) => error,
+        };
+        if !error.is_transient() {
+            tracing::error!(%error, "the turn was delivered but cannot be recorded; its messages stay pending");
+            return None;
+        }
+        tracing::error!(%error, disk = error.is_disk_failure(), retry_in_ms = delay.as_millis() as u64, "the turn was delivered but cannot be recorded yet; retrying");
+        tokio::select! {
+            () = context.closing.cancelled() => {
+                tracing::error!("shutting down before the turn could be recorded; its messages stay pending and will be answered again after a restart");
+                return None;
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RECORD_RETRY_MAX);
     }
 }
 

@@ -205,7 +205,7 @@ async fn seed_history(
         context.push(ContextBody::Message(llm_message));
     }
     store
-        .record_turn(TurnRecord {
+        .record_turn(&TurnRecord {
             conversation_id,
             reply: None,
             answered: &[],

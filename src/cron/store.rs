@@ -209,7 +209,7 @@ impl CronStore {
         now: i64,
     ) -> Result<JobRecord, super::CronError> {
         let (cron, every_secs) = schedule_columns(spec);
-        let inserted: Option<JobRecord> = sqlx::query_as(&format!(
+        let inserted: Option<JobRecord> = sqlx::query_as::<_, JobRecord>(&format!(
             "INSERT INTO cron_jobs (id, prompt, cron, every_secs, timezone, delivery_target,
                  active_hours, timeout_secs, run_once, enabled, source, definition, created_at,
                  updated_at)
@@ -231,8 +231,11 @@ impl CronStore {
         .bind(definition(spec))
         .bind(now)
         .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        // Every row is read so the statement runs to its end: one stopped after its first row
+        // never reports a failed COMMIT (a full disk).
+        .fetch_all(&self.pool)
+        .await?
+        .pop();
         inserted.ok_or_else(|| super::CronError::Exists(spec.id.clone()))
     }
 
@@ -321,8 +324,10 @@ impl CronStore {
         .bind(enabled)
         .bind(now)
         .bind(job_id)
-        .fetch_optional(&self.pool)
+        // All rows, so a failed COMMIT is reported (see `insert`).
+        .fetch_all(&self.pool)
         .await
+        .map(|mut rows| rows.pop())
     }
 
     /// Disables a job the daemon cannot run, saying why.
@@ -367,7 +372,7 @@ impl CronStore {
         next: Option<i64>,
         now: i64,
     ) -> Result<Option<ExecutionRecord>, sqlx::Error> {
-        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
+        let mut transaction = crate::database::begin_write(&self.pool).await?;
         let moved = sqlx::query(
             "UPDATE cron_jobs SET next_run_at = ?, updated_at = ?
              WHERE id = ? AND next_run_at = ? AND enabled = 1",
@@ -406,7 +411,7 @@ impl CronStore {
         error: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
+        let mut transaction = crate::database::begin_write(&self.pool).await?;
         let moved = sqlx::query(
             "UPDATE cron_jobs SET next_run_at = ?, updated_at = ? WHERE id = ? AND next_run_at = ?",
         )
@@ -439,7 +444,7 @@ impl CronStore {
         job_id: &str,
         now: i64,
     ) -> Result<ExecutionRecord, sqlx::Error> {
-        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
+        let mut transaction = crate::database::begin_write(&self.pool).await?;
         let execution = insert_execution(
             &mut transaction,
             job_id,
@@ -463,7 +468,7 @@ impl CronStore {
         finish: &Finish<'_>,
         now: i64,
     ) -> Result<Finished, sqlx::Error> {
-        let mut transaction = self.pool.begin_with(crate::database::BEGIN_WRITE).await?;
+        let mut transaction = crate::database::begin_write(&self.pool).await?;
         let enabled_before: Option<bool> =
             sqlx::query_scalar("SELECT enabled FROM cron_jobs WHERE id = ?")
                 .bind(&execution.job_id)
@@ -562,7 +567,7 @@ impl CronStore {
 }
 
 async fn insert_execution(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut crate::database::WriteTransaction,
     job_id: &str,
     trigger: Trigger,
     scheduled_for: i64,

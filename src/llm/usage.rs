@@ -119,7 +119,7 @@ async fn write(pool: &SqlitePool, batch: &[Record]) -> Result<(), sqlx::Error> {
     if batch.is_empty() {
         return Ok(());
     }
-    let mut transaction = pool.begin_with(crate::database::BEGIN_WRITE).await?;
+    let mut transaction = crate::database::begin_write(pool).await?;
     for record in batch {
         sqlx::query(
             "INSERT INTO token_usage (process_type, process_id, model, input_tokens, output_tokens,

@@ -114,9 +114,7 @@ impl MemoryStore {
                 decayed.push((id, new_importance));
             }
         }
-        let mut transaction = self
-            .pool
-            .begin_with(crate::database::BEGIN_WRITE)
+        let mut transaction = crate::database::begin_write(&self.pool)
             .await
             .map_err(MemoryError::database("decaying memories"))?;
         for (id, importance) in &decayed {
@@ -235,9 +233,7 @@ impl MemoryStore {
                 .await
                 .map_err(MemoryError::database("reading a memory type"))?;
 
-        let mut transaction = self
-            .pool
-            .begin_with(crate::database::BEGIN_WRITE)
+        let mut transaction = crate::database::begin_write(&self.pool)
             .await
             .map_err(MemoryError::database("merging memories"))?;
         sqlx::query(

@@ -195,9 +195,7 @@ impl MemoryStore {
         };
         let now = now_millis();
         let blob = embedding.as_deref().map(to_blob);
-        let mut transaction = self
-            .pool
-            .begin_with(crate::database::BEGIN_WRITE)
+        let mut transaction = crate::database::begin_write(&self.pool)
             .await
             .map_err(MemoryError::database("saving a memory"))?;
         let (id, merged) = match duplicate {
@@ -349,9 +347,7 @@ impl MemoryStore {
     /// Soft-deletes a memory: it stays in the database but is never returned again.
     pub async fn forget(&self, id: &str) -> Result<Memory, MemoryError> {
         let _writer = self.write_lock.lock().await;
-        let mut transaction = self
-            .pool
-            .begin_with(crate::database::BEGIN_WRITE)
+        let mut transaction = crate::database::begin_write(&self.pool)
             .await
             .map_err(MemoryError::database("forgetting a memory"))?;
         let forgotten = sqlx::query_as::<_, Memory>(&format!(
@@ -817,9 +813,7 @@ impl MemoryStore {
         if accesses.is_empty() {
             return Ok(());
         }
-        let mut transaction = self
-            .pool
-            .begin_with(crate::database::BEGIN_WRITE)
+        let mut transaction = crate::database::begin_write(&self.pool)
             .await
             .map_err(MemoryError::database("recording recall access"))?;
         for (id, (count, last)) in &accesses {

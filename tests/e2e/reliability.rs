@@ -18,12 +18,30 @@ struct DaemonProcess {
 
 impl DaemonProcess {
     async fn start(home: &std::path::Path, config: &str) -> DaemonProcess {
+        Self::start_with(
+            home,
+            config,
+            Command::new(env!("CARGO_BIN_EXE_spacebot")),
+            Stdio::null(),
+        )
+        .await
+    }
+
+    /// Starts `command` (the daemon binary, or a wrapper that ends by running it) with
+    /// `serve` arguments, its log going to `log`.
+    async fn start_with(
+        home: &std::path::Path,
+        config: &str,
+        mut command: Command,
+        log: Stdio,
+    ) -> DaemonProcess {
+        spacebot::install_crypto_provider();
         std::fs::write(home.join("config.toml"), config).expect("config");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("free port")
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_spacebot"))
+        let child = command
             .args(["serve", "--port", &port.to_string()])
             .env("SPACEBOT_HOME", home)
             .env("RUST_LOG", "warn")
@@ -31,7 +49,7 @@ impl DaemonProcess {
             .env_remove("OPENAI_API_KEY")
             .env_remove("ANTHROPIC_API_KEY")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start spacebot serve");
         let daemon = DaemonProcess {
@@ -377,4 +395,140 @@ async fn oversized_messages_binary_files_and_invalid_utf8_are_handled() {
         results[1]
     );
     daemon.shutdown().await;
+}
+
+/// Sets the daemon's file-size limit (`RLIMIT_FSIZE`, soft): past it, SQLite's writes fail as
+/// they do on a full disk.
+fn limit_file_size(daemon: &DaemonProcess, soft: &str) {
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &daemon.child.id().to_string(),
+            &format!("--fsize={soft}:"),
+        ])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success(), "prlimit failed");
+}
+
+/// A full disk: a message that cannot be stored is refused with a clear error (not taken and
+/// then lost), the daemon stays up, a reply that cannot be recorded is retried until it is,
+/// and once there is space again everything works and the database is intact.
+#[tokio::test]
+async fn a_full_disk_refuses_messages_clearly_and_loses_nothing() {
+    let llm = FakeLlm::start().await;
+    let big_reply = "r".repeat(512 * 1024);
+    llm.set_fallback(move |request| {
+        let text = FakeLlm::last_user_text(request);
+        if text == "answer at length" {
+            Scripted::tool_call("reply", json!({"content": big_reply.clone()}))
+                .delayed(Duration::from_millis(1000))
+        } else {
+            Scripted::tool_call(
+                "reply",
+                json!({"content": format!("received {} bytes", text.len())}),
+            )
+        }
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    // A process past its file-size limit is sent SIGXFSZ, which kills it unless ignored; a
+    // full disk sends no signal, so the daemon runs with it ignored (inherited through exec).
+    let mut wrapper = Command::new("sh");
+    wrapper.args([
+        "-c",
+        "trap '' XFSZ; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_spacebot"),
+    ]);
+    // The log goes through a pipe: a log file would be past the limit too.
+    let mut daemon =
+        DaemonProcess::start_with(home.path(), &config_for(&llm), wrapper, Stdio::piped()).await;
+    let mut stderr = daemon.child.stderr.take().expect("stderr");
+    let log_reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        log
+    });
+    let agent_directory = home.path().join("agents/main");
+    let http = daemon.http.clone();
+    let send = |content: String| {
+        http.post(daemon.url("/api/agents/main/messages"))
+            .json(&json!({"content": content, "conversation": "disk", "wait": true}))
+            .send()
+    };
+    let first = send("hello".to_string()).await.expect("send");
+    assert_eq!(first.status(), 200);
+
+    // The message is stored; while the model thinks, the disk fills up (past 4 KiB every
+    // write of the database fails), so its long answer cannot be recorded and is retried.
+    let pending = http
+        .post(daemon.url("/api/agents/main/messages"))
+        .json(&json!({"content": "answer at length", "conversation": "disk"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(pending.status(), 202);
+    limit_file_size(&daemon, "4096");
+    llm.wait_for_requests(2, Duration::from_secs(10)).await;
+
+    let big = "x".repeat(512 * 1024);
+    for content in [big.clone(), "hello again".to_string()] {
+        let refused = send(content).await.expect("send");
+        assert_eq!(refused.status(), 507);
+        let error: Value = refused.json().await.expect("json");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("not stored") && message.contains("disk is full"),
+            "{message}"
+        );
+    }
+    let health = http
+        .get(daemon.url("/api/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let transcript = daemon.transcript("disk").await;
+    assert_eq!(transcript.len(), 3, "{transcript:#?}");
+    assert_eq!(transcript[2]["status"], "pending");
+
+    limit_file_size(&daemon, "unlimited");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let transcript = loop {
+        let transcript = daemon.transcript("disk").await;
+        if transcript.len() == 4 {
+            break transcript;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the long answer was never recorded: {transcript:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(transcript[2]["status"], "answered");
+    assert_eq!(
+        transcript[3]["content"].as_str().map(str::len),
+        Some(512 * 1024)
+    );
+    let accepted = send(big).await.expect("send");
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(
+        llm.request_count(),
+        3,
+        "the refused message never reached the model"
+    );
+
+    daemon.signal("-TERM");
+    daemon.wait_exit(Duration::from_secs(10)).await;
+    let pool = crate::harness::open_database(&agent_directory.join("spacebot.db")).await;
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .expect("integrity");
+    assert_eq!(integrity, "ok");
+    let log = log_reader.join().expect("log");
+    assert!(
+        log.contains("cannot be recorded yet; retrying"),
+        "the retried record is not in the log:\n{log}"
+    );
 }

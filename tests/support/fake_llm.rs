@@ -86,6 +86,9 @@ struct Script {
     keyed: Vec<(String, Scripted)>,
     fallback: Option<Responder>,
     requests: Vec<Value>,
+    /// Keep only the count, not the bodies (a benchmark's thousands of long requests).
+    count_only: bool,
+    received: usize,
     last_call_number: usize,
 }
 
@@ -163,7 +166,12 @@ impl FakeLlm {
     }
 
     pub fn request_count(&self) -> usize {
-        self.lock().requests.len()
+        self.lock().received
+    }
+
+    /// From now on requests are counted but their bodies are not kept.
+    pub fn count_requests_only(&self) {
+        self.lock().count_only = true;
     }
 
     /// Polls until at least `count` requests arrived; panics on timeout.
@@ -236,7 +244,10 @@ impl FakeLlm {
     fn choose(&self, request: &Value) -> Option<Scripted> {
         let fallback = {
             let mut script = self.lock();
-            script.requests.push(request.clone());
+            script.received += 1;
+            if !script.count_only {
+                script.requests.push(request.clone());
+            }
             let user_text = Self::last_user_text(request);
             if let Some(position) = script
                 .keyed

@@ -174,6 +174,27 @@ async fn start_daemon(config: &str, home: &std::path::Path) -> (Daemon, Duration
     }
 }
 
+/// Opens one conversation per number in `range` with one exchange each, 500 at a time.
+async fn open_idle_channels(
+    client: &reqwest::Client,
+    base_url: &str,
+    range: std::ops::Range<usize>,
+) {
+    let mut idle = tokio::task::JoinSet::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(500));
+    for channel in range {
+        let client = client.clone();
+        let base_url = base_url.to_string();
+        let permits = permits.clone();
+        idle.spawn(async move {
+            let _permit = permits.acquire().await;
+            exchange(&client, &base_url, &format!("idle-{channel}"), "hello").await
+        });
+    }
+    while idle.join_next().await.is_some() {}
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 /// Assistant messages, and user messages not answered, in a benchmark conversation.
 async fn answer_counts(
     client: &reqwest::Client,
@@ -261,6 +282,16 @@ async fn main() {
         .build()
         .expect("client");
 
+    // Idle channels, before the load so its freed heap does not hide them: open a first half
+    // (warming the allocator, the page cache and the HTTP pools), then a second half, and
+    // take the RSS the second half added.
+    let half = options.idle_channels / 2;
+    open_idle_channels(&client, &daemon.base_url, 0..half).await;
+    let rss_before_idle = daemon.rss_kib();
+    open_idle_channels(&client, &daemon.base_url, half..options.idle_channels).await;
+    let rss_after_idle = daemon.rss_kib();
+    let idle_measured = options.idle_channels - half;
+
     let total = options.conversations * options.messages;
     let completed = Arc::new(AtomicUsize::new(0));
     let rss_at_thousand = Arc::new(AtomicUsize::new(0));
@@ -339,22 +370,6 @@ async fn main() {
         }
     }
 
-    // Idle channels: open conversations with one exchange each, then measure what they hold.
-    let rss_before_idle = daemon.rss_kib();
-    let mut idle = tokio::task::JoinSet::new();
-    let idle_started = Arc::new(tokio::sync::Semaphore::new(500));
-    for channel in 0..options.idle_channels {
-        let client = client.clone();
-        let base_url = daemon.base_url.clone();
-        let permits = idle_started.clone();
-        idle.spawn(async move {
-            let _permit = permits.acquire().await;
-            exchange(&client, &base_url, &format!("idle-{channel}"), "hello").await
-        });
-    }
-    while idle.join_next().await.is_some() {}
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_after_idle = daemon.rss_kib();
     let shutdown = daemon.stop();
 
     latencies.sort_by(f64::total_cmp);
@@ -415,7 +430,7 @@ async fn main() {
         println!(
             "| RSS per idle channel ({} channels) | {:.1} KiB |",
             options.idle_channels,
-            (rss_after_idle.saturating_sub(rss_before_idle)) as f64 / options.idle_channels as f64
+            (rss_after_idle.saturating_sub(rss_before_idle)) as f64 / idle_measured.max(1) as f64
         );
     }
     println!(

@@ -163,7 +163,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 pub struct LlmRequest {
     pub system: String,
     pub messages: Vec<Message>,
-    pub tools: Vec<ToolDefinition>,
+    pub tools: std::sync::Arc<[ToolDefinition]>,
 }
 
 #[derive(Debug, Clone)]
@@ -472,7 +472,7 @@ fn to_rig_request(request: &LlmRequest) -> Result<CompletionRequest, LlmError> {
         preamble: Some(request.system.clone()),
         chat_history,
         documents: Vec::new(),
-        tools: request.tools.clone(),
+        tools: request.tools.to_vec(),
         temperature: None,
         max_tokens: None,
         tool_choice: None,

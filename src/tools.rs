@@ -131,7 +131,7 @@ pub trait Tool: Send + Sync {
 /// The tools of one process, with their definitions rendered once.
 pub struct ToolSet {
     tools: Vec<Box<dyn Tool>>,
-    definitions: Vec<ToolDefinition>,
+    definitions: Arc<[ToolDefinition]>,
 }
 
 impl ToolSet {
@@ -205,8 +205,9 @@ impl ToolSet {
         Self { tools, definitions }
     }
 
-    pub fn definitions(&self) -> &[ToolDefinition] {
-        &self.definitions
+    /// Shared, so a request takes them without copying every JSON schema.
+    pub fn definitions(&self) -> Arc<[ToolDefinition]> {
+        self.definitions.clone()
     }
 
     pub async fn call(&self, name: &str, arguments: Value) -> ToolOutput {

@@ -139,7 +139,7 @@ async fn think(
     let mut request = LlmRequest {
         system,
         messages,
-        tools: tools.definitions().to_vec(),
+        tools: tools.definitions(),
     };
     let max_turns = context.config.limits.branch_max_turns;
     let end = turn::run::<Infallible>(

@@ -433,7 +433,7 @@ impl Channel {
         let mut request = LlmRequest {
             system,
             messages: self.history(),
-            tools: self.context.channel_tools.definitions().to_vec(),
+            tools: self.context.channel_tools.definitions(),
         };
         request.messages.push(Message::user(input));
         let turn_start = request.messages.len() - 1;
@@ -728,9 +728,11 @@ impl Channel {
     /// Runs the compactor's plan after a turn: a drop happens now, a summary in the
     /// background while the channel keeps answering.
     async fn compact(&mut self) {
-        let items: Vec<ContextItem> = self.context_items.iter().cloned().collect();
+        // Planned on the history in place: this runs after every turn, and nearly always
+        // finds nothing to do.
+        let items = self.context_items.make_contiguous();
         let plan = compactor::plan(
-            &items,
+            items,
             self.system_prompt.len() / 4,
             self.context.config.limits.context_window,
             self.summary_running,
@@ -741,15 +743,17 @@ impl Channel {
         };
         let span = &items[..count];
         let (first, last) = (span[0].seq, span[count - 1].seq);
+        let tokens = span.iter().map(|item| item.tokens).sum();
+        let span = matches!(plan, compactor::Plan::Summarise { .. }).then(|| span.to_vec());
         self.context
             .events
             .publish(ProcessEvent::CompactionStarted {
                 agent_id: self.context.agent_id.clone(),
                 conversation_id: self.conversation_id.clone(),
                 items: count,
-                tokens: span.iter().map(|item| item.tokens).sum(),
+                tokens,
             });
-        if let compactor::Plan::Drop { .. } = plan {
+        let Some(span) = span else {
             tracing::warn!(
                 items = count,
                 "context nearly full; dropping the oldest history"
@@ -759,11 +763,10 @@ impl Channel {
             );
             self.replace_span(first, last, count, marker, true).await;
             return;
-        }
+        };
         self.summary_running = true;
         let context = self.context.clone();
         let results = self.results.clone();
-        let span = span.to_vec();
         self.context.tasks.spawn(async move {
             let summary = compactor::summarise(&context, &span)
                 .await

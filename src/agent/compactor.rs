@@ -107,7 +107,7 @@ pub async fn summarise(context: &AgentContext, items: &[ContextItem]) -> Result<
     let request = LlmRequest {
         system,
         messages: vec![Message::user(transcript)],
-        tools: Vec::new(),
+        tools: std::sync::Arc::from([]),
     };
     let response = context
         .llm

@@ -124,7 +124,7 @@ impl Worker {
         let mut request = LlmRequest {
             system: self.system_prompt(),
             messages: vec![Message::user(self.task.clone())],
-            tools: tools.definitions().to_vec(),
+            tools: tools.definitions(),
         };
         let mut input = self.input.take();
         let (state, result) = tokio::select! {

@@ -124,8 +124,8 @@ async fn branch_memory_tools_save_recall_and_delete() {
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_with_model(&llm)).await;
     let tools = branch_tools(&daemon, "main", "portal:pets");
-    let names: Vec<&str> = tools
-        .definitions()
+    let definitions = tools.definitions();
+    let names: Vec<&str> = definitions
         .iter()
         .map(|definition| definition.name.as_str())
         .collect();

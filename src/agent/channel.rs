@@ -700,20 +700,17 @@ impl Channel {
         for message in &batch {
             self.loaded.remove(&message.id);
         }
-        match recorded {
-            Some((stored, items)) => {
-                self.context_items.extend(items);
-                if let Some(stored) = stored {
-                    context.events.publish(ProcessEvent::MessageSent {
-                        agent_id: context.agent_id.clone(),
-                        conversation_id: self.conversation_id.clone(),
-                        message_id: stored.id,
-                        in_reply_to: in_reply_to.clone(),
-                        content: stored.content,
-                    });
-                }
+        if let Some((stored, items)) = recorded {
+            self.context_items.extend(items);
+            if let Some(stored) = stored {
+                context.events.publish(ProcessEvent::MessageSent {
+                    agent_id: context.agent_id.clone(),
+                    conversation_id: self.conversation_id.clone(),
+                    message_id: stored.id,
+                    in_reply_to: in_reply_to.clone(),
+                    content: stored.content,
+                });
             }
-            None => {}
         }
         if delivered.is_ok() {
             context.events.publish(ProcessEvent::TurnCompleted {

@@ -10,10 +10,9 @@ pub mod processes;
 pub mod turn;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -35,7 +34,7 @@ use crate::messaging::{InboundMessage, MessagingManager, new_message_id};
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Workspace};
 use crate::tools::ToolSet;
-use channel::{Channel, ChannelInput};
+use channel::{Channel, ChannelDirectory, ChannelInput};
 use cortex::CortexState;
 pub use identity::Identity;
 use processes::{ProcessRegistry, StopReason};
@@ -102,7 +101,7 @@ pub struct AgentStatus {
 
 pub struct AgentRuntime {
     context: Arc<AgentContext>,
-    channels: Mutex<HashMap<String, mpsc::Sender<ChannelInput>>>,
+    channels: ChannelDirectory,
     accepting: AtomicBool,
 }
 
@@ -110,7 +109,7 @@ impl AgentRuntime {
     pub fn new(context: AgentContext) -> Self {
         Self {
             context: Arc::new(context),
-            channels: Mutex::new(HashMap::new()),
+            channels: ChannelDirectory::default(),
             accepting: AtomicBool::new(true),
         }
     }
@@ -318,7 +317,12 @@ impl AgentRuntime {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(returned)) => {
                     input = returned;
-                    if let Ok(mut channels) = self.channels.lock() {
+                    // Only this ended channel's entry: a successor may already be there.
+                    if let Ok(mut channels) = self.channels.lock()
+                        && channels
+                            .get(conversation_id)
+                            .is_some_and(|current| current.same_channel(&sender))
+                    {
                         channels.remove(conversation_id);
                     }
                 }
@@ -338,6 +342,7 @@ impl AgentRuntime {
         let (sender, receiver) = mpsc::channel(self.context.inbox_capacity);
         let channel = Channel::new(
             self.context.clone(),
+            self.channels.clone(),
             conversation_id.to_string(),
             receiver,
             sender.clone(),

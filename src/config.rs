@@ -254,6 +254,9 @@ pub struct ProcessLimits {
     pub retrigger_batch_ms: u64,
     /// Re-triggers allowed per user message; later results wait for the next user turn.
     pub max_retriggers: usize,
+    /// A channel with nothing to do for this long stops and frees its memory; the next
+    /// message starts it again from the store. 0 keeps channels for the daemon's lifetime.
+    pub channel_idle_secs: u64,
 }
 
 /// Coalescing of message bursts in group conversations (`[defaults.coalesce]`).

@@ -2,7 +2,7 @@
 //! work: it replies, branches to think and spawns workers to act, and their results come back
 //! through its inbox to re-trigger it. One turn runs at a time; each delivers one answer.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,8 +137,12 @@ enum Trigger {
     Results(Vec<ProcessResult>),
 }
 
+/// The running channels of an agent, by conversation id: where a message finds its channel.
+pub type ChannelDirectory = Arc<std::sync::Mutex<HashMap<String, mpsc::Sender<ChannelInput>>>>;
+
 pub struct Channel {
     context: Arc<AgentContext>,
+    directory: ChannelDirectory,
     conversation_id: String,
     process_id: ProcessId,
     inbox: mpsc::Receiver<ChannelInput>,
@@ -166,11 +170,14 @@ pub struct Channel {
     /// A turn ran since the run last heard that the conversation settled.
     awaiting_settlement: bool,
     closed: bool,
+    /// The last input or turn; a channel idle for `channel_idle_secs` stops.
+    last_activity: Instant,
 }
 
 impl Channel {
     pub fn new(
         context: Arc<AgentContext>,
+        directory: ChannelDirectory,
         conversation_id: String,
         inbox: mpsc::Receiver<ChannelInput>,
         results: mpsc::Sender<ChannelInput>,
@@ -179,6 +186,7 @@ impl Channel {
         Self {
             process_id: ProcessId::Channel(conversation_id.clone()),
             context,
+            directory,
             conversation_id,
             inbox,
             results,
@@ -197,6 +205,7 @@ impl Channel {
             is_cron,
             awaiting_settlement: false,
             closed: false,
+            last_activity: Instant::now(),
         }
     }
 
@@ -224,11 +233,15 @@ impl Channel {
             if self.closed {
                 break;
             }
+            if self.idle_deadline().is_some_and(|at| at <= Instant::now()) && self.retire().await {
+                break;
+            }
             if let Some(trigger) = self.ready() {
                 // Boxed: the turn's large future (LLM client, tools) lives on the heap only
                 // while a turn runs, so an idle channel stays small.
                 Box::pin(self.run_turn(trigger)).await;
                 Box::pin(self.compact()).await;
+                self.last_activity = Instant::now();
                 self.awaiting_settlement = self.is_cron;
             }
             if self.awaiting_settlement && self.settled().await {
@@ -284,6 +297,7 @@ impl Channel {
     }
 
     async fn accept(&mut self, input: ChannelInput) {
+        self.last_activity = Instant::now();
         match input {
             ChannelInput::Message { message, direct } => {
                 if self.loaded.contains(&message.id) {
@@ -346,6 +360,72 @@ impl Channel {
         }
         self.first_result_at
             .map(|first| first + self.retrigger_batch())
+            .or_else(|| self.idle_deadline())
+    }
+
+    /// When this channel, with nothing queued or running, may stop to free its memory.
+    fn idle_deadline(&self) -> Option<Instant> {
+        let idle = self.context.config.limits.channel_idle_secs;
+        let busy = !self.pending.is_empty()
+            || self.first_result_at.is_some()
+            || self.summary_running
+            || self.awaiting_settlement;
+        // A cron conversation ends when its run does.
+        (idle > 0 && !busy && !self.is_cron).then(|| self.last_activity + Duration::from_secs(idle))
+    }
+
+    /// Stops an idle channel without losing an input sent to it meanwhile. Under the
+    /// directory's lock the channel leaves it (so the next message starts a successor) and
+    /// closes its inbox; it then drains what was sent before the close. Those inputs are
+    /// stored messages or reloads, which a successor reads from the store; if none has
+    /// started, this channel takes its place again and handles them. Returns whether it
+    /// stopped.
+    async fn retire(&mut self) -> bool {
+        if !self
+            .context
+            .processes
+            .list(Some(&self.conversation_id))
+            .is_empty()
+        {
+            self.last_activity = Instant::now();
+            return false;
+        }
+        {
+            let Ok(mut channels) = self.directory.lock() else {
+                return false;
+            };
+            if channels
+                .get(&self.conversation_id)
+                .is_some_and(|sender| sender.same_channel(&self.results))
+            {
+                channels.remove(&self.conversation_id);
+            }
+            self.inbox.close();
+        }
+        let mut leftovers = Vec::new();
+        while let Some(input) = self.inbox.recv().await {
+            leftovers.push(input);
+        }
+        if leftovers.is_empty() {
+            tracing::debug!("idle; the channel stops");
+            return true;
+        }
+        let (sender, inbox) = mpsc::channel(self.context.inbox_capacity);
+        {
+            let Ok(mut channels) = self.directory.lock() else {
+                return true;
+            };
+            if channels.contains_key(&self.conversation_id) {
+                return true;
+            }
+            channels.insert(self.conversation_id.clone(), sender.clone());
+        }
+        self.inbox = inbox;
+        self.results = sender;
+        for input in leftovers {
+            self.accept(input).await;
+        }
+        false
     }
 
     /// When the queued messages may start a turn: `now` for direct messages, else when the

@@ -112,6 +112,7 @@ struct RawDefaults {
     context_window: Option<Spanned<usize>>,
     retrigger_batch_ms: Option<u64>,
     max_retriggers: Option<usize>,
+    channel_idle_secs: Option<u64>,
     coalesce: RawCoalesce,
     timezone: Option<Spanned<String>>,
     cron: RawCronDefaults,
@@ -569,6 +570,7 @@ impl Resolver<'_> {
                 )?,
                 retrigger_batch_ms: raw.retrigger_batch_ms.unwrap_or(500),
                 max_retriggers: raw.max_retriggers.unwrap_or(3),
+                channel_idle_secs: raw.channel_idle_secs.unwrap_or(600),
             },
             coalesce: CoalesceConfig {
                 enabled: raw.coalesce.enabled.unwrap_or(true),

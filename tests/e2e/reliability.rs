@@ -532,3 +532,98 @@ async fn a_full_disk_refuses_messages_clearly_and_loses_nothing() {
         "the retried record is not in the log:\n{log}"
     );
 }
+
+fn active_channels(agents: &Value) -> u64 {
+    agents["agents"][0]["active_channels"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no active_channels in {agents}"))
+}
+
+/// An idle conversation's channel stops and frees its memory; the next message starts it
+/// again from the store with its history. Messages sent right as channels stop are each
+/// answered exactly once.
+#[tokio::test]
+async fn idle_channels_stop_and_come_back_without_losing_a_message() {
+    let llm = FakeLlm::start().await;
+    llm.set_fallback(|request| {
+        let text = FakeLlm::last_user_text(request);
+        let earlier = request["messages"]
+            .as_array()
+            .map_or(0, |messages| messages.len());
+        Scripted::tool_call(
+            "reply",
+            json!({"content": format!("{text} (history {earlier})")}),
+        )
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm).replace(
+        "shutdown_grace_secs = 2",
+        "shutdown_grace_secs = 2\nchannel_idle_secs = 1",
+    );
+    let daemon = TestDaemon::start(home.path(), &config).await;
+
+    let first = daemon.send("idle", "first").await;
+    assert_eq!(active_channels(&daemon.get("/api/agents").await), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while active_channels(&daemon.get("/api/agents").await) != 0 {
+        assert!(Instant::now() < deadline, "the idle channel never stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = daemon.send("idle", "second").await;
+    // The restarted channel sees the first exchange: system, user, tool call, tool result
+    // of the first turn, then the new message.
+    let first_history: usize = first["reply"]
+        .as_str()
+        .and_then(|reply| reply.strip_prefix("first (history "))
+        .and_then(|rest| rest.trim_end_matches(')').parse().ok())
+        .expect("first reply");
+    assert_eq!(
+        second["reply"],
+        format!("second (history {})", first_history + 3)
+    );
+
+    // Messages arriving around the moment channels stop: each answered exactly once.
+    let mut senders = tokio::task::JoinSet::new();
+    for conversation in 0..20 {
+        let url = daemon.url("/api/agents/main/messages");
+        senders.spawn(async move {
+            let http = reqwest::Client::new();
+            for round in 0..3u64 {
+                let response = http
+                    .post(&url)
+                    .json(&json!({"content": format!("round {round}"), "conversation": format!("edge-{conversation}")}))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(response.status(), 202);
+                // Around the idle limit, spread over a few hundred milliseconds.
+                let pause = 850 + (conversation as u64 * 37 + round * 53) % 300;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        });
+    }
+    while let Some(result) = senders.join_next().await {
+        result.expect("sender");
+    }
+    for conversation in 0..20 {
+        let conversation = format!("edge-{conversation}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let transcript = daemon.messages(&conversation).await;
+            let answers = replies(&transcript);
+            let pending = transcript
+                .iter()
+                .any(|message| message["status"] == "pending");
+            if answers.len() >= 3 && !pending {
+                assert_eq!(answers.len(), 3, "{conversation}: {transcript:#?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{conversation} not answered: {transcript:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    daemon.shutdown().await;
+}

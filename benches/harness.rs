@@ -4,7 +4,10 @@
 //! or answered twice.
 //!
 //! `cargo bench --bench harness -- [--conversations 1000] [--messages 10] [--latency-ms 200]
-//!  [--idle-channels 2000] [--concurrency 1000] [--mode api|telegram]`
+//!  [--idle-channels 2000] [--concurrency 1000] [--channel-idle-secs 600] [--mode api|telegram]`
+//!
+//! `--channel-idle-secs 2` lets finished conversations' channels stop during the run, so the
+//! RSS after 10,000 turns holds only live conversations: the leak check.
 //!
 //! `SPACEBOT_BENCH_BINARY=path` benchmarks another build of the daemon, for example one with
 //! symbols to profile with `perf record -p`.
@@ -29,6 +32,8 @@ struct Options {
     idle_channels: usize,
     /// Conversations in flight at once; the rest wait for a slot.
     concurrency: usize,
+    /// The daemon's `channel_idle_secs`.
+    channel_idle_secs: usize,
     telegram: bool,
 }
 
@@ -40,6 +45,7 @@ impl Options {
             latency_ms: 200,
             idle_channels: 2000,
             concurrency: 1000,
+            channel_idle_secs: 600,
             telegram: false,
         };
         let arguments: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +59,7 @@ impl Options {
                 "--latency-ms" => options.latency_ms = number() as u64,
                 "--idle-channels" => options.idle_channels = number(),
                 "--concurrency" => options.concurrency = number(),
+                "--channel-idle-secs" => options.channel_idle_secs = number(),
                 "--mode" => options.telegram = value == "telegram",
                 _ => {
                     index += 1;
@@ -76,25 +83,18 @@ impl Daemon {
         proc_status_kib(self.child.id(), "VmRSS:")
     }
 
+    /// RSS without file-backed pages (the database mapped for reading).
+    fn anonymous_rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "RssAnon:")
+    }
+
     fn peak_rss_kib(&self) -> u64 {
         proc_status_kib(self.child.id(), "VmHWM:")
     }
 
     /// User + system CPU seconds so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks: f64 = fields
-            .get(11..13)
-            .map(|pair| {
-                pair.iter()
-                    .filter_map(|field| field.parse::<f64>().ok())
-                    .sum()
-            })
-            .unwrap_or(0.0);
-        ticks / clock_ticks()
+        process_cpu_seconds(&self.child.id().to_string())
     }
 
     fn stop(&mut self) -> Duration {
@@ -105,6 +105,22 @@ impl Daemon {
         let _ = self.child.wait();
         started.elapsed()
     }
+}
+
+/// User + system CPU seconds of a process (`self` for this one) so far.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|pair| {
+            pair.iter()
+                .filter_map(|field| field.parse::<f64>().ok())
+                .sum()
+        })
+        .unwrap_or(0.0);
+    ticks / clock_ticks()
 }
 
 fn clock_ticks() -> f64 {
@@ -267,9 +283,10 @@ async fn main() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut config = format!(
         "[llm.providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"bench\"\n\n\
-         [defaults]\nshutdown_grace_secs = 10\nchannel_inbox = 16\n\n\
+         [defaults]\nshutdown_grace_secs = 10\nchannel_inbox = 16\nchannel_idle_secs = {}\n\n\
          [defaults.routing]\nchannel = \"fake/fake-model\"\n\n[[agents]]\nid = \"main\"\n",
-        llm.openai_base_url()
+        llm.openai_base_url(),
+        options.channel_idle_secs
     );
     if let Some(telegram) = &telegram {
         config.push_str(&telegram.config(&[]));
@@ -296,6 +313,7 @@ async fn main() {
     let completed = Arc::new(AtomicUsize::new(0));
     let rss_at_thousand = Arc::new(AtomicUsize::new(0));
     let cpu_before = daemon.cpu_seconds();
+    let generator_cpu_before = process_cpu_seconds("self");
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let daemon_pid = daemon.child.id();
@@ -344,7 +362,36 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     let cpu = daemon.cpu_seconds() - cpu_before;
+    let generator_cpu = process_cpu_seconds("self") - generator_cpu_before;
     let rss_after_all = daemon.rss_kib();
+    let live_channels = match client
+        .get(format!("{}/api/agents", daemon.base_url))
+        .send()
+        .await
+    {
+        Ok(response) => response.json::<Value>().await.ok(),
+        Err(_) => None,
+    }
+    .and_then(|agents| agents["agents"][0]["active_channels"].as_u64())
+    .unwrap_or(0);
+    // With a short idle limit, wait for the finished conversations' channels to stop and see
+    // whether their memory comes back.
+    let settled = if options.channel_idle_secs < 30 {
+        tokio::time::sleep(Duration::from_secs(options.channel_idle_secs as u64 + 2)).await;
+        let channels = match client
+            .get(format!("{}/api/agents", daemon.base_url))
+            .send()
+            .await
+        {
+            Ok(response) => response.json::<Value>().await.ok(),
+            Err(_) => None,
+        }
+        .and_then(|agents| agents["agents"][0]["active_channels"].as_u64())
+        .unwrap_or(0);
+        Some((daemon.rss_kib(), daemon.anonymous_rss_kib(), channels))
+    } else {
+        None
+    };
     let peak_rss = daemon.peak_rss_kib();
 
     // Exactly one answer per message, checked in the daemon's own transcript. An answer
@@ -421,10 +468,26 @@ async fn main() {
         rss_at_thousand.load(Ordering::SeqCst) as f64 / 1024.0,
         rss_after_all as f64 / 1024.0
     );
+    println!("| channels alive at the end of the load | {live_channels} |");
+    if let Some((rss, anonymous, channels)) = settled {
+        println!(
+            "| after idle channels stopped: RSS (of it heap) / channels alive | {:.1} ({:.1}) MiB / {channels} |",
+            rss as f64 / 1024.0,
+            anonymous as f64 / 1024.0
+        );
+    }
     println!("| peak RSS | {:.1} MiB |", peak_rss as f64 / 1024.0);
     println!(
         "| CPU seconds per 1,000 turns | {:.2} s |",
         cpu / total as f64 * 1000.0
+    );
+    // The load generator and the fake LLM run on the same cores, so the machine, not only
+    // the daemon, bounds the throughput: cores / (daemon + generator CPU per turn).
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    println!(
+        "| load generator + fake LLM CPU seconds per 1,000 turns | {:.2} s (ceiling on {cores} cores: {:.0} msg/s) |",
+        generator_cpu / total as f64 * 1000.0,
+        cores * total as f64 / (cpu + generator_cpu).max(f64::EPSILON)
     );
     if options.idle_channels > 0 {
         println!(

@@ -190,6 +190,17 @@ async fn start_daemon(config: &str, home: &std::path::Path) -> (Daemon, Duration
     }
 }
 
+/// The daemon's running channels, as its status API reports them.
+async fn channels_alive(client: &reqwest::Client, base_url: &str) -> u64 {
+    let agents = match client.get(format!("{base_url}/api/agents")).send().await {
+        Ok(response) => response.json::<Value>().await.ok(),
+        Err(_) => None,
+    };
+    agents
+        .and_then(|agents| agents["agents"][0]["active_channels"].as_u64())
+        .unwrap_or(0)
+}
+
 /// Opens one conversation per number in `range` with one exchange each, 500 at a time.
 async fn open_idle_channels(
     client: &reqwest::Client,
@@ -364,30 +375,12 @@ async fn main() {
     let cpu = daemon.cpu_seconds() - cpu_before;
     let generator_cpu = process_cpu_seconds("self") - generator_cpu_before;
     let rss_after_all = daemon.rss_kib();
-    let live_channels = match client
-        .get(format!("{}/api/agents", daemon.base_url))
-        .send()
-        .await
-    {
-        Ok(response) => response.json::<Value>().await.ok(),
-        Err(_) => None,
-    }
-    .and_then(|agents| agents["agents"][0]["active_channels"].as_u64())
-    .unwrap_or(0);
+    let live_channels = channels_alive(&client, &daemon.base_url).await;
     // With a short idle limit, wait for the finished conversations' channels to stop and see
     // whether their memory comes back.
     let settled = if options.channel_idle_secs < 30 {
         tokio::time::sleep(Duration::from_secs(options.channel_idle_secs as u64 + 2)).await;
-        let channels = match client
-            .get(format!("{}/api/agents", daemon.base_url))
-            .send()
-            .await
-        {
-            Ok(response) => response.json::<Value>().await.ok(),
-            Err(_) => None,
-        }
-        .and_then(|agents| agents["agents"][0]["active_channels"].as_u64())
-        .unwrap_or(0);
+        let channels = channels_alive(&client, &daemon.base_url).await;
         Some((daemon.rss_kib(), daemon.anonymous_rss_kib(), channels))
     } else {
         None

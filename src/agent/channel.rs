@@ -734,10 +734,11 @@ impl Channel {
             agent_id: context.agent_id.clone(),
             conversation_id: self.conversation_id.clone(),
             in_reply_to: in_reply_to.clone(),
-            content: content.clone(),
+            content,
         };
+        let content = &response.content;
         let delivered = if self.is_cron {
-            let report = match (failure, &content) {
+            let report = match (failure, content) {
                 (Some(error), _) => RunReport::Failed(error),
                 (None, OutboundContent::Text(text)) => RunReport::Answer(text.clone()),
                 (None, OutboundContent::Skip) => RunReport::Skipped,
@@ -747,10 +748,10 @@ impl Channel {
             }
             Ok(())
         } else {
-            context.messaging.deliver(response).await
+            context.messaging.deliver(&response).await
         };
         let reply_id = new_message_id();
-        let (reply, answered_status) = match (&delivered, &content) {
+        let (reply, answered_status) = match (&delivered, content) {
             (Ok(()), OutboundContent::Text(text)) => (
                 Some(NewMessage {
                     id: &reply_id,
@@ -777,6 +778,7 @@ impl Channel {
             context: new.into_iter().map(ContextBody::Message).collect(),
         };
         let recorded = record_until_stored(&context, &record).await;
+        context.messaging.turn_recorded(&response);
         for message in &batch {
             self.loaded.remove(&message.id);
         }

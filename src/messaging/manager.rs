@@ -171,14 +171,14 @@ impl MessagingManager {
         self.portal.close();
     }
 
-    /// Sends a turn's answer: portal waiters are released; platform text is split to the
-    /// platform's limit and each chunk sent with retries. `Skip` sends nothing.
-    pub async fn deliver(&self, response: OutboundResponse) -> Result<(), MessagingError> {
+    /// Sends a turn's answer: platform text is split to the platform's limit and each chunk
+    /// sent with retries. `Skip` sends nothing, and neither does the portal, whose callers
+    /// hear the answer once it is recorded (`turn_recorded`).
+    pub async fn deliver(&self, response: &OutboundResponse) -> Result<(), MessagingError> {
         let conversation_id = response.conversation_id.clone();
         self.stop_typing(&conversation_id);
         let platform = platform_of(&conversation_id);
         if platform == "portal" {
-            self.portal.deliver(&response);
             return Ok(());
         }
         let adapter = self
@@ -203,6 +203,14 @@ impl MessagingManager {
                 .instrument(span)
                 .await
             }
+        }
+    }
+
+    /// The turn that sent `response` is written down (or will not be): portal callers
+    /// waiting for it get the answer now, so the transcript they read next already holds it.
+    pub fn turn_recorded(&self, response: &OutboundResponse) {
+        if platform_of(&response.conversation_id) == "portal" {
+            self.portal.release(response);
         }
     }
 

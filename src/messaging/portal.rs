@@ -43,7 +43,8 @@ impl Portal {
         }
     }
 
-    pub(super) fn deliver(&self, response: &OutboundResponse) {
+    /// Hands the answer to the callers waiting for the messages it answers.
+    pub(super) fn release(&self, response: &OutboundResponse) {
         let reply = PortalReply {
             content: match &response.content {
                 OutboundContent::Text(text) => Some(text.clone()),

@@ -457,3 +457,24 @@ async fn the_event_stream_shows_a_conversation_live() {
     assert!(seen.contains("\"content\":\"streamed\""), "{seen}");
     daemon.shutdown().await;
 }
+
+/// An API caller hears its answer only once the turn is recorded: the transcript it reads
+/// right after holds the answer, and the message is closed.
+#[tokio::test]
+async fn the_transcript_holds_an_answer_as_soon_as_the_caller_has_it() {
+    let llm = FakeLlm::start().await;
+    llm.set_fallback(|request| {
+        let text = FakeLlm::last_user_text(request);
+        Scripted::tool_call("reply", json!({"content": format!("echo: {text}")}))
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    for round in 0..30 {
+        let answer = daemon.send("recorded", &format!("message {round}")).await;
+        assert_eq!(answer["reply"], format!("echo: message {round}"));
+        let transcript = daemon.messages("recorded").await;
+        assert_eq!(transcript.len(), 2 * (round + 1), "{transcript:#?}");
+        assert_eq!(transcript[2 * round]["status"], "answered");
+    }
+    daemon.shutdown().await;
+}

@@ -20,8 +20,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::agent::AgentRuntime;
-use crate::daemon::DaemonState;
+use crate::daemon::{AgentEntry, DaemonState};
+use crate::messaging::InboundError;
 
 pub type ApiState = Arc<DaemonState>;
 
@@ -150,25 +150,24 @@ impl IntoResponse for ApiError {
 
 impl From<crate::agent::AgentError> for ApiError {
     fn from(error: crate::agent::AgentError) -> Self {
-        match error {
-            crate::agent::AgentError::ShuttingDown(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
-            }
-            crate::agent::AgentError::Store(store) if store.is_disk_failure() => {
-                tracing::error!(error = %store, "a message was refused: the database cannot be written");
-                ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    format!(
-                        "the message was not stored, so it was not accepted: the disk is full or failing ({store}); send it again once there is space"
-                    ),
-                )
-            }
-            crate::agent::AgentError::Store(_) => ApiError::internal(error),
-        }
+        ApiError::internal(error)
     }
 }
 
-fn find_agent<'a>(state: &'a ApiState, agent_id: &str) -> Result<&'a Arc<AgentRuntime>, ApiError> {
+/// A message the daemon did not take: why, with the status a client can act on.
+impl From<InboundError> for ApiError {
+    fn from(error: InboundError) -> Self {
+        let status = match &error {
+            InboundError::UnknownAgent { .. } => StatusCode::NOT_FOUND,
+            InboundError::ShuttingDown | InboundError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            InboundError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            InboundError::Storage(_) => return ApiError::internal(error),
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+fn find_agent<'a>(state: &'a ApiState, agent_id: &str) -> Result<&'a AgentEntry, ApiError> {
     state.agents.get(agent_id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

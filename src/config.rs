@@ -13,8 +13,8 @@ use std::str::FromStr;
 
 pub use error::{ConfigError, ModelIdError};
 
-use crate::cron::schedule::Zone;
-use crate::cron::{CronSettings, JobSpec};
+use crate::conversation_id::Platform;
+use crate::schedule::{CronSettings, JobSpec, Zone};
 
 /// The commented configuration written for a first-time user.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
@@ -285,6 +285,11 @@ pub struct AgentConfig {
     pub timezone: Zone,
     /// `[[agents.cron]]`: jobs upserted at startup.
     pub cron: Vec<JobSpec>,
+    /// Bounded inbox capacity of each channel (`defaults.channel_inbox`).
+    pub channel_inbox: usize,
+    /// How often memory maintenance may run (`memory.maintenance_interval_secs`, else
+    /// `defaults.cortex.maintenance_interval_secs`).
+    pub memory_maintenance_secs: u64,
     pub cron_settings: CronSettings,
     pub cortex: CortexConfig,
 }
@@ -304,6 +309,22 @@ pub struct MessagingConfig {
     pub discord: Option<DiscordConfig>,
     pub telegram: Option<TelegramConfig>,
     pub slack: Option<SlackConfig>,
+}
+
+impl MessagingConfig {
+    /// Whether messages can reach `platform`: the daemon's own platforms always, a chat
+    /// platform when its table is present and enabled.
+    pub fn is_enabled(&self, platform: Platform) -> bool {
+        match platform {
+            Platform::Portal | Platform::Cron => true,
+            Platform::Discord => self.discord.as_ref().is_some_and(|discord| discord.enabled),
+            Platform::Telegram => self
+                .telegram
+                .as_ref()
+                .is_some_and(|telegram| telegram.enabled),
+            Platform::Slack => self.slack.as_ref().is_some_and(|slack| slack.enabled),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -345,8 +366,8 @@ pub struct SlackConfig {
 #[derive(Debug, Clone)]
 pub struct BindingConfig {
     pub agent: String,
-    /// One of `discord`, `telegram`, `slack`, `webhook`, `portal`.
-    pub platform: String,
+    /// A chat platform (`Platform::CHAT`).
+    pub platform: Platform,
     pub guild_id: Option<String>,
     pub channel_ids: Vec<String>,
     pub chat_id: Option<String>,
@@ -362,8 +383,9 @@ pub const DEFAULT_MODEL_DOWNLOAD_URL: &str =
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryConfig {
     pub embedder: EmbedderConfig,
-    /// Seconds between memory maintenance passes (decay, prune, merge); at least 1.
-    pub maintenance_interval_secs: u64,
+    /// Seconds between memory maintenance passes (decay, prune, merge); at least 1. When
+    /// unset, the cortex's `maintenance_interval_secs` applies.
+    pub maintenance_interval_secs: Option<u64>,
 }
 
 impl Default for MemoryConfig {
@@ -374,7 +396,7 @@ impl Default for MemoryConfig {
                 download: true,
                 download_url: DEFAULT_MODEL_DOWNLOAD_URL.to_string(),
             },
-            maintenance_interval_secs: 3600,
+            maintenance_interval_secs: None,
         }
     }
 }

@@ -1,37 +1,38 @@
-//! Scheduled jobs: their definitions and validation, the per-agent `CronService` that the
-//! channel's `cron` tool, the HTTP API and the CLI go through, and the board on which a
-//! firing's channel reports its answers back to the run waiting for them.
+//! Scheduled jobs of one agent: the `CronService` that the `cron` tool, the HTTP API and the
+//! CLI go through, the task of every enabled job (`scheduler`), and the board on which a
+//! firing's answers come back to the run waiting for them (`runs`). Cron drives its agent
+//! only through `CronHost`; job definitions are `schedule` types.
 
-pub mod schedule;
+mod runs;
 pub mod scheduler;
 pub mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::AgentRuntime;
-use schedule::{ActiveHours, Cadence, CronExpression, Timing, Zone};
+use crate::config::AgentConfig;
+use crate::conversation_id::ConversationId;
+use crate::message::InboundMessage;
+use crate::prompts::Prompts;
+// `ScheduleSpec` is read by `store` through this module.
+use crate::schedule::{
+    CronSettings, InvalidJob, JobDraft, JobSpec, ScheduleSpec, Zone, format_instant,
+};
+use crate::supervision::Lifecycle;
+use crate::tools::{CronJobs, JobsError};
+pub use runs::{RunBoard, RunOutbox, RunReport};
 pub use store::{CronStore, ExecutionRecord, JobRecord, JobSource};
 
 /// Failures in a row after which a job is disabled.
 pub const FAILURES_BEFORE_DISABLE: i64 = 3;
 
-/// The platforms a job's outcome can be delivered to.
-const TARGET_PLATFORMS: [&str; 4] = ["portal", "telegram", "discord", "slack"];
-
 #[derive(Debug, thiserror::Error)]
 pub enum CronError {
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] InvalidJob),
     #[error("no cron job `{0}`")]
     NotFound(String),
     #[error("a cron job `{0}` already exists")]
@@ -44,293 +45,21 @@ pub enum CronError {
     Store(#[from] sqlx::Error),
 }
 
-impl CronError {
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        CronError::Invalid {
-            field,
-            message: message.into(),
-        }
-    }
-}
+/// Why the agent could not do what a run asked of it.
+pub type HostError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The cron settings every agent inherits (`[defaults.cron]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CronSettings {
-    /// A slot missed by up to this much (the daemon was down) still runs, once.
-    pub grace: Duration,
-    /// The timeout of a job that names none.
-    pub timeout: Duration,
-}
-
-impl Default for CronSettings {
-    fn default() -> Self {
-        Self {
-            grace: Duration::from_secs(300),
-            timeout: Duration::from_secs(600),
-        }
-    }
-}
-
-/// When a job fires, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScheduleSpec {
-    /// A cron expression (5 fields, or 6 with seconds).
-    Cron(String),
-    /// An interval in seconds.
-    Every(u64),
-}
-
-/// A validated job definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobSpec {
-    pub id: String,
-    pub prompt: String,
-    pub schedule: ScheduleSpec,
-    /// The job's own IANA zone; `None` inherits the agent's.
-    pub timezone: Option<String>,
-    /// The conversation the outcome is delivered to; `None` only records it.
-    pub delivery_target: Option<String>,
-    /// `HH:MM-HH:MM` in the job's zone.
-    pub active_hours: Option<String>,
-    pub timeout_secs: u64,
-    pub enabled: bool,
-    pub run_once: bool,
-}
-
-impl JobSpec {
-    /// The schedule, read in the job's zone or else `fallback` (the agent's).
-    pub fn timing(&self, fallback: Zone) -> Result<Timing, String> {
-        let cadence = match &self.schedule {
-            ScheduleSpec::Cron(expression) => Cadence::Cron(CronExpression::parse(expression)?),
-            ScheduleSpec::Every(seconds) => Cadence::Every(Duration::from_secs(*seconds)),
-        };
-        let zone = match &self.timezone {
-            Some(name) => Zone::parse(name)?,
-            None => fallback,
-        };
-        let active_hours = self
-            .active_hours
-            .as_deref()
-            .map(ActiveHours::parse)
-            .transpose()?;
-        Ok(Timing {
-            cadence,
-            zone,
-            active_hours,
-        })
-    }
-}
-
-/// A job as a person or a model writes it (API body, tool arguments, CLI flags): strings
-/// to be validated into a `JobSpec`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobDraft {
-    /// Default: a generated `job-…` id.
-    #[serde(default)]
-    pub id: Option<String>,
-    pub prompt: String,
-    #[serde(default)]
-    pub cron: Option<String>,
-    /// An interval such as `30s`, `15m`, `2h`.
-    #[serde(default)]
-    pub every: Option<String>,
-    #[serde(default)]
-    pub timezone: Option<String>,
-    #[serde(default)]
-    pub delivery_target: Option<String>,
-    #[serde(default)]
-    pub active_hours: Option<String>,
-    /// A duration such as `5m`.
-    #[serde(default)]
-    pub timeout: Option<String>,
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    #[serde(default)]
-    pub run_once: Option<bool>,
-}
-
-impl JobDraft {
-    pub fn validate(self, settings: &CronSettings, fallback: Zone) -> Result<JobSpec, CronError> {
-        let id = match self.id.map(|id| id.trim().to_string()) {
-            Some(id) => {
-                validate_id(&id).map_err(|message| CronError::invalid("id", message))?;
-                id
-            }
-            None => format!("job-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        };
-        let prompt = validate_prompt(&self.prompt)
-            .map_err(|message| CronError::invalid("prompt", message))?;
-        let schedule = parse_schedule(self.cron.as_deref(), self.every.as_deref())
-            .map_err(|(field, message)| CronError::invalid(field, message))?;
-        let timezone = self
-            .timezone
-            .map(|name| Zone::parse(&name).map(|zone| zone.name()))
-            .transpose()
-            .map_err(|message| CronError::invalid("timezone", message))?;
-        let delivery_target = self
-            .delivery_target
-            .map(|target| validate_target(&target).map(|()| target.trim().to_string()))
-            .transpose()
-            .map_err(|message| CronError::invalid("delivery_target", message))?;
-        let active_hours = self
-            .active_hours
-            .map(|text| ActiveHours::parse(&text).map(|hours| hours.to_string()))
-            .transpose()
-            .map_err(|message| CronError::invalid("active_hours", message))?;
-        let timeout = match self.timeout {
-            Some(text) => schedule::parse_duration(&text)
-                .map_err(|message| CronError::invalid("timeout", message))?,
-            None => settings.timeout,
-        };
-        let spec = JobSpec {
-            id,
-            prompt,
-            schedule,
-            timezone,
-            delivery_target,
-            active_hours,
-            timeout_secs: timeout.as_secs(),
-            enabled: self.enabled.unwrap_or(true),
-            run_once: self.run_once.unwrap_or(false),
-        };
-        check_fires(&spec, fallback).map_err(|message| CronError::invalid("schedule", message))?;
-        Ok(spec)
-    }
-}
-
-/// Job ids are `[a-z0-9_-]{1,64}`: they name conversations (`cron:{id}:…`) and URLs.
-pub fn validate_id(id: &str) -> Result<(), String> {
-    let valid = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(format!("job id `{id}` must match [a-z0-9_-]{{1,64}}"))
-    }
-}
-
-pub fn validate_prompt(prompt: &str) -> Result<String, String> {
-    let prompt = prompt.trim();
-    if prompt.is_empty() {
-        Err("the prompt is empty".to_string())
-    } else {
-        Ok(prompt.to_string())
-    }
-}
-
-/// Exactly one of a cron expression and an interval. The error names the field at fault.
-pub fn parse_schedule(
-    cron: Option<&str>,
-    every: Option<&str>,
-) -> Result<ScheduleSpec, (&'static str, String)> {
-    match (cron, every) {
-        (Some(expression), None) => CronExpression::parse(expression)
-            .map(|parsed| ScheduleSpec::Cron(parsed.source))
-            .map_err(|message| ("cron", message)),
-        (None, Some(interval)) => schedule::parse_duration(interval)
-            .map(|interval| ScheduleSpec::Every(interval.as_secs()))
-            .map_err(|message| ("every", message)),
-        (Some(_), Some(_)) => Err(("every", "give either `cron` or `every`, not both".into())),
-        (None, None) => Err((
-            "cron",
-            "give a schedule: `cron` (an expression such as \"0 9 * * 1-5\") or `every` (an \
-             interval such as \"30m\")"
-                .into(),
-        )),
-    }
-}
-
-/// A conversation id on a platform that can receive messages: `telegram:…`, `discord:…`,
-/// `slack:…` or `portal:…`.
-pub fn validate_target(target: &str) -> Result<(), String> {
-    let target = target.trim();
-    match target.split_once(':') {
-        Some((platform, rest)) if TARGET_PLATFORMS.contains(&platform) && !rest.is_empty() => {
-            Ok(())
-        }
-        _ => Err(format!(
-            "`{target}` is not a conversation to deliver to; expected one of {} followed by \
-             `:` and the chat, e.g. telegram:12345",
-            TARGET_PLATFORMS.join(", ")
-        )),
-    }
-}
-
-/// Refuses a schedule that never fires (e.g. a cron slot that is never inside its active
-/// hours).
-pub fn check_fires(spec: &JobSpec, fallback: Zone) -> Result<(), String> {
-    let timing = spec.timing(fallback)?;
-    match timing.next_slot(None, chrono::Utc::now()) {
-        Some(_) => Ok(()),
-        None => Err(format!(
-            "{} never falls inside the active hours {}",
-            timing.cadence.describe(),
-            spec.active_hours.as_deref().unwrap_or("(none)")
-        )),
-    }
-}
-
-/// An instant (Unix milliseconds) as RFC 3339 in `zone`, e.g. `2026-03-09T09:00:00+01:00`.
-pub fn format_instant(millis: i64, zone: Zone) -> String {
-    let instant = chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
-    match zone {
-        Zone::Named(zone) => instant.with_timezone(&zone).to_rfc3339(),
-        Zone::Local => instant.with_timezone(&chrono::Local).to_rfc3339(),
-    }
-}
-
-/// Whether a conversation is a cron firing (`cron:{job}:{execution}`).
-pub fn is_cron_conversation(conversation_id: &str) -> bool {
-    conversation_id.starts_with("cron:")
-}
-
-/// What a firing's channel tells the run waiting on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunReport {
-    /// A turn answered with this text.
-    Answer(String),
-    /// A turn chose not to answer.
-    Skipped,
-    /// A turn failed (the LLM could not be reached).
-    Failed(String),
-    /// Nothing is left to do: no turn owed, no branch or worker running.
-    Settled,
-}
-
-/// Runs waiting for the answers of their conversations.
-#[derive(Default)]
-pub struct RunBoard {
-    runs: Mutex<HashMap<String, mpsc::UnboundedSender<RunReport>>>,
-}
-
-impl RunBoard {
-    pub fn open(&self, conversation_id: &str) -> mpsc::UnboundedReceiver<RunReport> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        if let Ok(mut runs) = self.runs.lock() {
-            runs.insert(conversation_id.to_string(), sender);
-        }
-        receiver
-    }
-
-    /// Hands a report to the run of the conversation; false when no run waits for it.
-    pub fn report(&self, conversation_id: &str, report: RunReport) -> bool {
-        let sender = self
-            .runs
-            .lock()
-            .ok()
-            .and_then(|runs| runs.get(conversation_id).cloned());
-        sender.is_some_and(|sender| sender.send(report).is_ok())
-    }
-
-    pub fn close(&self, conversation_id: &str) {
-        if let Ok(mut runs) = self.runs.lock() {
-            runs.remove(conversation_id);
-        }
-    }
+/// The agent a job fires into, as cron sees it.
+#[async_trait::async_trait]
+pub trait CronHost: Send + Sync {
+    /// Stores a firing's first message and queues it on its conversation.
+    async fn fire(&self, message: InboundMessage) -> Result<(), HostError>;
+    /// Ends a firing's conversation: its branches and workers stop, and messages still owed
+    /// an answer are closed, so a restart does not run it again.
+    async fn close(&self, conversation: &ConversationId);
+    /// Sends `text` to `target` outside any turn, and records it there.
+    async fn announce(&self, target: &ConversationId, text: &str) -> Result<(), HostError>;
+    /// Whether `target` can receive messages (its platform is configured).
+    fn reaches(&self, target: &ConversationId) -> bool;
 }
 
 /// The cron jobs of one agent: the store, the task of every enabled job, and the run board.
@@ -341,11 +70,16 @@ pub struct CronService {
     settings: CronSettings,
     /// The agent's zone (agent > defaults > local); a job's own zone wins over it.
     zone: Zone,
+    prompts: Arc<Prompts>,
+    /// The agent's lifecycle: job tasks run among its tasks and stop with it.
+    lifecycle: Lifecycle,
     /// The stop switch of each scheduled job's task, with the task's generation.
     jobs: Mutex<HashMap<String, (u64, CancellationToken)>>,
     generations: AtomicU64,
-    /// Set by `start`; the runtime owns this service, so the link back is weak.
-    runtime: OnceLock<Weak<AgentRuntime>>,
+    /// Set by `start`. The host's tools hold this service, so the link back is weak.
+    host: OnceLock<Weak<dyn CronHost>>,
+    /// This service, for the tasks it starts.
+    this: Weak<CronService>,
 }
 
 /// How a job is being changed.
@@ -356,17 +90,29 @@ pub enum Switch {
 }
 
 impl CronService {
-    pub fn new(agent_id: &str, store: CronStore, settings: CronSettings, zone: Zone) -> Self {
-        Self {
-            agent_id: agent_id.to_string(),
+    pub fn new(
+        config: &AgentConfig,
+        store: CronStore,
+        prompts: Arc<Prompts>,
+        lifecycle: Lifecycle,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            agent_id: config.id.clone(),
             store,
             board: RunBoard::default(),
-            settings,
-            zone,
+            settings: config.cron_settings.clone(),
+            zone: config.timezone,
+            prompts,
+            lifecycle,
             jobs: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(0),
-            runtime: OnceLock::new(),
-        }
+            host: OnceLock::new(),
+            this: this.clone(),
+        })
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
     }
 
     pub fn board(&self) -> &RunBoard {
@@ -385,9 +131,13 @@ impl CronService {
         self.zone
     }
 
-    /// Hands a report from a firing's channel to its run; false when none waits.
-    pub fn report(&self, conversation_id: &str, report: RunReport) -> bool {
-        self.board.report(conversation_id, report)
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
+    }
+
+    /// The agent's shutdown, seen from cron.
+    pub fn closing(&self) -> &CancellationToken {
+        &self.lifecycle.closing
     }
 
     /// Recovers from an unclean stop, upserts the config's jobs (removing config jobs no
@@ -395,16 +145,22 @@ impl CronService {
     /// pending messages, so an interrupted firing is closed rather than run again.
     pub async fn start(
         &self,
-        runtime: &Arc<AgentRuntime>,
+        host: Weak<dyn CronHost>,
         configured: &[JobSpec],
     ) -> Result<(), CronError> {
-        if self.runtime.set(Arc::downgrade(runtime)).is_err() {
-            tracing::warn!(agent_id = %self.agent_id, "cron service started twice; keeping the first runtime");
+        if self.host.set(host).is_err() {
+            tracing::warn!(agent_id = %self.agent_id, "cron service started twice; keeping the first host");
         }
+        let host = self.host()?;
         let now = crate::database::now_millis();
         for execution in self.store.interrupt_running(now).await? {
             tracing::warn!(agent_id = %self.agent_id, job_id = %execution.job_id, conversation_id = %execution.conversation_id, "a cron run was interrupted by the last stop; it is not run again");
-            runtime.close_conversation(&execution.conversation_id).await;
+            match ConversationId::parse(&execution.conversation_id) {
+                Ok(conversation) => host.close(&conversation).await,
+                Err(error) => {
+                    tracing::error!(%error, "an interrupted run has no readable conversation")
+                }
+            }
         }
         for spec in configured {
             self.store.upsert_config(spec, now).await?;
@@ -418,7 +174,7 @@ impl CronService {
                 if job.next_run_at.is_none() {
                     self.set_first_slot(&job.spec(), now).await?;
                 }
-                self.schedule(runtime, &job.id);
+                self.schedule(&job.id);
             }
         }
         Ok(())
@@ -437,27 +193,34 @@ impl CronService {
         Ok(first)
     }
 
-    fn runtime(&self) -> Result<Arc<AgentRuntime>, CronError> {
-        self.runtime
+    fn host(&self) -> Result<Arc<dyn CronHost>, CronError> {
+        self.host
             .get()
             .and_then(Weak::upgrade)
             .ok_or(CronError::ShuttingDown)
     }
 
     /// (Re)starts the task of a job.
-    fn schedule(&self, runtime: &Arc<AgentRuntime>, job_id: &str) {
-        let context = runtime.context();
-        if context.closing.is_cancelled() {
+    fn schedule(&self, job_id: &str) {
+        let (Ok(host), Some(this)) = (self.host(), self.this.upgrade()) else {
+            return;
+        };
+        if self.lifecycle.closing.is_cancelled() {
             return;
         }
-        let stop = context.closing.child_token();
+        let stop = self.lifecycle.closing.child_token();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut jobs) = self.jobs.lock()
             && let Some((_, previous)) = jobs.insert(job_id.to_string(), (generation, stop.clone()))
         {
             previous.cancel();
         }
-        scheduler::spawn_job(runtime.clone(), job_id.to_string(), generation, stop);
+        scheduler::spawn_job(this, host, job_id.to_string(), generation, stop);
+    }
+
+    /// The tasks of this agent, for the job tasks and runs.
+    fn tasks(&self) -> &tokio_util::task::TaskTracker {
+        &self.lifecycle.tasks
     }
 
     /// Stops the task of a job (a run in progress is cancelled).
@@ -486,20 +249,21 @@ impl CronService {
         &self,
         mut draft: JobDraft,
         source: JobSource,
-        default_target: Option<&str>,
+        default_target: Option<&ConversationId>,
     ) -> Result<JobRecord, CronError> {
         if draft.delivery_target.is_none() {
-            draft.delivery_target = default_target.map(str::to_string);
+            draft.delivery_target = default_target.map(ToString::to_string);
         }
         let spec = draft.validate(&self.settings, self.zone)?;
-        let runtime = self.runtime()?;
-        if let Some(target) = &spec.delivery_target
-            && !runtime.context().messaging.can_send_to(target)
-        {
-            return Err(CronError::invalid(
-                "delivery_target",
-                format!("no chat platform is configured for `{target}`"),
-            ));
+        let host = self.host()?;
+        if let Some(target) = &spec.delivery_target {
+            let reachable = ConversationId::parse(target).is_ok_and(|target| host.reaches(&target));
+            if !reachable {
+                return Err(CronError::Invalid(InvalidJob::new(
+                    "delivery_target",
+                    format!("no chat platform is configured for `{target}`"),
+                )));
+            }
         }
         let now = crate::database::now_millis();
         let mut job = self.store.insert(&spec, source, now).await?;
@@ -508,7 +272,7 @@ impl CronService {
         }
         tracing::info!(agent_id = %self.agent_id, job_id = %job.id, source = source.as_str(), "cron job created");
         if job.enabled {
-            self.schedule(&runtime, &job.id);
+            self.schedule(&job.id);
         }
         Ok(job)
     }
@@ -541,7 +305,7 @@ impl CronService {
         match switch {
             // A disabled job's task has ended or is ending; an enabled one keeps its task
             // (and any run in progress).
-            Switch::Enable if !before.enabled => self.schedule(&self.runtime()?, job_id),
+            Switch::Enable if !before.enabled => self.schedule(job_id),
             Switch::Enable => {}
             Switch::Disable => self.unschedule(job_id),
         }
@@ -555,7 +319,8 @@ impl CronService {
             .get(job_id)
             .await?
             .ok_or_else(|| CronError::NotFound(job_id.to_string()))?;
-        let runtime = self.runtime()?;
+        let host = self.host()?;
+        let this = self.this.upgrade().ok_or(CronError::ShuttingDown)?;
         let execution = self
             .store
             .start_manual(&job.id, crate::database::now_millis())
@@ -566,8 +331,8 @@ impl CronService {
             .lock()
             .ok()
             .and_then(|jobs| jobs.get(job_id).map(|(_, stop)| stop.child_token()))
-            .unwrap_or_else(|| runtime.context().closing.child_token());
-        scheduler::spawn_run(runtime, job, execution.clone(), stop);
+            .unwrap_or_else(|| self.lifecycle.closing.child_token());
+        scheduler::spawn_run(this, host, job, execution.clone(), stop);
         Ok(execution)
     }
 
@@ -580,5 +345,68 @@ impl CronService {
             .get(job_id)
             .await?
             .ok_or_else(|| CronError::NotFound(job_id.to_string()))
+    }
+
+    /// One line about a job, for the model.
+    fn describe(&self, job: &JobRecord) -> String {
+        let spec = job.spec();
+        let timing = spec.timing(self.zone);
+        let zone = timing
+            .as_ref()
+            .map(|timing| timing.zone)
+            .unwrap_or(self.zone);
+        let schedule = timing
+            .as_ref()
+            .map(|timing| timing.cadence.describe())
+            .unwrap_or_else(|error| error.to_string());
+        let mut line = format!("job `{}` ({schedule}, zone {}", job.id, zone.name());
+        if let Some(hours) = &job.active_hours {
+            line.push_str(&format!(", active {hours}"));
+        }
+        line.push(')');
+        match &job.delivery_target {
+            Some(target) => line.push_str(&format!(", delivers to {target}")),
+            None => line.push_str(", delivers nowhere"),
+        }
+        if job.enabled {
+            if let Some(next) = job.next_run_at {
+                line.push_str(&format!(", next run {}", format_instant(next, zone)));
+            }
+        } else {
+            line.push_str(&format!(
+                ", disabled{}",
+                job.disabled_reason
+                    .as_deref()
+                    .map(|reason| format!(": {reason}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if job.run_once {
+            line.push_str(", runs once");
+        }
+        line.push_str(&format!(": {}", job.prompt));
+        line
+    }
+}
+
+/// The `cron` tool's view of the jobs.
+#[async_trait::async_trait]
+impl CronJobs for CronService {
+    async fn create(
+        &self,
+        draft: JobDraft,
+        target: Option<&ConversationId>,
+    ) -> Result<String, JobsError> {
+        let job = CronService::create(self, draft, JobSource::Tool, target).await?;
+        Ok(self.describe(&job))
+    }
+
+    async fn list(&self) -> Result<Vec<String>, JobsError> {
+        let jobs = CronService::list(self).await?;
+        Ok(jobs.iter().map(|job| self.describe(job)).collect())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), JobsError> {
+        Ok(CronService::delete(self, id).await?)
     }
 }

@@ -1,32 +1,29 @@
-//! The daemon: builds every agent and long-lived task from the config, supervises them
-//! (restart with backoff), and owns the ordered, graceful shutdown.
+//! The daemon: the composition root. It builds every agent, its scheduled jobs and its
+//! outbox from the config, wires the router between messaging and the agents, starts the
+//! platforms and the API, supervises them (restart with backoff), and owns the ordered,
+//! graceful shutdown.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agent::cortex::CortexState;
-use crate::agent::{AgentContext, AgentRuntime, identity};
-use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
-use crate::conversation::ConversationStore;
-use crate::cron::{CronService, CronStore};
-use crate::event::EventBus;
-use crate::llm::{LlmManager, SETUP_HINT, UsageRecorder};
-use crate::memory::{Embedder, MemoryStore};
+use crate::agent::{AgentLinks, AgentRuntime, SharedServices};
+use crate::config::{AgentConfig, Config, ConfigError, DEFAULT_CONFIG};
+use crate::conversation_id::ConversationId;
+use crate::cron::{CronHost, CronService, CronStore, HostError, RunOutbox};
+use crate::llm::{LlmManager, SETUP_HINT};
+use crate::memory::Embedder;
+use crate::message::{InboundMessage, Outbox};
 use crate::messaging::MessagingManager;
-use crate::messaging::bindings::Bindings;
 use crate::prompts::Prompts;
-use crate::sandbox::{Redactor, Workspace};
-use crate::tools::ToolSet;
-
-/// Capacity of each agent's event bus; slower subscribers skip events.
-const EVENT_BUS_CAPACITY: usize = 1024;
+use crate::router::Router;
+use crate::sandbox::Redactor;
+use crate::supervision::{Lifecycle, RestartPolicy, supervise};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -42,25 +39,23 @@ pub enum DaemonError {
     #[error(transparent)]
     Prompt(#[from] crate::prompts::PromptError),
     #[error(transparent)]
-    Provider(#[from] crate::llm::provider::ProviderBuildError),
+    Provider(#[from] crate::llm::ProviderBuildError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Agent(#[from] crate::agent::AgentError),
+    #[error("agent `{agent}`: {source}")]
+    Agent {
+        agent: String,
+        source: crate::agent::AgentError,
+    },
     #[error(transparent)]
     Messaging(#[from] crate::messaging::MessagingError),
     #[error("cannot start the cron jobs of agent `{agent}`: {source}")]
     Cron {
         agent: String,
         source: crate::cron::CronError,
-    },
-    #[error("agent `{agent_id}`: {source}")]
-    Memory {
-        agent_id: String,
-        source: crate::memory::MemoryError,
     },
 }
 
@@ -71,6 +66,10 @@ pub fn process_environment() -> Environment {
     Arc::new(|name: &str| std::env::var(name).ok())
 }
 
+/// Builds the HTTP API for the daemon's state (`api::router`). The daemon serves it without
+/// knowing it, so that the API sits above the daemon.
+pub type ApiRouter = fn(Arc<DaemonState>) -> axum::Router;
+
 pub struct DaemonOptions {
     /// `$SPACEBOT_HOME`: config, agent databases, workspaces.
     pub home: PathBuf,
@@ -79,6 +78,8 @@ pub struct DaemonOptions {
     pub bind: Option<IpAddr>,
     pub port: Option<u16>,
     pub environment: Environment,
+    /// The HTTP API to serve (when `[api] enabled`); `None` serves none.
+    pub api: Option<ApiRouter>,
 }
 
 /// `$SPACEBOT_HOME`, else `~/.spacebot`.
@@ -90,11 +91,17 @@ pub fn default_home(environment: &Environment) -> PathBuf {
     Path::new(&user_home).join(".spacebot")
 }
 
+/// One agent with its scheduled jobs.
+pub struct AgentEntry {
+    pub runtime: Arc<AgentRuntime>,
+    pub cron: Arc<CronService>,
+}
+
 /// State shared by the HTTP API and the daemon.
 pub struct DaemonState {
     pub config: Config,
     pub home: PathBuf,
-    pub agents: BTreeMap<String, Arc<AgentRuntime>>,
+    pub agents: BTreeMap<String, AgentEntry>,
     pub llm: Arc<LlmManager>,
     pub messaging: Arc<MessagingManager>,
     /// Shared by every agent's memory store; reports whether recall is hybrid.
@@ -104,7 +111,7 @@ pub struct DaemonState {
 }
 
 impl DaemonState {
-    pub fn default_agent(&self) -> Option<&Arc<AgentRuntime>> {
+    pub fn default_agent(&self) -> Option<&AgentEntry> {
         self.agents.get(&self.config.default_agent().id)
     }
 
@@ -142,7 +149,6 @@ impl Daemon {
         }
         tracing::info!(config = %config_path.display(), home = %home.display(), "starting");
 
-        let prompts = Arc::new(Prompts::new()?);
         let llm = Arc::new(LlmManager::new(&config)?);
         if llm.is_configured() {
             for provider in llm.provider_statuses() {
@@ -151,77 +157,65 @@ impl Daemon {
         } else {
             tracing::warn!("{SETUP_HINT}");
         }
-        let channel_tools = Arc::new(ToolSet::channel(&prompts));
-        let redactor = Redactor::new(config.secrets());
+        let shared = SharedServices {
+            llm: llm.clone(),
+            prompts: Arc::new(Prompts::new()?),
+            embedder: Arc::new(Embedder::from_config(
+                &config.memory,
+                &config.llm.providers,
+                &home,
+            )),
+            redactor: Redactor::new(config.secrets()),
+        };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
-        let embedder = Arc::new(Embedder::from_config(
-            &config.memory,
-            &config.llm.providers,
-            &home,
-        ));
+        let platforms: Arc<dyn Outbox> = messaging.clone();
         let agents_root = home.join("agents");
         let mut agents = BTreeMap::new();
         for agent_config in &config.agents {
-            let agent_home = crate::agent::prepare_home(&agents_root, agent_config, &prompts)
+            let entry = open_agent(agent_config, &agents_root, &shared, &platforms)
                 .await
-                .map_err(|source| DaemonError::Home {
-                    path: agents_root.join(&agent_config.id),
+                .map_err(|error| match error {
+                    OpenError::Agent(source) => DaemonError::Agent {
+                        agent: agent_config.id.clone(),
+                        source,
+                    },
+                    OpenError::Daemon(error) => error,
+                })?;
+            agents.insert(agent_config.id.clone(), entry);
+        }
+        for (agent_id, entry) in &agents {
+            entry.runtime.start();
+            // Before pending messages are answered, so an interrupted scheduled run is
+            // closed instead of run again.
+            let host: Arc<dyn CronHost> = entry.runtime.clone();
+            let host: Weak<dyn CronHost> = Arc::downgrade(&host);
+            entry
+                .cron
+                .start(host, &entry.runtime.config().cron)
+                .await
+                .map_err(|source| DaemonError::Cron {
+                    agent: agent_id.clone(),
                     source,
                 })?;
-            let pool = crate::database::open(&agent_home.join("spacebot.db")).await?;
-            let workspace = Workspace::new(&agent_home.join("workspace")).map_err(|source| {
-                DaemonError::Home {
-                    path: agent_home.join("workspace"),
+            entry
+                .runtime
+                .resume_pending()
+                .await
+                .map_err(|source| DaemonError::Agent {
+                    agent: agent_id.clone(),
                     source,
-                }
-            })?;
-            let cron = CronService::new(
-                &agent_config.id,
-                CronStore::new(pool.clone()),
-                agent_config.cron_settings.clone(),
-                agent_config.timezone,
-            );
-            let events = EventBus::new(EVENT_BUS_CAPACITY);
-            let memory = MemoryStore::open(
-                agent_config.id.clone(),
-                pool.clone(),
-                embedder.clone(),
-                events.clone(),
-            )
-            .await
-            .map_err(|source| DaemonError::Memory {
-                agent_id: agent_config.id.clone(),
-                source,
-            })?;
-            let context = AgentContext {
-                agent_id: agent_config.id.clone(),
-                config: agent_config.clone(),
-                identity: identity::load(&agent_home).await,
-                home: agent_home,
-                store: ConversationStore::new(pool.clone()),
-                usage: UsageRecorder::new(pool.clone()),
-                pool,
-                events,
-                llm: llm.clone(),
-                prompts: prompts.clone(),
-                channel_tools: channel_tools.clone(),
-                memory: Arc::new(memory),
-                messaging: messaging.clone(),
-                inbox_capacity: config.defaults.channel_inbox,
-                workspace: Arc::new(workspace),
-                redactor: redactor.clone(),
-                processes: Default::default(),
-                cron: Arc::new(cron),
-                cortex: Arc::new(CortexState::new(agent_config.cortex.clone())),
-                tasks: TaskTracker::new(),
-                closing: CancellationToken::new(),
-                abort: CancellationToken::new(),
-            };
-            agents.insert(
-                agent_config.id.clone(),
-                Arc::new(AgentRuntime::new(context)),
-            );
+                })?;
         }
+        let router = Arc::new(Router::new(
+            agents
+                .iter()
+                .map(|(id, entry)| (id.clone(), entry.runtime.clone()))
+                .collect(),
+            config.bindings.clone(),
+            config.default_agent().id.clone(),
+            platforms,
+        ));
+        messaging.start(router);
 
         let state = Arc::new(DaemonState {
             config,
@@ -229,50 +223,15 @@ impl Daemon {
             agents,
             llm,
             messaging,
-            embedder,
+            embedder: shared.embedder.clone(),
             started_at: started,
             shutdown: CancellationToken::new(),
         });
         let tasks = TaskTracker::new();
-        let api_address = if state.config.api.enabled {
-            Some(start_api(&state, &tasks)?)
-        } else {
-            None
+        let api_address = match options.api {
+            Some(router) if state.config.api.enabled => Some(start_api(&state, router, &tasks)?),
+            Some(_) | None => None,
         };
-        for agent in state.agents.values() {
-            agent.start_cortex();
-            // Before pending messages are answered, so an interrupted cron firing is closed
-            // instead of run again.
-            let context = agent.context();
-            context
-                .cron
-                .start(agent, &context.config.cron)
-                .await
-                .map_err(|source| DaemonError::Cron {
-                    agent: agent.id().to_string(),
-                    source,
-                })?;
-            let memory = agent.context().memory.clone();
-            agent.context().cortex.add_maintenance(
-                "memory",
-                Arc::new(move || {
-                    let memory = memory.clone();
-                    Box::pin(async move {
-                        memory
-                            .maintain(crate::database::now_millis())
-                            .await
-                            .map(|report| format!("{report:?}"))
-                            .map_err(|error| error.to_string())
-                    })
-                }),
-            );
-            agent.resume_pending().await?;
-        }
-        state.messaging.start(Bindings::new(
-            state.agents.clone(),
-            state.config.bindings.clone(),
-            state.config.default_agent().id.clone(),
-        ));
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             api = ?api_address,
@@ -301,16 +260,11 @@ impl Daemon {
         let grace = Duration::from_secs(self.state.config.defaults.shutdown_grace_secs);
         tracing::info!(grace_secs = grace.as_secs(), "shutting down");
         self.state.messaging.stop_intake().await;
-        for agent in self.state.agents.values() {
-            if let Err(error) = agent.context().memory.flush_accesses().await {
-                tracing::warn!(agent_id = %agent.id(), %error, "recall access counts not saved");
-            }
-        }
         let agents = self
             .state
             .agents
             .values()
-            .map(|agent| agent.shutdown(grace));
+            .map(|entry| entry.runtime.shutdown(grace));
         futures::future::join_all(agents).await;
         self.state.messaging.shutdown().await;
         self.state.shutdown.cancel();
@@ -322,6 +276,66 @@ impl Daemon {
             tracing::warn!("the API did not stop within the grace period");
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Why an agent could not be opened.
+enum OpenError {
+    Agent(crate::agent::AgentError),
+    Daemon(DaemonError),
+}
+
+/// Opens one agent on its database, with its scheduled jobs in front of its outbox.
+async fn open_agent(
+    config: &AgentConfig,
+    agents_root: &Path,
+    shared: &SharedServices,
+    platforms: &Arc<dyn Outbox>,
+) -> Result<AgentEntry, OpenError> {
+    let home = agents_root.join(&config.id);
+    create_dir(&home).await.map_err(OpenError::Daemon)?;
+    let database = crate::database::open(&home.join("spacebot.db"))
+        .await
+        .map_err(|error| OpenError::Daemon(error.into()))?;
+    let lifecycle = Lifecycle::default();
+    let cron = CronService::new(
+        config,
+        CronStore::new(database.clone()),
+        shared.prompts.clone(),
+        lifecycle.clone(),
+    );
+    let links = AgentLinks {
+        outbox: Arc::new(RunOutbox::new(cron.clone(), platforms.clone())),
+        cron: cron.clone(),
+        lifecycle,
+    };
+    let runtime = AgentRuntime::open(config, &home, database, shared, links)
+        .await
+        .map_err(OpenError::Agent)?;
+    Ok(AgentEntry {
+        runtime: Arc::new(runtime),
+        cron,
+    })
+}
+
+/// How scheduled jobs reach their agent.
+#[async_trait::async_trait]
+impl CronHost for AgentRuntime {
+    async fn fire(&self, message: InboundMessage) -> Result<(), HostError> {
+        self.route(message).await?;
+        Ok(())
+    }
+
+    async fn close(&self, conversation: &ConversationId) {
+        self.close_conversation(conversation).await;
+    }
+
+    async fn announce(&self, target: &ConversationId, text: &str) -> Result<(), HostError> {
+        Ok(AgentRuntime::announce(self, target, text).await?)
+    }
+
+    fn reaches(&self, target: &ConversationId) -> bool {
+        AgentRuntime::reaches(self, target)
     }
 }
 
@@ -354,7 +368,11 @@ async fn write_default_config(path: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn start_api(state: &Arc<DaemonState>, tasks: &TaskTracker) -> Result<SocketAddr, DaemonError> {
+fn start_api(
+    state: &Arc<DaemonState>,
+    router: ApiRouter,
+    tasks: &TaskTracker,
+) -> Result<SocketAddr, DaemonError> {
     let requested = SocketAddr::new(state.config.api.bind, state.config.api.port);
     let bind_error = |source| DaemonError::Bind {
         address: requested,
@@ -363,13 +381,13 @@ fn start_api(state: &Arc<DaemonState>, tasks: &TaskTracker) -> Result<SocketAddr
     let listener = std::net::TcpListener::bind(requested).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let address = listener.local_addr().map_err(bind_error)?;
-    let router = crate::api::router(state.clone());
+    let router = router(state.clone());
     let shutdown = state.shutdown.clone();
     supervise(
         tasks,
         "api",
         state.shutdown.clone(),
-        Duration::from_secs(1),
+        RestartPolicy::from(Duration::from_secs(1)),
         move || {
             let router = router.clone();
             let shutdown = shutdown.clone();
@@ -384,93 +402,4 @@ fn start_api(state: &Arc<DaemonState>, tasks: &TaskTracker) -> Result<SocketAddr
         },
     );
     Ok(address)
-}
-
-pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Runs a long-lived task, restarting it with exponential backoff (capped at a minute) when
-/// it fails, panics or ends before shutdown. The backoff resets after a minute of good health.
-pub fn supervise<Factory, Run>(
-    tasks: &TaskTracker,
-    name: &'static str,
-    shutdown: CancellationToken,
-    initial_backoff: Duration,
-    mut factory: Factory,
-) where
-    Factory: FnMut() -> Run + Send + 'static,
-    Run: Future<Output = Result<(), TaskError>> + Send + 'static,
-{
-    const MAXIMUM_BACKOFF: Duration = Duration::from_secs(60);
-    let task_tracker = tasks.clone();
-    tasks.spawn(async move {
-        let mut backoff = initial_backoff;
-        loop {
-            let started = Instant::now();
-            let outcome = task_tracker.spawn(factory()).await;
-            if shutdown.is_cancelled() {
-                return;
-            }
-            match outcome {
-                Ok(Ok(())) => tracing::warn!(task = name, "task ended unexpectedly; restarting"),
-                Ok(Err(error)) => tracing::error!(task = name, %error, "task failed; restarting"),
-                Err(error) => tracing::error!(task = name, %error, "task crashed; restarting"),
-            }
-            if started.elapsed() > MAXIMUM_BACKOFF {
-                backoff = initial_backoff;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(MAXIMUM_BACKOFF);
-        }
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[tokio::test]
-    async fn a_failing_task_is_restarted_until_it_runs() {
-        let tasks = TaskTracker::new();
-        let shutdown = CancellationToken::new();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let counter = runs.clone();
-        let stop = shutdown.clone();
-        supervise(
-            &tasks,
-            "flaky",
-            shutdown.clone(),
-            Duration::from_millis(5),
-            move || {
-                let counter = counter.clone();
-                let stop = stop.clone();
-                async move {
-                    match counter.fetch_add(1, Ordering::SeqCst) {
-                        0 => Err("first run fails".into()),
-                        1 => panic!("second run panics"),
-                        _ => {
-                            stop.cancelled().await;
-                            Ok(())
-                        }
-                    }
-                }
-            },
-        );
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while runs.load(Ordering::SeqCst) < 3 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("the task was restarted twice");
-        shutdown.cancel();
-        tasks.close();
-        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
-            .await
-            .expect("supervisor stops on shutdown");
-        assert_eq!(runs.load(Ordering::SeqCst), 3);
-    }
 }

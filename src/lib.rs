@@ -1,21 +1,33 @@
 //! Spacebot: a self-hosted agent harness. One daemon runs agents whose channels, branches and
-//! workers are concurrent tokio tasks sharing SQLite-backed state.
+//! workers are concurrent tokio tasks sharing SQLite-backed state. The layers, from the bottom,
+//! and what each may import are in ARCHITECTURE.md.
 
-pub mod agent;
-pub mod api;
-pub mod client;
-pub mod config;
-pub mod conversation;
-pub mod cron;
-pub mod daemon;
+// Leaves: import nothing of the crate but other leaves.
+pub mod conversation_id;
 pub mod database;
 pub mod event;
+pub mod message;
+pub mod schedule;
+pub mod supervision;
+// Configuration: imports only leaves.
+pub mod config;
+// Services.
+pub mod conversation;
 pub mod llm;
 pub mod memory;
-pub mod messaging;
 pub mod prompts;
 pub mod sandbox;
 pub mod tools;
+// The agent.
+pub mod agent;
+// Edges: scheduled jobs, routing, the platforms.
+pub mod cron;
+pub mod messaging;
+pub mod router;
+// The composition root, and what talks to it.
+pub mod api;
+pub mod client;
+pub mod daemon;
 
 /// Installs the process-wide rustls crypto provider (ring). Every TLS client in the tree
 /// needs it; call it first thing in `main` and in tests that make HTTPS clients.

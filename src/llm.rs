@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ModelId, ProviderKind, RetryConfig, RoutingConfig};
 use crate::event::{ProcessId, ProcessType};
-pub use provider::ProviderClient;
+pub use provider::{ProviderBuildError, ProviderClient};
 pub use usage::UsageRecorder;
 
 /// What a user without a provider is told, in the log, in `status` and in every reply.

@@ -215,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bind,
                 port,
                 environment,
+                api: Some(spacebot::api::router),
             })
             .await?;
             wait_for_signal().await?;

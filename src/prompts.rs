@@ -1,6 +1,5 @@
 //! The MiniJinja templates under `prompts/`, embedded in the binary and rendered by name.
-
-use std::collections::HashMap;
+//! Tool descriptions (`prompts/tools/`) are embedded by their tools and rendered here too.
 
 use minijinja::Environment;
 use serde::Serialize;
@@ -14,18 +13,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("status", include_str!("../prompts/status.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
     ("cron", include_str!("../prompts/cron.md.j2")),
-    (
-        "tools/memory_save",
-        include_str!("../prompts/tools/memory_save.md.j2"),
-    ),
-    (
-        "tools/memory_recall",
-        include_str!("../prompts/tools/memory_recall.md.j2"),
-    ),
-    (
-        "tools/memory_delete",
-        include_str!("../prompts/tools/memory_delete.md.j2"),
-    ),
     ("memories", include_str!("../prompts/memories.md.j2")),
     (
         "memory_guidance",
@@ -45,45 +32,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Tool descriptions (`prompts/tools/{name}.md.j2`), rendered once at startup.
-const TOOL_TEMPLATES: &[(&str, &str)] = &[
-    ("reply", include_str!("../prompts/tools/reply.md.j2")),
-    ("skip", include_str!("../prompts/tools/skip.md.j2")),
-    ("branch", include_str!("../prompts/tools/branch.md.j2")),
-    (
-        "spawn_worker",
-        include_str!("../prompts/tools/spawn_worker.md.j2"),
-    ),
-    ("route", include_str!("../prompts/tools/route.md.j2")),
-    ("cancel", include_str!("../prompts/tools/cancel.md.j2")),
-    ("cron", include_str!("../prompts/tools/cron.md.j2")),
-    (
-        "channel_recall",
-        include_str!("../prompts/tools/channel_recall.md.j2"),
-    ),
-    (
-        "set_status",
-        include_str!("../prompts/tools/set_status.md.j2"),
-    ),
-    ("shell", include_str!("../prompts/tools/shell.md.j2")),
-    (
-        "file_read",
-        include_str!("../prompts/tools/file_read.md.j2"),
-    ),
-    (
-        "file_write",
-        include_str!("../prompts/tools/file_write.md.j2"),
-    ),
-    (
-        "file_edit",
-        include_str!("../prompts/tools/file_edit.md.j2"),
-    ),
-    (
-        "file_list",
-        include_str!("../prompts/tools/file_list.md.j2"),
-    ),
-];
-
 #[derive(Debug, thiserror::Error)]
 #[error("prompt template `{name}`: {source}")]
 pub struct PromptError {
@@ -93,7 +41,6 @@ pub struct PromptError {
 
 pub struct Prompts {
     environment: Environment<'static>,
-    tool_descriptions: HashMap<&'static str, String>,
 }
 
 impl Prompts {
@@ -111,26 +58,7 @@ impl Prompts {
                     source,
                 })?;
         }
-        let mut tool_descriptions = HashMap::new();
-        for (name, source) in TOOL_TEMPLATES {
-            let error = |source| PromptError {
-                name: format!("tools/{name}"),
-                source,
-            };
-            let rendered = environment
-                .render_str(source, minijinja::context! {})
-                .map_err(error)?;
-            tool_descriptions.insert(*name, rendered.trim().to_string());
-        }
-        Ok(Self {
-            environment,
-            tool_descriptions,
-        })
-    }
-
-    /// The description of a tool, as the model sees it.
-    pub fn tool_description(&self, tool: &str) -> &str {
-        self.tool_descriptions.get(tool).map_or("", String::as_str)
+        Ok(Self { environment })
     }
 
     pub fn render(&self, name: &str, context: impl Serialize) -> Result<String, PromptError> {
@@ -142,6 +70,24 @@ impl Prompts {
         let rendered = template.render(context).map_err(error)?;
         Ok(rendered.trim().to_string())
     }
+
+    /// Renders a template that its owner embeds itself (a tool's description), with the
+    /// same settings as the registered ones. `name` labels errors.
+    pub fn render_source(
+        &self,
+        name: &str,
+        source: &str,
+        context: impl Serialize,
+    ) -> Result<String, PromptError> {
+        let rendered = self
+            .environment
+            .render_str(source, context)
+            .map_err(|source| PromptError {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(rendered.trim().to_string())
+    }
 }
 
 #[cfg(test)]
@@ -151,8 +97,14 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let prompts = Prompts::new().expect("templates compile");
-        assert!(prompts.tool_description("reply").contains("reply"));
-        assert!(prompts.tool_description("no_such_tool").is_empty());
+        let rendered = prompts
+            .render_source(
+                "inline",
+                "Hello {{ name }}",
+                minijinja::context! { name => "Ada" },
+            )
+            .expect("renders");
+        assert_eq!(rendered, "Hello Ada");
     }
 
     /// Renders each template with the variables its caller passes; a template that refers to

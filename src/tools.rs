@@ -1,5 +1,9 @@
-//! Tools the LLM can call, and which process gets which. A tool error is a result the model
-//! reads and can recover from, never a failed turn.
+//! Tools the LLM can call. A tool is one unit: its name, its description (a template under
+//! `prompts/tools/`), its parameters and what it does are declared together in its file under
+//! `tools/`. `ToolSet` is the one registry: it renders each process kind's definitions once
+//! and dispatches calls. Tools that ask something of the process calling them (answer, start
+//! a worker, finish) return that process kind's typed effect. A tool error is a result the
+//! model reads and can recover from, never a failed turn.
 
 mod branch;
 mod cancel;
@@ -14,11 +18,13 @@ mod memory_recall;
 mod memory_save;
 mod reply;
 mod route;
+mod schema;
 mod set_status;
 mod shell;
 mod skip;
 mod spawn_worker;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -27,73 +33,53 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::conversation::ConversationStore;
+use crate::conversation_id::ConversationId;
 use crate::event::{EventBus, ProcessId};
 use crate::memory::MemoryStore;
-use crate::prompts::Prompts;
+use crate::prompts::{PromptError, Prompts};
 use crate::sandbox::Workspace;
-pub use cron::{CronRequest, apply as apply_cron};
+pub use cron::{CronJobs, JobsError};
+pub use schema::check_parameters;
+pub use set_status::WorkerOutcome;
+pub use spawn_worker::WorkerRequest;
 
-/// What a tool asks of the process that called it. The process applies it and may replace
-/// the tool's text result with what came of it (e.g. the id of a started worker).
+/// One tool. `NAME` is what the model calls, `DESCRIPTION` the MiniJinja source of what it
+/// reads about the tool, `parameters` the JSON schema of `Arguments`. `call` runs it for the
+/// process and conversation in `call`.
+pub trait Tool<Effect>: Send + Sync + 'static {
+    /// The arguments object, read from the model's JSON (or from a string holding it, which
+    /// some providers send).
+    type Arguments: DeserializeOwned + Send;
+    const NAME: &'static str;
+    const DESCRIPTION: &'static str;
+
+    /// JSON schema of `Arguments`.
+    fn parameters(&self) -> Value;
+
+    fn call(
+        &self,
+        call: &ToolCall<'_>,
+        arguments: Self::Arguments,
+    ) -> impl Future<Output = ToolOutput<Effect>> + Send;
+}
+
+/// Who is calling a tool: the agent, the conversation and the process.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolCall<'a> {
+    pub agent_id: &'a str,
+    pub conversation: &'a ConversationId,
+    pub process_id: &'a ProcessId,
+}
+
+/// What a tool gives back: the text the model reads, and an effect for the calling process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolEffect {
-    /// Deliver this text to the conversation.
-    Reply {
-        content: String,
-    },
-    /// End the turn without answering.
-    Skip {
-        reason: String,
-    },
-    /// Fork the conversation into a branch.
-    Branch {
-        prompt: String,
-    },
-    SpawnWorker {
-        task: String,
-        interactive: bool,
-    },
-    /// A follow-up for a running interactive worker.
-    Route {
-        worker_id: String,
-        message: String,
-    },
-    Cancel {
-        process_id: String,
-    },
-    /// Create, list or delete scheduled jobs.
-    Cron(CronRequest),
-    /// A worker's progress, or its final outcome.
-    Status {
-        message: String,
-        outcome: Option<WorkerOutcome>,
-    },
-}
-
-/// How a worker says it finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkerOutcome {
-    Succeeded,
-    Failed,
-}
-
-/// Who is running a tool, for tools that publish progress (shell output lines).
-#[derive(Debug, Clone)]
-pub struct ProcessScope {
-    pub agent_id: String,
-    pub conversation_id: String,
-    pub process_id: ProcessId,
-    pub events: EventBus,
-}
-
-#[derive(Debug, Clone)]
-pub struct ToolOutput {
+pub struct ToolOutput<Effect> {
     pub content: String,
     pub is_error: bool,
-    pub effect: Option<ToolEffect>,
+    pub effect: Option<Effect>,
 }
 
-impl ToolOutput {
+impl<Effect> ToolOutput<Effect> {
     pub fn success(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
@@ -110,99 +96,162 @@ impl ToolOutput {
         }
     }
 
-    pub fn with_effect(mut self, effect: ToolEffect) -> Self {
+    pub fn with_effect(mut self, effect: Effect) -> Self {
         self.effect = Some(effect);
         self
     }
 
     /// A result that is only an effect; the process fills in the text.
-    pub fn effect(effect: ToolEffect) -> Self {
+    pub fn effect(effect: Effect) -> Self {
         Self::success(String::new()).with_effect(effect)
     }
 }
 
-pub trait Tool: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// JSON schema of the arguments object.
-    fn parameters(&self) -> Value;
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput>;
+/// What a channel's tools ask of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEffect {
+    /// Answer the conversation with this text; the turn ends.
+    Reply {
+        content: String,
+    },
+    /// End the turn without answering.
+    Skip {
+        reason: String,
+    },
+    /// Fork the conversation into a branch that thinks about `prompt`.
+    Branch {
+        prompt: String,
+    },
+    SpawnWorker(WorkerRequest),
+    /// A follow-up for a running interactive worker.
+    Route {
+        worker_id: String,
+        message: String,
+    },
+    Cancel {
+        process_id: String,
+    },
 }
 
-/// The tools of one process, with their definitions rendered once.
-pub struct ToolSet {
-    tools: Vec<Box<dyn Tool>>,
+/// What a branch's tools ask of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchEffect {
+    SpawnWorker(WorkerRequest),
+}
+
+/// What a worker's tools ask of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerEffect {
+    /// Progress to show, or with an outcome, the worker's end.
+    Status {
+        message: String,
+        outcome: Option<WorkerOutcome>,
+    },
+}
+
+impl From<WorkerRequest> for ChannelEffect {
+    fn from(request: WorkerRequest) -> Self {
+        ChannelEffect::SpawnWorker(request)
+    }
+}
+
+impl From<WorkerRequest> for BranchEffect {
+    fn from(request: WorkerRequest) -> Self {
+        BranchEffect::SpawnWorker(request)
+    }
+}
+
+/// A tool behind the registry's uniform interface: arguments still JSON.
+trait Registered<Effect>: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn parameters(&self) -> Value;
+    fn call<'a>(
+        &'a self,
+        call: &'a ToolCall<'a>,
+        arguments: Value,
+    ) -> BoxFuture<'a, ToolOutput<Effect>>;
+}
+
+impl<Effect: Send + 'static, T: Tool<Effect>> Registered<Effect> for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn description(&self) -> &'static str {
+        T::DESCRIPTION
+    }
+
+    fn parameters(&self) -> Value {
+        Tool::parameters(self)
+    }
+
+    fn call<'a>(
+        &'a self,
+        call: &'a ToolCall<'a>,
+        arguments: Value,
+    ) -> BoxFuture<'a, ToolOutput<Effect>> {
+        match parse_arguments::<T::Arguments, Effect>(T::NAME, arguments) {
+            Ok(arguments) => Box::pin(Tool::call(self, call, arguments)),
+            Err(output) => Box::pin(std::future::ready(output)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolSetError {
+    #[error(transparent)]
+    Description(#[from] PromptError),
+    #[error("tool `{0}` has an empty description")]
+    EmptyDescription(&'static str),
+    #[error("tool `{0}` is registered twice")]
+    Duplicate(&'static str),
+    #[error("tool `{tool}`: {message}")]
+    Schema { tool: &'static str, message: String },
+}
+
+/// The tools of one process kind, with the definitions the model sees rendered once.
+pub struct ToolSet<Effect> {
+    tools: Vec<Box<dyn Registered<Effect>>>,
     definitions: Arc<[ToolDefinition]>,
 }
 
-impl ToolSet {
-    /// A channel answers, delegates and manages what it delegated. It has no tool that does
-    /// work itself, so it never blocks on work.
-    pub fn channel(prompts: &Prompts) -> Self {
-        Self::new(
-            prompts,
-            vec![
-                Box::new(reply::Reply),
-                Box::new(skip::Skip),
-                Box::new(branch::Branch),
-                Box::new(spawn_worker::SpawnWorker),
-                Box::new(route::Route),
-                Box::new(cancel::Cancel),
-                Box::new(cron::Cron),
-            ],
-        )
-    }
-
-    /// A branch thinks: it recalls the conversation and memories, saves what is worth keeping
-    /// (on behalf of `origin`), and may start workers.
-    pub fn branch(
+impl<Effect: Send + 'static> ToolSet<Effect> {
+    fn new(
         prompts: &Prompts,
-        store: ConversationStore,
-        conversation_id: String,
-        memory: Arc<MemoryStore>,
-        origin: MemoryOrigin,
-    ) -> Self {
-        Self::new(
-            prompts,
-            vec![
-                Box::new(memory_save::MemorySave {
-                    store: memory.clone(),
-                    origin,
-                }),
-                Box::new(memory_recall::MemoryRecall {
-                    store: memory.clone(),
-                }),
-                Box::new(memory_delete::MemoryDelete { store: memory }),
-                Box::new(channel_recall::ChannelRecall::new(store, conversation_id)),
-                Box::new(spawn_worker::SpawnWorker),
-            ],
-        )
-    }
-
-    /// A worker acts in the workspace and reports with `set_status`.
-    pub fn worker(prompts: &Prompts, workspace: Arc<Workspace>, scope: ProcessScope) -> Self {
-        Self::new(
-            prompts,
-            vec![
-                Box::new(shell::Shell::new(workspace.clone(), scope)),
-                Box::new(file_read::FileRead::new(workspace.clone())),
-                Box::new(file_write::FileWrite::new(workspace.clone())),
-                Box::new(file_edit::FileEdit::new(workspace.clone())),
-                Box::new(file_list::FileList::new(workspace)),
-                Box::new(set_status::SetStatus),
-            ],
-        )
-    }
-
-    fn new(prompts: &Prompts, tools: Vec<Box<dyn Tool>>) -> Self {
-        let definitions = tools
-            .iter()
-            .map(|tool| ToolDefinition {
+        tools: Vec<Box<dyn Registered<Effect>>>,
+    ) -> Result<Self, ToolSetError> {
+        let mut definitions = Vec::with_capacity(tools.len());
+        for tool in &tools {
+            if definitions
+                .iter()
+                .any(|known: &ToolDefinition| known.name == tool.name())
+            {
+                return Err(ToolSetError::Duplicate(tool.name()));
+            }
+            let description = prompts.render_source(
+                &format!("tools/{}", tool.name()),
+                tool.description(),
+                minijinja::context! {},
+            )?;
+            if description.is_empty() {
+                return Err(ToolSetError::EmptyDescription(tool.name()));
+            }
+            let parameters = tool.parameters();
+            schema::check_parameters(&parameters).map_err(|message| ToolSetError::Schema {
+                tool: tool.name(),
+                message,
+            })?;
+            definitions.push(ToolDefinition {
                 name: tool.name().to_string(),
-                description: prompts.tool_description(tool.name()).to_string(),
-                parameters: tool.parameters(),
-            })
-            .collect();
-        Self { tools, definitions }
+                description,
+                parameters,
+            });
+        }
+        Ok(Self {
+            tools,
+            definitions: definitions.into(),
+        })
     }
 
     /// Shared, so a request takes them without copying every JSON schema.
@@ -210,9 +259,15 @@ impl ToolSet {
         self.definitions.clone()
     }
 
-    pub async fn call(&self, name: &str, arguments: Value) -> ToolOutput {
+    /// Runs the tool the model named; an unknown name is an error the model can correct.
+    pub async fn call(
+        &self,
+        call: &ToolCall<'_>,
+        name: &str,
+        arguments: Value,
+    ) -> ToolOutput<Effect> {
         match self.tools.iter().find(|tool| tool.name() == name) {
-            Some(tool) => tool.call(arguments).await,
+            Some(tool) => tool.call(call, arguments).await,
             None => ToolOutput::error(format!(
                 "there is no tool named `{name}`; the tools you have are: {}",
                 self.tools
@@ -225,18 +280,81 @@ impl ToolSet {
     }
 }
 
-/// Who memories saved through the tools are attributed to.
-#[derive(Debug, Clone)]
-pub struct MemoryOrigin {
-    /// Recorded as the memory's source, e.g. `branch:{id}`.
-    pub source: String,
-    /// The conversation the saving process works for.
-    pub channel_id: Option<String>,
+/// What the tools of an agent act on.
+pub struct ToolServices {
+    pub conversations: ConversationStore,
+    pub memory: Arc<MemoryStore>,
+    pub workspace: Arc<Workspace>,
+    /// Shell output lines are published here as they arrive.
+    pub events: EventBus,
+    /// The agent's scheduled jobs.
+    pub cron: Arc<dyn CronJobs>,
+}
+
+/// The tools of each process kind of one agent, built once when the agent opens.
+pub struct Toolbox {
+    /// A channel answers, delegates and manages what it delegated. It has no tool that does
+    /// work itself, so it never blocks on work.
+    pub channel: ToolSet<ChannelEffect>,
+    /// A branch thinks: it recalls the conversation and memories, saves what is worth
+    /// keeping, and may start workers.
+    pub branch: ToolSet<BranchEffect>,
+    /// A worker acts in the workspace and reports with `set_status`.
+    pub worker: ToolSet<WorkerEffect>,
+}
+
+impl Toolbox {
+    pub fn new(prompts: &Prompts, services: &ToolServices) -> Result<Self, ToolSetError> {
+        let workspace = &services.workspace;
+        Ok(Self {
+            channel: ToolSet::new(
+                prompts,
+                vec![
+                    Box::new(reply::Reply),
+                    Box::new(skip::Skip),
+                    Box::new(branch::Branch),
+                    Box::new(spawn_worker::SpawnWorker),
+                    Box::new(route::Route),
+                    Box::new(cancel::Cancel),
+                    Box::new(cron::Cron::new(services.cron.clone())),
+                ],
+            )?,
+            branch: ToolSet::new(
+                prompts,
+                vec![
+                    Box::new(memory_save::MemorySave::new(services.memory.clone())),
+                    Box::new(memory_recall::MemoryRecall::new(services.memory.clone())),
+                    Box::new(memory_delete::MemoryDelete::new(services.memory.clone())),
+                    Box::new(channel_recall::ChannelRecall::new(
+                        services.conversations.clone(),
+                    )),
+                    Box::new(spawn_worker::SpawnWorker),
+                ],
+            )?,
+            worker: ToolSet::new(
+                prompts,
+                vec![
+                    Box::new(shell::Shell::new(
+                        workspace.clone(),
+                        services.events.clone(),
+                    )),
+                    Box::new(file_read::FileRead::new(workspace.clone())),
+                    Box::new(file_write::FileWrite::new(workspace.clone())),
+                    Box::new(file_edit::FileEdit::new(workspace.clone())),
+                    Box::new(file_list::FileList::new(workspace.clone())),
+                    Box::new(set_status::SetStatus),
+                ],
+            )?,
+        })
+    }
 }
 
 /// Reads a tool's arguments, accepting an object or a string that holds one (some providers
 /// double-encode). The error is written for the model to correct its call.
-fn parse_arguments<T: DeserializeOwned>(tool: &str, arguments: Value) -> Result<T, ToolOutput> {
+fn parse_arguments<Arguments: DeserializeOwned, Effect>(
+    tool: &str,
+    arguments: Value,
+) -> Result<Arguments, ToolOutput<Effect>> {
     let arguments = match arguments {
         Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         Value::Null => Value::Object(Default::default()),
@@ -247,36 +365,4 @@ fn parse_arguments<T: DeserializeOwned>(tool: &str, arguments: Value) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[tokio::test]
-    async fn unknown_tools_and_bad_arguments_are_readable_errors() {
-        let prompts = Prompts::new().expect("prompts");
-        let tools = ToolSet::channel(&prompts);
-        let unknown = tools.call("launch_rockets", json!({})).await;
-        assert!(unknown.is_error);
-        assert!(
-            unknown.content.contains("reply, skip, branch"),
-            "{}",
-            unknown.content
-        );
-        assert!(
-            tools
-                .definitions()
-                .iter()
-                .all(|definition| !definition.description.is_empty())
-        );
-        let bad = tools.call("reply", json!({"text": 3})).await;
-        assert!(bad.is_error);
-        assert!(bad.content.contains("content"), "{}", bad.content);
-        let encoded = tools.call("reply", json!("{\"content\": \"hi\"}")).await;
-        assert_eq!(
-            encoded.effect,
-            Some(ToolEffect::Reply {
-                content: "hi".into()
-            })
-        );
-    }
-}
+mod tests;

@@ -1,7 +1,6 @@
 //! A branch: a fork of the channel's context that thinks with its own prompt and tools, and
 //! returns a conclusion that re-triggers the channel.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use rig::message::Message;
@@ -10,36 +9,37 @@ use tracing::Instrument;
 
 use super::channel::{ChannelInput, ProcessResult};
 use super::processes::{ProcessEntry, StopReason, StopSignal};
-use super::turn::{self, Handled, LoopEnd};
-use super::{AgentContext, worker};
+use super::tool_loop::{CallResult, Handled, LoopEnd};
+use super::{Agent, SpawnError, worker};
+use crate::conversation_id::ConversationId;
 use crate::event::{ProcessEvent, ProcessId, ProcessType};
 use crate::llm::LlmRequest;
-use crate::tools::{MemoryOrigin, ToolEffect, ToolOutput, ToolSet};
+use crate::tools::BranchEffect;
 
-/// Starts a branch of `conversation_id` forked from `history`. The error is for the model.
+/// Starts a branch of `conversation` forked from `history`.
 pub fn spawn(
-    context: &Arc<AgentContext>,
-    conversation_id: &str,
+    agent: &Arc<Agent>,
+    conversation: &ConversationId,
     results: mpsc::Sender<ChannelInput>,
     history: &[Message],
     prompt: String,
-) -> Result<ProcessId, String> {
-    let limit = context.config.limits.max_concurrent_branches;
-    if context
+) -> Result<ProcessId, SpawnError> {
+    let limit = agent.config.limits.max_concurrent_branches;
+    if agent
         .processes
-        .count(conversation_id, ProcessType::Branch)
+        .count(conversation.as_str(), ProcessType::Branch)
         >= limit
     {
-        return Err(format!(
-            "{limit} branches are already running in this conversation (the limit); wait for \
-             one to conclude or cancel one"
-        ));
+        return Err(SpawnError::AtLimit {
+            kind: ProcessType::Branch,
+            limit,
+        });
     }
     let process_id = ProcessId::Branch(uuid::Uuid::new_v4());
-    let stop = StopSignal::child_of(&context.closing);
-    context.processes.register(ProcessEntry {
+    let stop = StopSignal::child_of(&agent.lifecycle.closing);
+    agent.processes.register(ProcessEntry {
         process_id: process_id.clone(),
-        conversation_id: conversation_id.to_string(),
+        conversation_id: conversation.to_string(),
         description: prompt.clone(),
         status: String::new(),
         interactive: false,
@@ -48,35 +48,35 @@ pub fn spawn(
         input: None,
         waiting: false,
     });
-    context.events.publish(ProcessEvent::BranchStarted {
-        agent_id: context.agent_id.clone(),
-        conversation_id: conversation_id.to_string(),
+    agent.tool_loop.events.publish(ProcessEvent::BranchStarted {
+        agent_id: agent.config.id.clone(),
+        conversation_id: conversation.to_string(),
         process_id: process_id.clone(),
         prompt: prompt.clone(),
     });
     let span = tracing::info_span!(
         "branch",
-        agent_id = %context.agent_id,
-        conversation_id = %conversation_id,
+        agent_id = %agent.config.id,
+        conversation_id = %conversation,
         process_id = %process_id,
     );
-    let task_context = context.clone();
-    let conversation_id = conversation_id.to_string();
+    let task_agent = agent.clone();
+    let conversation = conversation.clone();
     let history = history.to_vec();
     let returned_id = process_id.clone();
-    context.tasks.spawn(
+    agent.lifecycle.tasks.spawn(
         async move {
-            let context = task_context;
+            let agent = task_agent;
             let conclusion = tokio::select! {
-                conclusion = think(&context, &process_id, &conversation_id, &results, history, &prompt) => conclusion,
+                conclusion = think(&agent, &process_id, &conversation, &results, history, &prompt) => conclusion,
                 reason = stop.stopped() => match reason {
                     StopReason::Cancelled => "the branch was cancelled before it concluded".to_string(),
                     StopReason::TimedOut(why) => format!("the branch was stopped before it concluded: {why}"),
                 },
             };
-            context.events.publish(ProcessEvent::BranchResult {
-                agent_id: context.agent_id.clone(),
-                conversation_id: conversation_id.clone(),
+            agent.tool_loop.events.publish(ProcessEvent::BranchResult {
+                agent_id: agent.config.id.clone(),
+                conversation_id: conversation.to_string(),
                 process_id: process_id.clone(),
                 conclusion: conclusion.clone(),
             });
@@ -89,7 +89,7 @@ pub fn spawn(
                 tracing::warn!("the channel is gone; the branch conclusion is only logged");
             }
             // Unregistered only once the conclusion is queued (see `Worker::finish`).
-            context.processes.remove(&process_id);
+            agent.processes.remove(&process_id);
         }
         .instrument(span),
     );
@@ -97,79 +97,50 @@ pub fn spawn(
 }
 
 async fn think(
-    context: &Arc<AgentContext>,
+    agent: &Arc<Agent>,
     process_id: &ProcessId,
-    conversation_id: &str,
+    conversation: &ConversationId,
     results: &mpsc::Sender<ChannelInput>,
     history: Vec<Message>,
     prompt: &str,
 ) -> String {
-    let system = context
-        .prompts
-        .render(
-            "branch",
-            minijinja::context! {
-                agent_name => &context.config.display_name,
-                conversation_id,
-                soul => &context.identity.soul,
-            },
-        )
-        .and_then(|branch| {
-            let guidance = context
-                .prompts
-                .render("memory_guidance", minijinja::context! {})?;
-            Ok(format!("{branch}\n\n{guidance}"))
-        })
-        .unwrap_or_else(|error| {
-            tracing::error!(%error, "cannot render the branch prompt");
-            String::new()
-        });
-    let tools = ToolSet::branch(
-        &context.prompts,
-        context.store.clone(),
-        conversation_id.to_string(),
-        context.memory.clone(),
-        MemoryOrigin {
-            source: process_id.to_string(),
-            channel_id: Some(conversation_id.to_string()),
+    let tool_loop = &agent.tool_loop;
+    let branch = tool_loop.render(
+        "branch",
+        minijinja::context! {
+            agent_name => &agent.config.display_name,
+            conversation_id => conversation.as_str(),
+            soul => &agent.identity.soul,
         },
     );
+    let guidance = tool_loop.render("memory_guidance", minijinja::context! {});
     let mut messages = history;
     messages.push(Message::user(format!("[Branch task] {prompt}")));
     let mut request = LlmRequest {
-        system,
+        system: format!("{branch}\n\n{guidance}"),
         messages,
-        tools: tools.definitions(),
+        tools: agent.tools.branch.definitions(),
     };
-    let max_turns = context.config.limits.branch_max_turns;
-    let end = turn::run::<Infallible>(
-        context,
-        process_id,
-        conversation_id,
-        &mut request,
-        &tools,
-        max_turns,
-        |effect, _, _| match effect {
-            ToolEffect::SpawnWorker { task, interactive } => {
-                match worker::spawn(context, conversation_id, results.clone(), task, interactive) {
-                    Ok(worker_id) => Handled::continue_with(ToolOutput::success(format!(
-                        "worker `{worker_id}` started; its result goes to the conversation"
-                    ))),
-                    Err(error) => Handled::continue_with(ToolOutput::error(error)),
-                }
-            }
-            ToolEffect::Reply { .. }
-            | ToolEffect::Skip { .. }
-            | ToolEffect::Branch { .. }
-            | ToolEffect::Route { .. }
-            | ToolEffect::Cancel { .. }
-            | ToolEffect::Status { .. }
-            | ToolEffect::Cron(_) => {
-                Handled::continue_with(ToolOutput::error("that tool is not available to a branch"))
-            }
-        },
-    )
-    .await;
+    let max_turns = agent.config.limits.branch_max_turns;
+    let end = tool_loop
+        .run::<BranchEffect, std::convert::Infallible>(
+            process_id,
+            conversation,
+            &mut request,
+            &agent.tools.branch,
+            max_turns,
+            |effect, _, _| match effect {
+                BranchEffect::SpawnWorker(request) => Handled::continue_with(
+                    match worker::spawn(agent, conversation, results.clone(), request) {
+                        Ok(worker_id) => CallResult::success(format!(
+                            "worker `{worker_id}` started; its result goes to the conversation"
+                        )),
+                        Err(error) => CallResult::error(error.to_string()),
+                    },
+                ),
+            },
+        )
+        .await;
     match end {
         LoopEnd::Text(text) if !text.is_empty() => text,
         LoopEnd::Text(_) => "the branch ended without a conclusion".to_string(),
@@ -177,6 +148,6 @@ async fn think(
             format!("the branch reached its limit of {max_turns} steps without a conclusion")
         }
         LoopEnd::Failed(error) => format!("the branch failed: {error}"),
-        LoopEnd::Finished(never) => match never {},
+        LoopEnd::Finished { value, .. } => match value {},
     }
 }

@@ -4,7 +4,7 @@
 
 use rig::message::{AssistantContent, Message, UserContent};
 
-use super::AgentContext;
+use super::tool_loop::ToolLoop;
 use crate::conversation::{ContextBody, ContextItem};
 use crate::event::ProcessId;
 use crate::llm::{LlmError, LlmRequest};
@@ -90,33 +90,24 @@ fn is_tool_result(body: &ContextBody) -> bool {
 }
 
 /// Writes a summary of `items` with the compactor model.
-pub async fn summarise(context: &AgentContext, items: &[ContextItem]) -> Result<String, LlmError> {
+pub async fn summarise(tool_loop: &ToolLoop, items: &[ContextItem]) -> Result<String, LlmError> {
     let transcript = items
         .iter()
         .map(|item| describe(&item.body))
         .collect::<Vec<_>>()
         .join("\n");
     let history_words = transcript.split_whitespace().count();
-    let system = context
-        .prompts
-        .render(
-            "compactor",
-            minijinja::context! { max_words => (history_words / 4).clamp(60, 800) },
-        )
-        .unwrap_or_default();
+    let system = tool_loop.render(
+        "compactor",
+        minijinja::context! { max_words => (history_words / 4).clamp(60, 800) },
+    );
     let request = LlmRequest {
         system,
         messages: vec![Message::user(transcript)],
         tools: std::sync::Arc::from([]),
     };
-    let response = context
-        .llm
-        .complete(
-            &context.config.routing,
-            &ProcessId::Compactor(context.agent_id.clone()),
-            &request,
-            &context.usage,
-        )
+    let response = tool_loop
+        .complete(&ProcessId::Compactor(tool_loop.agent_id.clone()), &request)
         .await?;
     Ok(response
         .content

@@ -15,13 +15,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::AgentContext;
-use super::processes::StopReason;
+use super::Agent;
+use super::processes::{ProcessRegistry, StopReason};
 use crate::config::CortexConfig;
-use crate::cron::schedule::format_duration;
-use crate::daemon::{TaskError, supervise};
 use crate::database::now_millis;
 use crate::event::{ProcessEvent, ProcessId, ProcessType};
+use crate::schedule::format_duration;
+use crate::supervision::{RestartPolicy, TaskError, supervise};
 
 /// Actions kept for the API.
 const ACTIONS_KEPT: usize = 100;
@@ -31,7 +31,15 @@ const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 /// Periodic upkeep the cortex runs when something changed since its last run (memory
 /// maintenance, for one). The text it returns is recorded as the cortex's action.
 pub type MaintenanceTask =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+    Arc<dyn Fn() -> BoxFuture<'static, Result<String, TaskError>> + Send + Sync>;
+
+/// A registered upkeep task and how often it may run.
+#[derive(Clone)]
+struct Upkeep {
+    name: String,
+    interval: Duration,
+    task: MaintenanceTask,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,7 +132,7 @@ struct Observed {
 pub struct CortexState {
     config: CortexConfig,
     observed: Mutex<Observed>,
-    maintenance: Mutex<Vec<(String, MaintenanceTask)>>,
+    maintenance: Mutex<Vec<Upkeep>>,
     maintaining: AtomicBool,
 }
 
@@ -138,20 +146,41 @@ impl CortexState {
         }
     }
 
-    /// Registers periodic upkeep, run every `maintenance_interval_secs` when something
-    /// changed since the last run.
-    pub fn add_maintenance(&self, name: &str, task: MaintenanceTask) {
+    /// Registers periodic upkeep, run at most every `interval` and only when something
+    /// changed since the last run. (All tasks run together, at the shortest interval.)
+    pub fn add_maintenance(&self, name: &str, interval: Duration, task: MaintenanceTask) {
         if let Ok(mut maintenance) = self.maintenance.lock() {
-            maintenance.push((name.to_string(), task));
+            maintenance.push(Upkeep {
+                name: name.to_string(),
+                interval: interval.max(Duration::from_secs(1)),
+                task,
+            });
         }
+    }
+
+    /// How often maintenance runs: the shortest interval of the registered tasks.
+    fn maintenance_interval(&self) -> Duration {
+        self.maintenance
+            .lock()
+            .ok()
+            .and_then(|maintenance| maintenance.iter().map(|upkeep| upkeep.interval).min())
+            .unwrap_or(Duration::from_secs(
+                self.config.maintenance_interval_secs.max(1),
+            ))
     }
 
     pub fn snapshot(&self) -> CortexSnapshot {
         let now = Instant::now();
         let tasks = self.maintenance.lock().map_or_else(
             |_| Vec::new(),
-            |maintenance| maintenance.iter().map(|(name, _)| name.clone()).collect(),
+            |maintenance| {
+                maintenance
+                    .iter()
+                    .map(|upkeep| upkeep.name.clone())
+                    .collect()
+            },
         );
+        let interval_secs = self.maintenance_interval().as_secs();
         let Ok(observed) = self.observed.lock() else {
             return CortexSnapshot {
                 actions: Vec::new(),
@@ -159,7 +188,7 @@ impl CortexState {
                 watching: Vec::new(),
                 maintenance: MaintenanceStatus {
                     tasks,
-                    interval_secs: self.config.maintenance_interval_secs,
+                    interval_secs,
                     pending: false,
                     last_run_at: None,
                 },
@@ -193,7 +222,7 @@ impl CortexState {
             watching,
             maintenance: MaintenanceStatus {
                 tasks,
-                interval_secs: self.config.maintenance_interval_secs,
+                interval_secs,
                 pending: observed.changed,
                 last_run_at: observed.last_maintenance,
             },
@@ -349,7 +378,7 @@ impl CortexState {
 
     /// After missed events: trust the registry for what runs, and give every process the
     /// benefit of the doubt about its progress.
-    fn lost_track(&self, context: &AgentContext) {
+    fn lost_track(&self, processes: &ProcessRegistry) {
         if let Ok(mut observed) = self.observed.lock() {
             let now = Instant::now();
             for progress in observed.processes.values_mut() {
@@ -357,12 +386,12 @@ impl CortexState {
             }
             observed.changed = true;
         }
-        self.reconcile(context);
+        self.reconcile(processes);
     }
 
     /// Matches the watched processes with the registry, the truth about what runs.
-    fn reconcile(&self, context: &AgentContext) {
-        let running = context.processes.list(None);
+    fn reconcile(&self, processes: &ProcessRegistry) {
+        let running = processes.list(None);
         let Ok(mut observed) = self.observed.lock() else {
             return;
         };
@@ -391,8 +420,8 @@ impl CortexState {
     }
 
     /// Stops what ran too long or stalled. Each process is stopped once.
-    fn enforce(&self, context: &AgentContext) {
-        self.reconcile(context);
+    fn enforce(&self, processes: &ProcessRegistry) {
+        self.reconcile(processes);
         let stall = Duration::from_secs(self.config.stall_secs);
         let branch_limit = Duration::from_secs(self.config.branch_timeout_secs);
         let Ok(mut observed) = self.observed.lock() else {
@@ -424,10 +453,7 @@ impl CortexState {
             } else {
                 continue;
             };
-            if context
-                .processes
-                .stop(process_id, StopReason::TimedOut(why.clone()))
-            {
+            if processes.stop(process_id, StopReason::TimedOut(why.clone())) {
                 progress.stopped = true;
                 actions.push(action(
                     kind,
@@ -471,58 +497,47 @@ fn action(
     }
 }
 
-/// Lines for a channel's status block: tools and models that keep failing.
-pub fn degraded(context: &AgentContext) -> Vec<String> {
-    let mut warnings = context.cortex.tool_warnings();
-    warnings.extend(
-        context
-            .llm
-            .open_breakers()
-            .into_iter()
-            .map(|breaker| breaker.describe()),
-    );
-    warnings
-}
-
 /// Starts the agent's cortex under a supervisor that restarts it if it fails.
-pub fn start(context: &Arc<AgentContext>) {
-    let span = tracing::info_span!("cortex", agent_id = %context.agent_id);
-    let task_context = context.clone();
+pub fn start(agent: &Arc<Agent>) {
+    let span = tracing::info_span!("cortex", agent_id = %agent.config.id);
+    let task_agent = agent.clone();
     supervise(
-        &context.tasks,
+        &agent.lifecycle.tasks,
         "cortex",
-        context.closing.clone(),
-        RESTART_BACKOFF,
-        move || run(task_context.clone()).instrument(span.clone()),
+        agent.lifecycle.closing.clone(),
+        RestartPolicy::from(RESTART_BACKOFF),
+        move || run(task_agent.clone()).instrument(span.clone()),
     );
 }
 
-async fn run(context: Arc<AgentContext>) -> Result<(), TaskError> {
-    let state = context.cortex.clone();
-    let mut events = context.events.subscribe();
+async fn run(agent: Arc<Agent>) -> Result<(), TaskError> {
+    let state = agent.cortex.clone();
+    let processes = &agent.processes;
+    let closing = &agent.lifecycle.closing;
+    let mut events = agent.tool_loop.events.subscribe();
     let check_every = check_interval(&state.config);
-    let maintenance_every = Duration::from_secs(state.config.maintenance_interval_secs.max(1));
+    let maintenance_every = state.maintenance_interval();
     let mut next_maintenance = Instant::now() + maintenance_every;
     // Processes started before this (re)start are found in the registry.
-    state.reconcile(&context);
+    state.reconcile(processes);
     loop {
         let next_check = state.watching().then(|| Instant::now() + check_every);
         tokio::select! {
             biased;
-            () = context.closing.cancelled() => return Ok(()),
+            () = closing.cancelled() => return Ok(()),
             received = events.recv() => match received {
                 Ok(event) => state.observe(&event),
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::warn!(skipped, "the cortex fell behind the event bus");
-                    state.lost_track(&context);
+                    state.lost_track(processes);
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },
-            () = sleep_until(next_check), if next_check.is_some() => state.enforce(&context),
+            () = sleep_until(next_check), if next_check.is_some() => state.enforce(processes),
             () = tokio::time::sleep_until(next_maintenance) => {
                 next_maintenance = Instant::now() + maintenance_every;
                 if state.take_changed() {
-                    maintain(&context, &state);
+                    maintain(&agent, &state);
                 }
             }
         }
@@ -544,8 +559,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Runs every maintenance task in the background, one run at a time.
-fn maintain(context: &AgentContext, state: &Arc<CortexState>) {
-    let tasks: Vec<(String, MaintenanceTask)> = state
+fn maintain(agent: &Agent, state: &Arc<CortexState>) {
+    let tasks: Vec<Upkeep> = state
         .maintenance
         .lock()
         .map_or_else(|_| Vec::new(), |maintenance| maintenance.clone());
@@ -553,9 +568,9 @@ fn maintain(context: &AgentContext, state: &Arc<CortexState>) {
         return;
     }
     let state = state.clone();
-    context.tasks.spawn(
+    agent.lifecycle.tasks.spawn(
         async move {
-            for (name, task) in tasks {
+            for Upkeep { name, task, .. } in tasks {
                 let result = task().await;
                 if let Ok(mut observed) = state.observed.lock() {
                     let (kind, detail) = match result {

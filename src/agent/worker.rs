@@ -9,52 +9,52 @@ use rig::message::Message;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::AgentContext;
 use super::channel::{ChannelInput, ProcessResult};
 use super::processes::{ProcessEntry, StopReason, StopSignal};
-use super::turn::{self, Handled, LoopEnd};
-use crate::database::now_millis;
+use super::tool_loop::{CallResult, Handled, LoopEnd};
+use super::{Agent, SpawnError};
+use crate::conversation_id::ConversationId;
 use crate::event::{ProcessEvent, ProcessId, ProcessType, WorkerState};
 use crate::llm::LlmRequest;
 use crate::sandbox::sandbox_available;
-use crate::tools::{ProcessScope, ToolEffect, ToolOutput, ToolSet, WorkerOutcome};
+use crate::tools::{WorkerEffect, WorkerOutcome, WorkerRequest};
 
 /// Follow-ups an interactive worker can hold before `route` reports it busy.
 const INPUT_CAPACITY: usize = 8;
 /// Times a worker that stops without `set_status` is reminded before it is failed.
 const REMINDERS: usize = 2;
 
-/// Starts a worker on `task` for the channel of `conversation_id`. The error is for the model.
+/// Starts a worker on the requested task for the channel of `conversation`.
 pub fn spawn(
-    context: &Arc<AgentContext>,
-    conversation_id: &str,
+    agent: &Arc<Agent>,
+    conversation: &ConversationId,
     results: mpsc::Sender<ChannelInput>,
-    task: String,
-    interactive: bool,
-) -> Result<ProcessId, String> {
-    let limit = context.config.limits.max_concurrent_workers;
-    if context
+    request: WorkerRequest,
+) -> Result<ProcessId, SpawnError> {
+    let WorkerRequest { task, interactive } = request;
+    let limit = agent.config.limits.max_concurrent_workers;
+    if agent
         .processes
-        .count(conversation_id, ProcessType::Worker)
+        .count(conversation.as_str(), ProcessType::Worker)
         >= limit
     {
-        return Err(format!(
-            "{limit} workers are already running in this conversation (the limit); wait for \
-             one to finish or cancel one"
-        ));
+        return Err(SpawnError::AtLimit {
+            kind: ProcessType::Worker,
+            limit,
+        });
     }
     let id = uuid::Uuid::new_v4();
     let process_id = ProcessId::Worker(id);
-    let stop = StopSignal::child_of(&context.closing);
+    let stop = StopSignal::child_of(&agent.lifecycle.closing);
     let (input, input_receiver) = if interactive {
         let (sender, receiver) = mpsc::channel(INPUT_CAPACITY);
         (Some(sender), Some(receiver))
     } else {
         (None, None)
     };
-    context.processes.register(ProcessEntry {
+    agent.processes.register(ProcessEntry {
         process_id: process_id.clone(),
-        conversation_id: conversation_id.to_string(),
+        conversation_id: conversation.to_string(),
         description: task.clone(),
         status: String::new(),
         interactive,
@@ -63,32 +63,32 @@ pub fn spawn(
         input,
         waiting: false,
     });
-    context.events.publish(ProcessEvent::WorkerStarted {
-        agent_id: context.agent_id.clone(),
-        conversation_id: conversation_id.to_string(),
+    agent.tool_loop.events.publish(ProcessEvent::WorkerStarted {
+        agent_id: agent.config.id.clone(),
+        conversation_id: conversation.to_string(),
         process_id: process_id.clone(),
         task: task.clone(),
         interactive,
     });
     let span = tracing::info_span!(
         "worker",
-        agent_id = %context.agent_id,
-        conversation_id = %conversation_id,
+        agent_id = %agent.config.id,
+        conversation_id = %conversation,
         process_id = %process_id,
     );
     let worker = Worker {
-        context: context.clone(),
+        agent: agent.clone(),
         id,
         process_id: process_id.clone(),
-        conversation_id: conversation_id.to_string(),
+        conversation: conversation.clone(),
         task,
         interactive,
         results,
         input: input_receiver,
     };
-    context.tasks.spawn(
+    agent.lifecycle.tasks.spawn(
         async move {
-            let timeout = Duration::from_secs(worker.context.config.limits.worker_timeout_secs);
+            let timeout = Duration::from_secs(worker.agent.config.limits.worker_timeout_secs);
             worker.run(stop, timeout).await;
         }
         .instrument(span),
@@ -97,10 +97,10 @@ pub fn spawn(
 }
 
 struct Worker {
-    context: Arc<AgentContext>,
+    agent: Arc<Agent>,
     id: uuid::Uuid,
     process_id: ProcessId,
-    conversation_id: String,
+    conversation: ConversationId,
     task: String,
     interactive: bool,
     results: mpsc::Sender<ChannelInput>,
@@ -111,24 +111,14 @@ impl Worker {
     /// Runs the worker to its one terminal state and delivers it, once.
     async fn run(mut self, stop: StopSignal, timeout: Duration) {
         self.record_start().await;
-        let tools = ToolSet::worker(
-            &self.context.prompts,
-            self.context.workspace.clone(),
-            ProcessScope {
-                agent_id: self.context.agent_id.clone(),
-                conversation_id: self.conversation_id.clone(),
-                process_id: self.process_id.clone(),
-                events: self.context.events.clone(),
-            },
-        );
         let mut request = LlmRequest {
             system: self.system_prompt(),
             messages: vec![Message::user(self.task.clone())],
-            tools: tools.definitions(),
+            tools: self.agent.tools.worker.definitions(),
         };
         let mut input = self.input.take();
         let (state, result) = tokio::select! {
-            outcome = self.work(&mut request, &tools, input.as_mut()) => outcome,
+            outcome = self.work(&mut request, input.as_mut()) => outcome,
             reason = stop.stopped() => match reason {
                 StopReason::Cancelled => (WorkerState::Cancelled, "the worker was cancelled".to_string()),
                 StopReason::TimedOut(why) => (WorkerState::TimedOut, why),
@@ -142,30 +132,23 @@ impl Worker {
     }
 
     fn system_prompt(&self) -> String {
-        self.context
-            .prompts
-            .render(
-                "worker",
-                minijinja::context! {
-                    agent_name => &self.context.config.display_name,
-                    workspace => self.context.workspace.root().display().to_string(),
-                    sandboxed => sandbox_available(),
-                    interactive => self.interactive,
-                },
-            )
-            .unwrap_or_else(|error| {
-                tracing::error!(%error, "cannot render the worker prompt");
-                String::new()
-            })
+        self.agent.tool_loop.render(
+            "worker",
+            minijinja::context! {
+                agent_name => &self.agent.config.display_name,
+                workspace => self.agent.workspace.root().display().to_string(),
+                sandboxed => sandbox_available(),
+                interactive => self.interactive,
+            },
+        )
     }
 
     async fn work(
         &self,
         request: &mut LlmRequest,
-        tools: &ToolSet,
         mut input: Option<&mut mpsc::Receiver<String>>,
     ) -> (WorkerState, String) {
-        let max_turns = self.context.config.limits.worker_max_turns;
+        let max_turns = self.agent.config.limits.worker_max_turns;
         let mut reminders = 0;
         loop {
             let used = request
@@ -180,21 +163,29 @@ impl Worker {
                     format!("the worker did not finish within {max_turns} steps"),
                 );
             }
-            let end = turn::run(
-                &self.context,
-                &self.process_id,
-                &self.conversation_id,
-                request,
-                tools,
-                remaining,
-                |effect, output, _| self.handle(effect, output),
-            )
-            .await;
+            let end = self
+                .agent
+                .tool_loop
+                .run(
+                    &self.process_id,
+                    &self.conversation,
+                    request,
+                    &self.agent.tools.worker,
+                    remaining,
+                    |effect, result, _| self.handle(effect, result),
+                )
+                .await;
             match end {
-                LoopEnd::Finished((WorkerOutcome::Succeeded, message)) => {
+                LoopEnd::Finished {
+                    value: (WorkerOutcome::Succeeded, message),
+                    ..
+                } => {
                     return (WorkerState::Succeeded, message);
                 }
-                LoopEnd::Finished((WorkerOutcome::Failed, message)) => {
+                LoopEnd::Finished {
+                    value: (WorkerOutcome::Failed, message),
+                    ..
+                } => {
                     return (WorkerState::Failed, message);
                 }
                 LoopEnd::Failed(error) => {
@@ -222,7 +213,7 @@ impl Worker {
                         {
                             return (WorkerState::Cancelled, "the channel is gone".to_string());
                         }
-                        let processes = &self.context.processes;
+                        let processes = &self.agent.processes;
                         processes.set_waiting(&self.process_id, true);
                         let follow_up = input.recv().await;
                         processes.set_waiting(&self.process_id, false);
@@ -251,48 +242,39 @@ impl Worker {
         }
     }
 
-    fn handle(&self, effect: ToolEffect, output: ToolOutput) -> Handled<(WorkerOutcome, String)> {
+    fn handle(&self, effect: WorkerEffect, result: CallResult) -> Handled<(WorkerOutcome, String)> {
         match effect {
-            ToolEffect::Status { message, outcome } => {
-                self.context
-                    .processes
-                    .set_status(&self.process_id, &message);
-                self.context.events.publish(ProcessEvent::WorkerStatus {
-                    agent_id: self.context.agent_id.clone(),
-                    conversation_id: self.conversation_id.clone(),
-                    process_id: self.process_id.clone(),
-                    status: message.clone(),
-                });
+            WorkerEffect::Status { message, outcome } => {
+                self.agent.processes.set_status(&self.process_id, &message);
+                self.agent
+                    .tool_loop
+                    .events
+                    .publish(ProcessEvent::WorkerStatus {
+                        agent_id: self.agent.config.id.clone(),
+                        conversation_id: self.conversation.to_string(),
+                        process_id: self.process_id.clone(),
+                        status: message.clone(),
+                    });
                 match outcome {
-                    Some(outcome) => Handled::finish(output, (outcome, message)),
-                    None => Handled::continue_with(output),
+                    Some(outcome) => Handled::finish(result, (outcome, message)),
+                    None => Handled::continue_with(result),
                 }
-            }
-            ToolEffect::Reply { .. }
-            | ToolEffect::Skip { .. }
-            | ToolEffect::Branch { .. }
-            | ToolEffect::SpawnWorker { .. }
-            | ToolEffect::Route { .. }
-            | ToolEffect::Cancel { .. }
-            | ToolEffect::Cron(_) => {
-                Handled::continue_with(ToolOutput::error("that tool is not available to a worker"))
             }
         }
     }
 
     async fn record_start(&self) {
-        let result = sqlx::query(
-            "INSERT INTO worker_runs (id, conversation_id, task, interactive, state, started_at)
-             VALUES (?, ?, ?, ?, 'running', ?)",
-        )
-        .bind(self.id.to_string())
-        .bind(&self.conversation_id)
-        .bind(&self.task)
-        .bind(self.interactive)
-        .bind(now_millis())
-        .execute(&self.context.pool)
-        .await;
-        if let Err(error) = result {
+        let recorded = self
+            .agent
+            .stores
+            .record_worker_start(
+                &self.id.to_string(),
+                self.conversation.as_str(),
+                &self.task,
+                self.interactive,
+            )
+            .await;
+        if let Err(error) = recorded {
             tracing::error!(%error, "cannot record the worker run");
         }
     }
@@ -301,29 +283,26 @@ impl Worker {
     /// the channel's inbox before the worker leaves the registry, so a channel that finds no
     /// process running has every result queued.
     async fn finish(&self, state: WorkerState, result: String, transcript: &[Message]) {
-        let context = &self.context;
+        let agent = &self.agent;
         tracing::info!(state = state.as_str(), "worker finished");
         let transcript = serde_json::to_string(transcript).unwrap_or_default();
-        let recorded = sqlx::query(
-            "UPDATE worker_runs SET state = ?, result = ?, transcript = ?, ended_at = ? WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(&result)
-        .bind(transcript)
-        .bind(now_millis())
-        .bind(self.id.to_string())
-        .execute(&context.pool)
-        .await;
+        let recorded = agent
+            .stores
+            .record_worker_end(&self.id.to_string(), state.as_str(), &result, &transcript)
+            .await;
         if let Err(error) = recorded {
             tracing::error!(%error, "cannot record the worker outcome");
         }
-        context.events.publish(ProcessEvent::WorkerComplete {
-            agent_id: context.agent_id.clone(),
-            conversation_id: self.conversation_id.clone(),
-            process_id: self.process_id.clone(),
-            state,
-            result: result.clone(),
-        });
+        agent
+            .tool_loop
+            .events
+            .publish(ProcessEvent::WorkerComplete {
+                agent_id: agent.config.id.clone(),
+                conversation_id: self.conversation.to_string(),
+                process_id: self.process_id.clone(),
+                state,
+                result: result.clone(),
+            });
         let finished = ProcessResult::WorkerFinished {
             process_id: self.process_id.clone(),
             task: self.task.clone(),
@@ -338,6 +317,6 @@ impl Worker {
         {
             tracing::warn!("the channel is gone; the worker outcome is only recorded");
         }
-        context.processes.remove(&self.process_id);
+        agent.processes.remove(&self.process_id);
     }
 }

@@ -12,7 +12,7 @@ pub async fn show(
     Path(agent_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let agent = find_agent(&state, &agent_id)?;
-    let snapshot = agent.context().cortex.snapshot();
+    let snapshot = agent.runtime.cortex();
     let mut value = serde_json::to_value(&snapshot).map_err(ApiError::internal)?;
     value["model_breakers"] = json!(state.llm.open_breakers());
     Ok(Json(value))

@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, find_agent};
 use crate::cron::scheduler::HISTORY_SHOWN;
-use crate::cron::{CronError, CronService, JobDraft, JobRecord, JobSource, Switch, format_instant};
+use crate::cron::{CronError, CronService, JobRecord, JobSource, Switch};
+use crate::schedule::{JobDraft, format_instant};
 
 impl From<CronError> for ApiError {
     fn from(error: CronError) -> Self {
         let status = match &error {
-            CronError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            CronError::Invalid(_) => StatusCode::BAD_REQUEST,
             CronError::NotFound(_) => StatusCode::NOT_FOUND,
             CronError::Exists(_) | CronError::FromConfig(_) => StatusCode::CONFLICT,
             CronError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -43,7 +44,7 @@ pub async fn list(
     State(state): State<ApiState>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let service = &find_agent(&state, &agent_id)?.context().cron;
+    let service = &find_agent(&state, &agent_id)?.cron;
     let mut jobs = Vec::new();
     for job in service.list().await? {
         let mut value = view(service, &job);
@@ -63,7 +64,7 @@ pub async fn create(
     Path(agent_id): Path<String>,
     Json(draft): Json<JobDraft>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let service = &find_agent(&state, &agent_id)?.context().cron;
+    let service = &find_agent(&state, &agent_id)?.cron;
     let job = service.create(draft, JobSource::Api, None).await?;
     Ok((
         StatusCode::CREATED,
@@ -75,7 +76,7 @@ pub async fn show(
     State(state): State<ApiState>,
     Path((agent_id, job_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let service = &find_agent(&state, &agent_id)?.context().cron;
+    let service = &find_agent(&state, &agent_id)?.cron;
     let job = service.get(&job_id).await?;
     let executions = service
         .store()
@@ -91,7 +92,7 @@ pub async fn delete(
     State(state): State<ApiState>,
     Path((agent_id, job_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let service = &find_agent(&state, &agent_id)?.context().cron;
+    let service = &find_agent(&state, &agent_id)?.cron;
     service.delete(&job_id).await?;
     Ok(Json(json!({ "deleted": job_id })))
 }
@@ -100,7 +101,7 @@ pub async fn run(
     State(state): State<ApiState>,
     Path((agent_id, job_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let service = &find_agent(&state, &agent_id)?.context().cron;
+    let service = &find_agent(&state, &agent_id)?.cron;
     let execution = service.trigger(&job_id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -128,7 +129,7 @@ async fn switch(
     job_id: &str,
     switch: Switch,
 ) -> Result<Json<Value>, ApiError> {
-    let service = &find_agent(state, agent_id)?.context().cron;
+    let service = &find_agent(state, agent_id)?.cron;
     let job = service.switch(job_id, switch).await?;
     Ok(Json(json!({ "job": view(service, &job) })))
 }

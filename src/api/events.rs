@@ -25,11 +25,11 @@ pub async fn stream(
     Query(query): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let receivers: Vec<_> = match &query.agent {
-        Some(agent_id) => vec![find_agent(&state, agent_id)?.context().events.subscribe()],
+        Some(agent_id) => vec![find_agent(&state, agent_id)?.runtime.subscribe()],
         None => state
             .agents
             .values()
-            .map(|agent| agent.context().events.subscribe())
+            .map(|entry| entry.runtime.subscribe())
             .collect(),
     };
     let conversation = query.conversation;

@@ -48,8 +48,8 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let agent = find_agent(&state, &agent_id)?;
     let (memories, total) = agent
-        .context()
-        .memory
+        .runtime
+        .memory()
         .list(
             memory_type(query.memory_type.as_deref())?,
             query.order.unwrap_or_default(),
@@ -88,7 +88,7 @@ pub async fn create(
         channel_id: None,
         associations: request.associations,
     };
-    let outcome = agent.context().memory.save(memory).await?;
+    let outcome = agent.runtime.memory().save(memory).await?;
     let status = if outcome.merged {
         StatusCode::OK
     } else {
@@ -124,7 +124,7 @@ pub async fn search(
             None => RecallMode::Hybrid,
         },
     };
-    let result = agent.context().memory.recall(&recall).await?;
+    let result = agent.runtime.memory().recall(&recall).await?;
     Ok(Json(json!(result)))
 }
 
@@ -133,7 +133,7 @@ pub async fn get(
     Path((agent_id, memory_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let agent = find_agent(&state, &agent_id)?;
-    let store = &agent.context().memory;
+    let store = &agent.runtime.memory();
     let memory = store.get(&memory_id).await?;
     let associations = store.associations(&memory_id).await?;
     Ok(Json(
@@ -146,6 +146,6 @@ pub async fn forget(
     Path((agent_id, memory_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let agent = find_agent(&state, &agent_id)?;
-    let memory = agent.context().memory.forget(&memory_id).await?;
+    let memory = agent.runtime.memory().forget(&memory_id).await?;
     Ok(Json(json!({"forgotten": true, "memory": memory})))
 }

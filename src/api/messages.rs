@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, find_agent};
-use crate::agent::RouteOutcome;
-use crate::messaging::InboundMessage;
+use crate::conversation_id::ConversationId;
+use crate::message::InboundMessage;
+use crate::messaging::Receipt;
 
 /// How long a waiting caller is kept before it is told to look at the conversation later.
 const DEFAULT_WAIT_SECS: u64 = 300;
@@ -42,35 +43,47 @@ pub async fn send_message(
     Path(agent_id): Path<String>,
     Json(request): Json<SendMessage>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let agent = find_agent(&state, &agent_id)?;
+    find_agent(&state, &agent_id)?;
     if request.content.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "`content` is empty"));
     }
-    let conversation_id = portal_conversation(request.conversation.as_deref().unwrap_or("api"))?;
+    let conversation = portal_conversation(request.conversation.as_deref().unwrap_or("api"))?;
     let mut message = InboundMessage::new(
-        conversation_id.clone(),
+        conversation.clone(),
         request.sender.unwrap_or_else(|| "user".to_string()),
         request.content,
     );
+    message.agent = Some(agent_id);
     message.platform_message_id = request.idempotency_key;
     message.is_direct = !request.group;
     let message_id = message.id.clone();
-    let mut waiter = request
-        .wait
-        .then(|| state.messaging.portal().wait_for(&message_id));
-    match agent.route(message).await? {
-        RouteOutcome::Duplicate => {
+    let portal = state.messaging.portal();
+    let mut waiter = request.wait.then(|| portal.wait_for(&message_id));
+    match portal.submit(message).await? {
+        Receipt::Stored { .. } => {}
+        Receipt::Duplicate => {
             return Ok((
                 StatusCode::OK,
-                Json(json!({"duplicate": true, "conversation_id": conversation_id})),
+                Json(json!({"duplicate": true, "conversation_id": conversation})),
             ));
         }
-        RouteOutcome::Accepted { .. } => {}
+        Receipt::Answered { text } => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"conversation_id": conversation, "reply": text, "command": true})),
+            ));
+        }
+        Receipt::Ignored => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"conversation_id": conversation, "ignored": true})),
+            ));
+        }
     }
     let Some(waiter) = waiter.as_mut() else {
         return Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"message_id": message_id, "conversation_id": conversation_id})),
+            Json(json!({"message_id": message_id, "conversation_id": conversation})),
         ));
     };
     let timeout = Duration::from_secs(request.timeout_secs.unwrap_or(DEFAULT_WAIT_SECS));
@@ -79,7 +92,7 @@ pub async fn send_message(
             StatusCode::OK,
             Json(json!({
                 "message_id": message_id,
-                "conversation_id": conversation_id,
+                "conversation_id": conversation,
                 "reply": reply.content,
             })),
         )),
@@ -100,21 +113,9 @@ pub async fn send_message(
 }
 
 /// `portal:{name}` from a client-chosen name (or a full `portal:` id).
-pub fn portal_conversation(name: &str) -> Result<String, ApiError> {
-    let name = name.strip_prefix("portal:").unwrap_or(name);
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || "-_.@:".contains(character));
-    if valid {
-        Ok(format!("portal:{name}"))
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "a conversation name is 1-128 characters of letters, digits and - _ . @ :",
-        ))
-    }
+pub fn portal_conversation(name: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::portal(name)
+        .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, error.reason))
 }
 
 pub async fn list_conversations(
@@ -122,12 +123,7 @@ pub async fn list_conversations(
     Path(agent_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let agent = find_agent(&state, &agent_id)?;
-    let conversations = agent
-        .context()
-        .store
-        .list()
-        .await
-        .map_err(ApiError::internal)?;
+    let conversations = agent.runtime.conversations().await?;
     Ok(Json(json!({ "conversations": conversations })))
 }
 
@@ -144,11 +140,9 @@ pub async fn list_messages(
 ) -> Result<Json<Value>, ApiError> {
     let agent = find_agent(&state, &agent_id)?;
     let messages = agent
-        .context()
-        .store
-        .recent(&conversation_id, query.limit.unwrap_or(100).min(10_000))
-        .await
-        .map_err(ApiError::internal)?;
+        .runtime
+        .transcript(&conversation_id, query.limit.unwrap_or(100).min(10_000))
+        .await?;
     Ok(Json(
         json!({ "conversation_id": conversation_id, "messages": messages }),
     ))
@@ -159,7 +153,5 @@ pub async fn list_processes(
     Path(agent_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let agent = find_agent(&state, &agent_id)?;
-    Ok(Json(
-        json!({ "processes": agent.context().processes.list(None) }),
-    ))
+    Ok(Json(json!({ "processes": agent.runtime.processes(None) })))
 }

@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 
 use super::messages::portal_conversation;
 use super::{ApiError, ApiState};
-use rig::message::Message;
 
-use crate::conversation::{ContextBody, MessageStatus, NewMessage, Role, TurnRecord};
-use crate::messaging::{InboundMessage, new_message_id};
+use crate::conversation::Role;
+use crate::conversation_id::ConversationId;
+use crate::message::InboundMessage;
+use crate::messaging::Receipt;
 
 const CONVERSATION_HEADER: &str = "x-spacebot-conversation";
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -74,21 +75,25 @@ pub async fn chat_completions(
         .model
         .strip_prefix("spacebot/")
         .unwrap_or(&request.model);
-    let agent = state.agents.get(agent_id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "model `{}` names no agent; use one of: {}",
-                request.model,
-                state
-                    .agents
-                    .keys()
-                    .map(|id| format!("spacebot/{id}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
+    let agent = state
+        .agents
+        .get(agent_id)
+        .map(|entry| &entry.runtime)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "model `{}` names no agent; use one of: {}",
+                    request.model,
+                    state
+                        .agents
+                        .keys()
+                        .map(|id| format!("spacebot/{id}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
     let Some((last, earlier)) = request.messages.split_last() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -107,38 +112,61 @@ pub async fn chat_completions(
         .and_then(|value| value.to_str().ok())
         .map(str::to_string)
         .or_else(|| request.user.clone());
-    let conversation_id = match &named {
+    let conversation = match &named {
         Some(name) => portal_conversation(name)?,
         None => {
             // A stateless client sends the whole history each time: keep it as the context of
             // a fresh conversation.
-            let conversation_id = format!("portal:openai-{}", uuid::Uuid::new_v4());
-            seed_history(&agent.context().store, &conversation_id, earlier).await?;
-            conversation_id
+            let conversation = ConversationId::portal(&format!("openai-{}", uuid::Uuid::new_v4()))
+                .map_err(|error| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+                })?;
+            let history: Vec<(Role, String)> = earlier
+                .iter()
+                .filter_map(|message| {
+                    let role = match message.role.as_str() {
+                        "user" => Role::User,
+                        "assistant" => Role::Assistant,
+                        // System prompts belong to the agent's identity files.
+                        _ => return None,
+                    };
+                    Some((role, message.text()))
+                })
+                .collect();
+            agent.seed_history(&conversation, &history).await?;
+            conversation
         }
     };
-    let message = InboundMessage::new(
-        conversation_id,
+    let mut message = InboundMessage::new(
+        conversation,
         request.user.as_deref().unwrap_or("user"),
         content,
     );
+    message.agent = Some(agent.id().to_string());
     let message_id = message.id.clone();
-    let mut waiter = state.messaging.portal().wait_for(&message_id);
-    agent.route(message).await?;
-    let reply = match tokio::time::timeout(ANSWER_TIMEOUT, waiter.reply()).await {
-        Ok(Some(reply)) => reply.content.unwrap_or_default(),
-        Ok(None) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the daemon is shutting down; the message will be answered after it restarts",
-            ));
-        }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the agent did not answer in time",
-            ));
-        }
+    let portal = state.messaging.portal();
+    let mut waiter = portal.wait_for(&message_id);
+    let reply = match portal.submit(message).await? {
+        Receipt::Answered { text } => Some(text),
+        Receipt::Stored { .. } | Receipt::Duplicate | Receipt::Ignored => None,
+    };
+    let reply = match reply {
+        Some(text) => text,
+        None => match tokio::time::timeout(ANSWER_TIMEOUT, waiter.reply()).await {
+            Ok(Some(reply)) => reply.content.unwrap_or_default(),
+            Ok(None) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the daemon is shutting down; the message will be answered after it restarts",
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the agent did not answer in time",
+                ));
+            }
+        },
     };
     let id = format!("chatcmpl-{message_id}");
     let created = chrono::Utc::now().timestamp();
@@ -158,63 +186,6 @@ pub async fn chat_completions(
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }))
     .into_response())
-}
-
-async fn seed_history(
-    store: &crate::conversation::ConversationStore,
-    conversation_id: &str,
-    messages: &[ChatMessage],
-) -> Result<(), ApiError> {
-    let mut context = Vec::new();
-    for message in messages {
-        let text = message.text();
-        let (role, status, sender, llm_message) = match message.role.as_str() {
-            "user" => (
-                Role::User,
-                MessageStatus::Answered,
-                "user",
-                Message::user(text.clone()),
-            ),
-            "assistant" => (
-                Role::Assistant,
-                MessageStatus::Sent,
-                "assistant",
-                Message::assistant(text.clone()),
-            ),
-            // System prompts belong to the agent's identity files, not to the transcript.
-            _ => continue,
-        };
-        if text.is_empty() {
-            continue;
-        }
-        store
-            .insert(
-                &NewMessage {
-                    id: &new_message_id(),
-                    conversation_id,
-                    role,
-                    sender,
-                    content: &text,
-                    platform_message_id: None,
-                    status,
-                },
-                false,
-            )
-            .await
-            .map_err(ApiError::internal)?;
-        context.push(ContextBody::Message(llm_message));
-    }
-    store
-        .record_turn(&TurnRecord {
-            conversation_id,
-            reply: None,
-            answered: &[],
-            answered_status: MessageStatus::Answered,
-            context,
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(())
 }
 
 /// The whole answer as a chat.completion.chunk stream: role, content, stop, `[DONE]`.

@@ -12,11 +12,11 @@ pub async fn health() -> Json<Value> {
 
 pub async fn status(State(state): State<ApiState>) -> Json<Value> {
     let mut agents = Vec::with_capacity(state.agents.len());
-    for agent in state.agents.values() {
+    for entry in state.agents.values() {
+        let agent = &entry.runtime;
         let mut value = serde_json::to_value(agent.status()).unwrap_or_default();
-        let context = agent.context();
         // Jobs the daemon disabled say why (failures in a row, ran once).
-        match context.cron.list().await {
+        match entry.cron.list().await {
             Ok(jobs) => {
                 let disabled: Vec<Value> = jobs
                     .iter()
@@ -27,7 +27,7 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
             }
             Err(error) => tracing::error!(%error, agent_id = %agent.id(), "cannot list cron jobs"),
         }
-        value["degraded"] = json!(crate::agent::cortex::degraded(context));
+        value["degraded"] = json!(agent.degraded());
         agents.push(value);
     }
     Json(json!({
@@ -47,6 +47,10 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
 }
 
 pub async fn agents(State(state): State<ApiState>) -> Json<Value> {
-    let agents: Vec<_> = state.agents.values().map(|agent| agent.status()).collect();
+    let agents: Vec<_> = state
+        .agents
+        .values()
+        .map(|entry| entry.runtime.status())
+        .collect();
     Json(json!({ "agents": agents }))
 }

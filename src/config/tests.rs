@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::{Config, ConfigError, DEFAULT_CONFIG, ModelId, ProviderKind};
-use crate::cron::ScheduleSpec;
+use crate::conversation_id::Platform;
+use crate::schedule::ScheduleSpec;
 
 const EXAMPLE_CONFIG: &str = include_str!("../../config/example.toml");
 
@@ -442,8 +443,18 @@ fn agent_routing_merges_over_defaults() {
 
 #[test]
 fn bindings_need_a_known_agent_and_platform() {
-    let config = parse("[[bindings]]\nagent = \"main\"\nplatform = \"portal\"\n");
-    assert_eq!(config.bindings[0].platform, "portal");
+    let config = parse("[[bindings]]\nagent = \"main\"\nplatform = \"telegram\"\n");
+    assert_eq!(config.bindings[0].platform, Platform::Telegram);
+    for platform in ["portal", "webhook", "cron"] {
+        let (line, _, key, message) = invalid(&format!(
+            "[[bindings]]\nagent = \"main\"\nplatform = \"{platform}\"\n"
+        ));
+        assert_eq!(
+            (line, key.as_str()),
+            (3, "bindings[0].platform"),
+            "{message}"
+        );
+    }
     assert!(!config.bindings[0].require_mention);
     let (line, _, key, message) =
         invalid("[[bindings]]\nagent = \"ghost\"\nplatform = \"slack\"\n");
@@ -536,7 +547,8 @@ fn memory_selects_the_embedder() {
             download_url: super::DEFAULT_MODEL_DOWNLOAD_URL.to_string(),
         }
     );
-    assert_eq!(local.memory.maintenance_interval_secs, 60);
+    assert_eq!(local.memory.maintenance_interval_secs, Some(60));
+    assert_eq!(local.agents[0].memory_maintenance_secs, 60);
     assert_eq!(
         parse("[memory]\nembedder = \"none\"\n").memory.embedder,
         EmbedderConfig::None

@@ -11,13 +11,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::schedule::{Due, due, format_duration};
 use super::store::{ExecutionRecord, ExecutionState, Finish, JobRecord, Trigger};
-use super::{FAILURES_BEFORE_DISABLE, RunReport};
-use crate::agent::AgentRuntime;
-use crate::daemon::{TaskError, supervise};
+use super::{CronHost, CronService, FAILURES_BEFORE_DISABLE, HostError, RunReport};
+use crate::conversation_id::ConversationId;
 use crate::database::now_millis;
-use crate::messaging::{InboundMessage, MessageLocation, new_message_id};
+use crate::message::InboundMessage;
+use crate::schedule::{Due, due, format_duration};
+use crate::supervision::{RestartPolicy, TaskError, supervise};
 
 /// A job task re-reads its job at least this often while it waits, so wall-clock jumps and
 /// daylight-saving changes are noticed.
@@ -30,54 +30,55 @@ pub const HISTORY_SHOWN: usize = 20;
 /// Starts the supervised task of a job; it ends when `stop` is cancelled or the job is
 /// disabled or deleted.
 pub(super) fn spawn_job(
-    runtime: Arc<AgentRuntime>,
+    service: Arc<CronService>,
+    host: Arc<dyn CronHost>,
     job_id: String,
     generation: u64,
     stop: CancellationToken,
 ) {
-    let context = runtime.context();
-    let tasks = context.tasks.clone();
-    let agent_id = context.agent_id.clone();
-    let watcher = runtime.clone();
+    let tasks = service.tasks().clone();
+    let agent_id = service.agent_id().to_string();
+    let watcher = service.clone();
     let watched_stop = stop.clone();
     let watched_id = job_id.clone();
     supervise(
         &tasks,
         "cron job",
         stop.clone(),
-        RESTART_BACKOFF,
+        RestartPolicy::from(RESTART_BACKOFF),
         move || {
-            let runtime = runtime.clone();
+            let service = service.clone();
+            let host = host.clone();
             let job_id = job_id.clone();
             let stop = stop.clone();
             let span = tracing::info_span!("cron_job", agent_id = %agent_id, job_id = %job_id);
-            async move { job_loop(&runtime, &job_id, &stop).await }.instrument(span)
+            async move { job_loop(&service, host.as_ref(), &job_id, &stop).await }.instrument(span)
         },
     );
     // Forget the job's stop switch once its task has ended for good.
     tasks.spawn(async move {
         watched_stop.cancelled().await;
-        watcher.context().cron.forget(&watched_id, generation);
+        watcher.forget(&watched_id, generation);
     });
 }
 
 /// Starts one run (a manual trigger) as its own task.
 pub(super) fn spawn_run(
-    runtime: Arc<AgentRuntime>,
+    service: Arc<CronService>,
+    host: Arc<dyn CronHost>,
     job: JobRecord,
     execution: ExecutionRecord,
     stop: CancellationToken,
 ) {
-    let tasks = runtime.context().tasks.clone();
     let span = tracing::info_span!(
         "cron_run",
-        agent_id = %runtime.context().agent_id,
+        agent_id = %service.agent_id(),
         job_id = %job.id,
         conversation_id = %execution.conversation_id,
     );
-    tasks.spawn(
+    service.tasks().clone().spawn(
         async move {
-            run(&runtime, &job, &execution, &stop).await;
+            run(&service, host.as_ref(), &job, &execution, &stop).await;
         }
         .instrument(span),
     );
@@ -88,12 +89,11 @@ fn instant(millis: i64) -> DateTime<Utc> {
 }
 
 async fn job_loop(
-    runtime: &Arc<AgentRuntime>,
+    cron: &CronService,
+    host: &dyn CronHost,
     job_id: &str,
     stop: &CancellationToken,
 ) -> Result<(), TaskError> {
-    let context = runtime.context();
-    let cron = &context.cron;
     let store = cron.store();
     loop {
         if stop.is_cancelled() {
@@ -110,7 +110,7 @@ async fn job_loop(
             Ok(timing) => timing,
             Err(message) => {
                 tracing::error!(%message, "job cannot be scheduled; disabling it");
-                store.disable(job_id, &message, now_ms).await?;
+                store.disable(job_id, &message.to_string(), now_ms).await?;
                 stop.cancel();
                 return Ok(());
             }
@@ -184,7 +184,9 @@ async fn job_loop(
                         "cron_run",
                         conversation_id = %execution.conversation_id,
                     );
-                    run(runtime, &job, &execution, stop).instrument(span).await;
+                    run(cron, host, &job, &execution, stop)
+                        .instrument(span)
+                        .await;
                 }
             }
         }
@@ -194,45 +196,59 @@ async fn job_loop(
 /// How a run ended, before it is recorded.
 enum RunEnd {
     /// The conversation settled; the last answer (or failure) of its turns, if any.
-    Settled(Option<Result<String, String>>),
+    Settled(Option<LastAnswer>),
     TimedOut,
     Cancelled,
     Interrupted,
     NotStarted(String),
 }
 
+/// What the last turn of a settled run came to.
+enum LastAnswer {
+    Text(String),
+    Failed(String),
+}
+
 /// Fires a job once and records the execution. The outcome goes to the target at most once.
 async fn run(
-    runtime: &Arc<AgentRuntime>,
+    cron: &CronService,
+    host: &dyn CronHost,
     job: &JobRecord,
     execution: &ExecutionRecord,
     stop: &CancellationToken,
 ) {
-    let context = runtime.context();
-    let cron = &context.cron;
-    let conversation_id = &execution.conversation_id;
     let timeout = Duration::from_secs(u64::try_from(job.timeout_secs).unwrap_or(1).max(1));
     tracing::info!(trigger = ?execution.trigger, "cron job firing");
-    let mut reports = cron.board().open(conversation_id);
-    let end = match runtime.route(firing_message(runtime, job, execution)).await {
+    let conversation = match ConversationId::parse(&execution.conversation_id) {
+        Ok(conversation) => conversation,
+        Err(error) => {
+            tracing::error!(%error, "the run's conversation id cannot be read");
+            return;
+        }
+    };
+    let mut reports = cron.board().open(&conversation);
+    let end = match host
+        .fire(firing_message(cron, job, execution, &conversation))
+        .await
+    {
         Err(error) => RunEnd::NotStarted(error.to_string()),
-        Ok(_) => tokio::select! {
+        Ok(()) => tokio::select! {
             end = settle(&mut reports) => end,
             () = tokio::time::sleep(timeout) => RunEnd::TimedOut,
-            () = stop.cancelled() => if context.closing.is_cancelled() {
+            () = stop.cancelled() => if cron.closing().is_cancelled() {
                 RunEnd::Interrupted
             } else {
                 RunEnd::Cancelled
             },
         },
     };
-    cron.board().close(conversation_id);
-    runtime.close_conversation(conversation_id).await;
+    cron.board().close(&conversation);
+    host.close(&conversation).await;
 
     let mut delivered = false;
     let (state, outcome, error) = match end {
-        RunEnd::Settled(Some(Ok(text))) => match &job.delivery_target {
-            Some(target) => match deliver(runtime, target, &text).await {
+        RunEnd::Settled(Some(LastAnswer::Text(text))) => match &job.delivery_target {
+            Some(target) => match deliver(host, target, &text).await {
                 Ok(()) => {
                     delivered = true;
                     (ExecutionState::Succeeded, Some(text), None)
@@ -245,7 +261,9 @@ async fn run(
             },
             None => (ExecutionState::Succeeded, Some(text), None),
         },
-        RunEnd::Settled(Some(Err(error))) => (ExecutionState::Failed, None, Some(error)),
+        RunEnd::Settled(Some(LastAnswer::Failed(error))) => {
+            (ExecutionState::Failed, None, Some(error))
+        }
         RunEnd::Settled(None) => (ExecutionState::Succeeded, None, None),
         RunEnd::TimedOut => (
             ExecutionState::TimedOut,
@@ -280,7 +298,7 @@ async fn run(
     match cron.store().finish(execution, &finish, now_millis()).await {
         Ok(finished) if finished.disabled_now => {
             if let Some(job) = &finished.job {
-                announce_disabled(runtime, job).await;
+                announce_disabled(host, job).await;
             }
         }
         Ok(_) => {}
@@ -290,18 +308,18 @@ async fn run(
 
 /// The message a firing starts its conversation with.
 fn firing_message(
-    runtime: &AgentRuntime,
+    cron: &CronService,
     job: &JobRecord,
     execution: &ExecutionRecord,
+    conversation: &ConversationId,
 ) -> InboundMessage {
-    let context = runtime.context();
     let schedule = job
         .spec()
-        .timing(context.cron.zone())
+        .timing(cron.zone())
         .map(|timing| timing.cadence.describe())
         .unwrap_or_default();
-    let content = context
-        .prompts
+    let content = cron
+        .prompts()
         .render(
             "cron",
             minijinja::context! {
@@ -316,16 +334,10 @@ fn firing_message(
             tracing::error!(%error, "cannot render the cron prompt; sending the job's prompt alone");
             job.prompt.clone()
         });
-    InboundMessage {
-        id: new_message_id(),
-        conversation_id: execution.conversation_id.clone(),
-        sender: "cron".to_string(),
-        content,
-        platform_message_id: Some(execution.id.clone()),
-        mentions_bot: true,
-        is_direct: true,
-        location: MessageLocation::default(),
-    }
+    let mut message = InboundMessage::new(conversation.clone(), "cron", content);
+    message.platform_message_id = Some(execution.id.clone());
+    message.mentions_bot = true;
+    message
 }
 
 /// Collects the conversation's answers until it settles.
@@ -333,8 +345,8 @@ async fn settle(reports: &mut mpsc::UnboundedReceiver<RunReport>) -> RunEnd {
     let mut last = None;
     while let Some(report) = reports.recv().await {
         match report {
-            RunReport::Answer(text) => last = Some(Ok(text)),
-            RunReport::Failed(error) => last = Some(Err(error)),
+            RunReport::Answer(text) => last = Some(LastAnswer::Text(text)),
+            RunReport::Failed(error) => last = Some(LastAnswer::Failed(error)),
             RunReport::Skipped => {}
             RunReport::Settled => return RunEnd::Settled(last),
         }
@@ -342,23 +354,15 @@ async fn settle(reports: &mut mpsc::UnboundedReceiver<RunReport>) -> RunEnd {
     RunEnd::Settled(last)
 }
 
-/// Sends text to a target conversation through the retried outbound path, then records it
-/// there (transcript, context, event), so that conversation knows what it was sent.
-async fn deliver(runtime: &AgentRuntime, target: &str, text: &str) -> Result<(), String> {
-    let context = runtime.context();
-    context
-        .messaging
-        .send_to(target, text)
-        .await
-        .map_err(|error| error.to_string())?;
-    if let Err(error) = runtime.announce(target, text).await {
-        tracing::error!(%error, %target, "delivered, but not recorded in the target conversation");
-    }
-    Ok(())
+/// Sends text to a target conversation through the agent (the retried outbound path), which
+/// records it there too, so that conversation knows what it was sent.
+async fn deliver(host: &dyn CronHost, target: &str, text: &str) -> Result<(), HostError> {
+    let target = ConversationId::parse(target)?;
+    host.announce(&target, text).await
 }
 
 /// Tells the job's target that the job was disabled after failing repeatedly.
-async fn announce_disabled(runtime: &AgentRuntime, job: &JobRecord) {
+async fn announce_disabled(host: &dyn CronHost, job: &JobRecord) {
     let reason = job
         .disabled_reason
         .as_deref()
@@ -372,7 +376,7 @@ async fn announce_disabled(runtime: &AgentRuntime, job: &JobRecord) {
          enable {}` once the cause is fixed.",
         job.id, job.id
     );
-    if let Err(error) = deliver(runtime, target, &notice).await {
+    if let Err(error) = deliver(host, target, &notice).await {
         tracing::error!(%error, %target, "cannot tell the target that the job was disabled");
     }
 }

@@ -1,14 +1,15 @@
-//! The `Adapter` trait every chat platform implements, the handle through which an adapter
-//! hands inbound messages to the manager, adapter errors, and adapter health.
+//! The `Adapter` trait every platform implements (the chat platforms and the portal),
+//! adapter errors, and adapter health.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::InboundMessage;
+use super::inbound::{Inbound, InboundError};
+use crate::conversation_id::{ConversationId, Platform};
+use crate::message::OutboundResponse;
 
 /// Why an adapter call failed, and whether trying again can help.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,26 +38,36 @@ impl AdapterError {
         AdapterError::Permanent(message.into())
     }
 
-    /// A conversation id this adapter cannot address.
-    pub fn bad_conversation(conversation_id: &str) -> Self {
-        AdapterError::Permanent(format!("malformed conversation id `{conversation_id}`"))
+    /// A conversation this adapter cannot address.
+    pub fn bad_conversation(conversation: &ConversationId) -> Self {
+        AdapterError::Permanent(format!(
+            "conversation `{conversation}` is not one this platform can address"
+        ))
     }
 }
 
-/// A chat platform. The manager runs `start` as a supervised task (an `Err` means the
-/// connection was lost, and it is started again with capped exponential backoff), sends
-/// replies through `respond` (already split to `message_limit`, retried on transient errors)
-/// and keeps `typing` alive while a turn runs.
+/// A message the daemon could not take is one the platform should deliver again.
+impl From<InboundError> for AdapterError {
+    fn from(error: InboundError) -> Self {
+        AdapterError::transient(error.to_string())
+    }
+}
+
+/// A platform. The manager runs `start` as a supervised task (an `Err` means the connection
+/// was lost, and it is started again with capped exponential backoff), sends answers through
+/// `respond` (already split to `message_limit`, retried on transient errors) and keeps
+/// `typing` alive while a turn runs.
 #[async_trait::async_trait]
 pub trait Adapter: Send + Sync + 'static {
-    /// The conversation id prefix this adapter owns, e.g. `telegram`.
-    fn name(&self) -> &'static str;
+    /// The platform whose conversations this adapter carries.
+    fn platform(&self) -> Platform;
 
     /// The longest message the platform accepts, in UTF-16 code units.
     fn message_limit(&self) -> usize;
 
-    /// How often the typing indicator must be refreshed to stay visible.
-    fn typing_interval(&self) -> Duration;
+    /// How often the typing indicator must be refreshed to stay visible; `None` for a
+    /// platform that shows none.
+    fn typing_interval(&self) -> Option<Duration>;
 
     /// Connects and hands every inbound message to `inbound` until `stop` is cancelled
     /// (`Ok`) or the connection is lost (`Err`). Reports `inbound.connected()` once connected.
@@ -66,18 +77,17 @@ pub trait Adapter: Send + Sync + 'static {
     /// `reply_to` when given and the platform allows it.
     async fn respond(
         &self,
-        conversation_id: &str,
+        conversation: &ConversationId,
         text: &str,
         reply_to: Option<&str>,
     ) -> Result<(), AdapterError>;
 
     /// Shows the typing indicator once; the manager refreshes it every `typing_interval`.
-    async fn typing(&self, conversation_id: &str) -> Result<(), AdapterError>;
+    async fn typing(&self, conversation: &ConversationId) -> Result<(), AdapterError>;
 
-    /// A proactive message, not answering anything (cron results, notices).
-    async fn broadcast(&self, conversation_id: &str, text: &str) -> Result<(), AdapterError> {
-        self.respond(conversation_id, text, None).await
-    }
+    /// The turn that sent `response` is recorded (the portal releases the callers waiting
+    /// for it now).
+    fn recorded(&self, _response: &OutboundResponse) {}
 
     /// Releases connections at daemon shutdown, after the last reply was sent.
     async fn shutdown(&self) {}
@@ -148,51 +158,5 @@ impl Health {
         if let Ok(mut status) = self.inner.lock() {
             status.state = state;
         }
-    }
-}
-
-/// One inbound message on its way to the manager, with the channel on which the manager
-/// says whether it was stored.
-pub struct InboundEnvelope {
-    pub message: InboundMessage,
-    pub stored: oneshot::Sender<Result<(), String>>,
-}
-
-/// What an adapter holds to hand messages to the manager and report its connection.
-#[derive(Clone)]
-pub struct Inbound {
-    sender: mpsc::Sender<InboundEnvelope>,
-    health: Health,
-}
-
-impl Inbound {
-    pub fn new(sender: mpsc::Sender<InboundEnvelope>, health: Health) -> Self {
-        Self { sender, health }
-    }
-
-    /// Hands a message to the manager and waits until it is stored (or handled, or
-    /// deliberately ignored). Only after `Ok` may a platform that redelivers (Telegram
-    /// offsets, Slack envelopes) be told the message was received.
-    pub async fn deliver(&self, message: InboundMessage) -> Result<(), AdapterError> {
-        let (stored, outcome) = oneshot::channel();
-        self.sender
-            .send(InboundEnvelope { message, stored })
-            .await
-            .map_err(|_| AdapterError::transient("the daemon is no longer taking messages"))?;
-        match outcome.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(AdapterError::transient(error)),
-            Err(_) => Err(AdapterError::transient(
-                "the daemon stopped before storing the message",
-            )),
-        }
-    }
-
-    pub fn connected(&self) {
-        self.health.connected();
-    }
-
-    pub fn reconnecting(&self, error: impl Into<String>) {
-        self.health.reconnecting(error);
     }
 }

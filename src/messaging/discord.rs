@@ -16,9 +16,12 @@ use serenity::all::{
 use serenity::http::HttpError;
 use tokio_util::sync::CancellationToken;
 
-use super::adapter::{Adapter, AdapterError, Inbound};
-use super::{InboundMessage, MessageLocation, MessagingError};
+use super::MessagingError;
+use super::adapter::{Adapter, AdapterError};
+use super::inbound::Inbound;
 use crate::config::DiscordConfig;
+use crate::conversation_id::{ConversationId, Place, Platform};
+use crate::message::InboundMessage;
 
 pub const MESSAGE_LIMIT: usize = 2000;
 /// Discord shows "typing" for 10 s after a trigger.
@@ -60,19 +63,9 @@ impl DiscordAdapter {
     }
 
     /// The channel a conversation's messages go to.
-    async fn channel_of(&self, conversation_id: &str) -> Result<ChannelId, AdapterError> {
-        let scope = conversation_id
-            .strip_prefix("discord:")
-            .ok_or_else(|| AdapterError::bad_conversation(conversation_id))?;
-        let parse = |id: &str| {
-            id.parse::<u64>()
-                .ok()
-                .filter(|id| *id != 0)
-                .ok_or_else(|| AdapterError::bad_conversation(conversation_id))
-        };
-        match scope.split_once(':') {
-            Some(("dm", user)) => {
-                let user = parse(user)?;
+    async fn channel_of(&self, conversation: &ConversationId) -> Result<ChannelId, AdapterError> {
+        match conversation.place() {
+            Place::DiscordDirect { user } => {
                 let known = self
                     .shared
                     .dm_channels
@@ -91,8 +84,8 @@ impl DiscordAdapter {
                 }
                 Ok(channel.id)
             }
-            Some((_guild, channel)) => Ok(ChannelId::new(parse(channel)?)),
-            None => Err(AdapterError::bad_conversation(conversation_id)),
+            Place::DiscordChannel { channel, .. } => Ok(ChannelId::new(channel)),
+            _ => Err(AdapterError::bad_conversation(conversation)),
         }
     }
 }
@@ -143,7 +136,7 @@ impl Handler {
             return None;
         }
         let author = message.author.id.get();
-        let (conversation_id, is_direct, location) = match message.guild_id {
+        let (conversation, is_direct, thread_parent) = match message.guild_id {
             None => {
                 if !self.shared.dm_allowed_users.contains(&author.to_string()) {
                     tracing::info!(
@@ -155,11 +148,7 @@ impl Handler {
                 if let Ok(mut channels) = self.shared.dm_channels.lock() {
                     channels.insert(author, message.channel_id);
                 }
-                (
-                    format!("discord:dm:{author}"),
-                    true,
-                    MessageLocation::default(),
-                )
+                (ConversationId::discord_direct(author), true, None)
             }
             Some(guild) => {
                 let parent = context.cache.guild(guild).and_then(|guild| {
@@ -177,15 +166,10 @@ impl Handler {
                         })
                         .and_then(|thread| thread.parent_id)
                 });
-                let location = MessageLocation {
-                    server_id: Some(guild.to_string()),
-                    channel_id: Some(message.channel_id.to_string()),
-                    parent_channel_id: parent.map(|parent| parent.to_string()),
-                };
                 (
-                    format!("discord:{guild}:{}", message.channel_id),
+                    ConversationId::discord_channel(guild.get(), message.channel_id.get()),
                     false,
-                    location,
+                    parent.map(|parent| parent.to_string()),
                 )
             }
         };
@@ -204,7 +188,7 @@ impl Handler {
             .as_ref()
             .is_some_and(|referenced| Some(referenced.author.id) == bot);
         let mut inbound = InboundMessage::new(
-            conversation_id,
+            conversation,
             message
                 .author
                 .global_name
@@ -216,7 +200,7 @@ impl Handler {
         inbound.is_direct = is_direct;
         inbound.mentions_bot = replied_to_bot
             || bot.is_some_and(|bot| message.mentions.iter().any(|user| user.id == bot));
-        inbound.location = location;
+        inbound.thread_parent = thread_parent;
         Some(inbound)
     }
 }
@@ -260,16 +244,16 @@ impl EventHandler for Handler {
 
 #[async_trait::async_trait]
 impl Adapter for DiscordAdapter {
-    fn name(&self) -> &'static str {
-        "discord"
+    fn platform(&self) -> Platform {
+        Platform::Discord
     }
 
     fn message_limit(&self) -> usize {
         MESSAGE_LIMIT
     }
 
-    fn typing_interval(&self) -> Duration {
-        TYPING_INTERVAL
+    fn typing_interval(&self) -> Option<Duration> {
+        Some(TYPING_INTERVAL)
     }
 
     async fn start(&self, inbound: Inbound, stop: CancellationToken) -> Result<(), AdapterError> {
@@ -307,11 +291,11 @@ impl Adapter for DiscordAdapter {
 
     async fn respond(
         &self,
-        conversation_id: &str,
+        conversation: &ConversationId,
         text: &str,
         reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
-        let channel = self.channel_of(conversation_id).await?;
+        let channel = self.channel_of(conversation).await?;
         let mut message = CreateMessage::new()
             .content(text)
             .allowed_mentions(CreateAllowedMentions::new().replied_user(false));
@@ -328,8 +312,8 @@ impl Adapter for DiscordAdapter {
             .map_err(classify)
     }
 
-    async fn typing(&self, conversation_id: &str) -> Result<(), AdapterError> {
-        let channel = self.channel_of(conversation_id).await?;
+    async fn typing(&self, conversation: &ConversationId) -> Result<(), AdapterError> {
+        let channel = self.channel_of(conversation).await?;
         channel
             .broadcast_typing(&*self.http)
             .await

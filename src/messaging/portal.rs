@@ -1,12 +1,20 @@
-//! The portal: conversations held through the daemon's own HTTP API and web chat. Callers that
-//! wait for an answer register a waiter keyed by the inbound message id.
+//! The portal: conversations held through the daemon's own HTTP API (the CLI, the web chat,
+//! the OpenAI-compatible endpoint). It is an adapter like the others: its messages go in
+//! through the same `Inbound` handle, and answers come out through the same outbox. Callers
+//! that wait for an answer register a waiter by the message id; it is released once the turn
+//! that answers is recorded, so the transcript they read next already holds it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
-use super::{OutboundContent, OutboundResponse};
+use super::adapter::{Adapter, AdapterError};
+use super::inbound::{Inbound, InboundError, Receipt};
+use crate::conversation_id::{ConversationId, Platform};
+use crate::message::{InboundMessage, OutboundContent, OutboundResponse};
 
 /// The answer to one portal message: text, or `None` when the agent skipped.
 #[derive(Debug, Clone)]
@@ -19,11 +27,26 @@ type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<PortalReply>>>>;
 #[derive(Default)]
 pub struct Portal {
     waiters: Waiters,
+    /// Where submitted messages go; attached when messaging starts.
+    inbound: OnceLock<Inbound>,
 }
 
 impl Portal {
-    /// Registers interest in the answer to `message_id`. Register before routing the message,
-    /// so a fast answer cannot be missed.
+    /// Connects the portal to the daemon's inbound path.
+    pub(super) fn attach(&self, inbound: Inbound) {
+        if self.inbound.set(inbound).is_err() {
+            tracing::warn!("the portal was attached twice; keeping the first");
+        }
+    }
+
+    /// Hands a message in, like any platform does, and says what became of it.
+    pub async fn submit(&self, message: InboundMessage) -> Result<Receipt, InboundError> {
+        let inbound = self.inbound.get().ok_or(InboundError::NotReady)?;
+        inbound.deliver(message).await
+    }
+
+    /// Registers interest in the answer to `message_id`. Register before submitting the
+    /// message, so a fast answer cannot be missed.
     pub fn wait_for(&self, message_id: &str) -> PortalWaiter {
         let (sender, receiver) = oneshot::channel();
         if let Ok(mut waiters) = self.waiters.lock() {
@@ -42,13 +65,52 @@ impl Portal {
             waiters.clear();
         }
     }
+}
+
+#[async_trait::async_trait]
+impl Adapter for Portal {
+    fn platform(&self) -> Platform {
+        Platform::Portal
+    }
+
+    /// Callers get the whole answer at once.
+    fn message_limit(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Callers see no typing indicator; the event stream shows a turn's progress.
+    fn typing_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Nothing to connect to: the portal is up while the daemon is.
+    async fn start(&self, inbound: Inbound, stop: CancellationToken) -> Result<(), AdapterError> {
+        inbound.connected();
+        stop.cancelled().await;
+        Ok(())
+    }
+
+    /// Nothing to send: the caller hears the answer once the turn is recorded (`recorded`),
+    /// and streams read the event bus.
+    async fn respond(
+        &self,
+        _conversation: &ConversationId,
+        _text: &str,
+        _reply_to: Option<&str>,
+    ) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    async fn typing(&self, _conversation: &ConversationId) -> Result<(), AdapterError> {
+        Ok(())
+    }
 
     /// Hands the answer to the callers waiting for the messages it answers.
-    pub(super) fn release(&self, response: &OutboundResponse) {
+    fn recorded(&self, response: &OutboundResponse) {
         let reply = PortalReply {
             content: match &response.content {
-                OutboundContent::Text(text) => Some(text.clone()),
                 OutboundContent::Skip => None,
+                content => content.text().map(str::to_string),
             },
         };
         let Ok(mut waiters) = self.waiters.lock() else {

@@ -16,9 +16,12 @@ use slack_morphism::prelude::*;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_util::sync::CancellationToken;
 
-use super::adapter::{Adapter, AdapterError, Inbound};
-use super::{InboundMessage, MessageLocation, MessagingError};
+use super::MessagingError;
+use super::adapter::{Adapter, AdapterError};
+use super::inbound::Inbound;
 use crate::config::SlackConfig;
+use crate::conversation_id::{ConversationId, Place, Platform};
+use crate::message::InboundMessage;
 
 /// Slack truncates longer texts; 4000 is its recommended maximum for readable messages.
 pub const MESSAGE_LIMIT: usize = 4000;
@@ -167,26 +170,23 @@ impl SlackAdapter {
         }
         let channel = origin.channel.as_ref()?.value().to_string();
         let ts = origin.ts.value().to_string();
-        let conversation_id = match origin.thread_ts.as_ref().map(|thread| thread.value()) {
-            Some(thread) if *thread != ts => format!("slack:{team}:{channel}:{thread}"),
-            _ => format!("slack:{team}:{channel}"),
-        };
+        let thread = origin
+            .thread_ts
+            .as_ref()
+            .map(|thread| thread.value().as_str())
+            .filter(|thread| *thread != ts);
+        let conversation = ConversationId::slack(&team, &channel, thread);
         let mentions_bot = text.contains(&format!("<@{}>", identity.user_id))
             || text.contains(&format!("<@{}|", identity.user_id));
         let content = self.resolve_mentions(&text).await;
         let sender = self.user_name(&user).await;
-        let mut inbound = InboundMessage::new(conversation_id, sender, content);
+        let mut inbound = InboundMessage::new(conversation, sender, content);
         inbound.platform_message_id = Some(ts);
         inbound.mentions_bot = mentions_bot;
         inbound.is_direct = origin
             .channel_type
             .as_ref()
             .is_some_and(|kind| kind.value() == "im");
-        inbound.location = MessageLocation {
-            server_id: Some(team),
-            channel_id: Some(channel),
-            parent_channel_id: None,
-        };
         Some(inbound)
     }
 
@@ -244,21 +244,16 @@ impl SlackAdapter {
                     command.text.unwrap_or_default()
                 );
                 let mut message = InboundMessage::new(
-                    format!(
-                        "slack:{}:{}",
+                    ConversationId::slack(
                         command.team_id.value(),
-                        command.channel_id.value()
+                        command.channel_id.value(),
+                        None,
                     ),
                     self.user_name(command.user_id.value()).await,
                     text.trim(),
                 );
                 message.platform_message_id = Some(command.trigger_id.value().to_string());
                 message.mentions_bot = true;
-                message.location = MessageLocation {
-                    server_id: Some(command.team_id.value().to_string()),
-                    channel_id: Some(command.channel_id.value().to_string()),
-                    parent_channel_id: None,
-                };
                 if let Err(error) = inbound.deliver(message).await {
                     tracing::error!(%error, "a Slack command could not be handled");
                 }
@@ -268,19 +263,19 @@ impl SlackAdapter {
         }
     }
 
-    /// Parses `slack:{team}:{channel}[:{thread_ts}]`.
-    fn target(conversation_id: &str) -> Result<(SlackChannelId, Option<SlackTs>), AdapterError> {
-        let mut parts = conversation_id
-            .strip_prefix("slack:")
-            .ok_or_else(|| AdapterError::bad_conversation(conversation_id))?
-            .splitn(3, ':');
-        let _team = parts.next();
-        let channel = parts
-            .next()
-            .filter(|channel| !channel.is_empty())
-            .ok_or_else(|| AdapterError::bad_conversation(conversation_id))?;
-        let thread = parts.next().map(|thread| SlackTs::new(thread.to_string()));
-        Ok((SlackChannelId::new(channel.to_string()), thread))
+    /// The channel and thread of a Slack conversation.
+    fn target(
+        conversation: &ConversationId,
+    ) -> Result<(SlackChannelId, Option<SlackTs>), AdapterError> {
+        match conversation.place() {
+            Place::Slack {
+                channel, thread, ..
+            } => Ok((
+                SlackChannelId::new(channel.to_string()),
+                thread.map(|thread| SlackTs::new(thread.to_string())),
+            )),
+            _ => Err(AdapterError::bad_conversation(conversation)),
+        }
     }
 }
 
@@ -372,16 +367,16 @@ fn convert_links(line: &str) -> String {
 
 #[async_trait::async_trait]
 impl Adapter for SlackAdapter {
-    fn name(&self) -> &'static str {
-        "slack"
+    fn platform(&self) -> Platform {
+        Platform::Slack
     }
 
     fn message_limit(&self) -> usize {
         MESSAGE_LIMIT
     }
 
-    fn typing_interval(&self) -> Duration {
-        TYPING_INTERVAL
+    fn typing_interval(&self) -> Option<Duration> {
+        Some(TYPING_INTERVAL)
     }
 
     async fn start(&self, inbound: Inbound, stop: CancellationToken) -> Result<(), AdapterError> {
@@ -446,13 +441,13 @@ impl Adapter for SlackAdapter {
 
     async fn respond(
         &self,
-        conversation_id: &str,
+        conversation: &ConversationId,
         text: &str,
         _reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
         // Top-level messages get top-level answers (a new thread would be a new
         // conversation); thread conversations are answered in their thread.
-        let (channel, thread) = Self::target(conversation_id)?;
+        let (channel, thread) = Self::target(conversation)?;
         let mut request = SlackApiChatPostMessageRequest::new(
             channel,
             SlackMessageContent::new().with_text(markdown_to_mrkdwn(text)),
@@ -467,8 +462,8 @@ impl Adapter for SlackAdapter {
     }
 
     /// Slack shows a bot's "typing" only in threads, as the assistant thread status.
-    async fn typing(&self, conversation_id: &str) -> Result<(), AdapterError> {
-        let (channel, Some(thread)) = Self::target(conversation_id)? else {
+    async fn typing(&self, conversation: &ConversationId) -> Result<(), AdapterError> {
+        let (channel, Some(thread)) = Self::target(conversation)? else {
             return Ok(());
         };
         let request = SlackApiAssistantThreadsSetStatusRequest::new(

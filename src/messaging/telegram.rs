@@ -14,9 +14,12 @@ use teloxide::types::{
 use teloxide::{ApiError, Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
-use super::adapter::{Adapter, AdapterError, Inbound};
-use super::{InboundMessage, MessageLocation, MessagingError};
+use super::MessagingError;
+use super::adapter::{Adapter, AdapterError};
+use super::inbound::Inbound;
 use crate::config::TelegramConfig;
+use crate::conversation_id::{ConversationId, Place, Platform};
+use crate::message::InboundMessage;
 
 /// Telegram's limit on a message's text, after entity parsing.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -80,9 +83,8 @@ impl TelegramAdapter {
             );
             return None;
         }
-        let chat_id = message.chat.id.0.to_string();
         let mut inbound = InboundMessage::new(
-            format!("telegram:{chat_id}"),
+            ConversationId::telegram(message.chat.id.0),
             from.username
                 .as_ref()
                 .map_or_else(|| from.full_name(), |username| format!("@{username}")),
@@ -91,11 +93,6 @@ impl TelegramAdapter {
         inbound.platform_message_id = Some(message.id.0.to_string());
         inbound.is_direct = is_direct;
         inbound.mentions_bot = mentions(message, identity);
-        inbound.location = MessageLocation {
-            server_id: None,
-            channel_id: Some(chat_id),
-            parent_channel_id: None,
-        };
         Some(inbound)
     }
 
@@ -129,12 +126,11 @@ fn mentions(message: &Message, identity: &Identity) -> bool {
     by_entity || by_reply
 }
 
-fn chat_of(conversation_id: &str) -> Result<ChatId, AdapterError> {
-    conversation_id
-        .strip_prefix("telegram:")
-        .and_then(|chat| chat.parse().ok())
-        .map(ChatId)
-        .ok_or_else(|| AdapterError::bad_conversation(conversation_id))
+fn chat_of(conversation: &ConversationId) -> Result<ChatId, AdapterError> {
+    match conversation.place() {
+        Place::Telegram { chat } => Ok(ChatId(chat)),
+        _ => Err(AdapterError::bad_conversation(conversation)),
+    }
 }
 
 /// Sorts teloxide errors into retryable and not.
@@ -172,16 +168,16 @@ fn classify(error: RequestError) -> AdapterError {
 
 #[async_trait::async_trait]
 impl Adapter for TelegramAdapter {
-    fn name(&self) -> &'static str {
-        "telegram"
+    fn platform(&self) -> Platform {
+        Platform::Telegram
     }
 
     fn message_limit(&self) -> usize {
         MESSAGE_LIMIT
     }
 
-    fn typing_interval(&self) -> Duration {
-        TYPING_INTERVAL
+    fn typing_interval(&self) -> Option<Duration> {
+        Some(TYPING_INTERVAL)
     }
 
     async fn start(&self, inbound: Inbound, stop: CancellationToken) -> Result<(), AdapterError> {
@@ -230,11 +226,11 @@ impl Adapter for TelegramAdapter {
 
     async fn respond(
         &self,
-        conversation_id: &str,
+        conversation: &ConversationId,
         text: &str,
         reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
-        let chat = chat_of(conversation_id)?;
+        let chat = chat_of(conversation)?;
         let reply = reply_to
             .and_then(|id| id.parse().ok())
             .map(|id| ReplyParameters::new(MessageId(id)).allow_sending_without_reply());
@@ -248,7 +244,7 @@ impl Adapter for TelegramAdapter {
         match html.await {
             Ok(_) => Ok(()),
             Err(RequestError::Api(ApiError::CantParseEntities(description))) => {
-                tracing::warn!(%description, %conversation_id, "Telegram rejected the HTML; sending plain text");
+                tracing::warn!(%description, %conversation, "Telegram rejected the HTML; sending plain text");
                 let mut plain = self.bot.send_message(chat, text);
                 if let Some(reply) = reply {
                     plain = plain.reply_parameters(reply);
@@ -259,8 +255,8 @@ impl Adapter for TelegramAdapter {
         }
     }
 
-    async fn typing(&self, conversation_id: &str) -> Result<(), AdapterError> {
-        let chat = chat_of(conversation_id)?;
+    async fn typing(&self, conversation: &ConversationId) -> Result<(), AdapterError> {
+        let chat = chat_of(conversation)?;
         self.bot
             .send_chat_action(chat, ChatAction::Typing)
             .await

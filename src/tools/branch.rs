@@ -1,22 +1,21 @@
 //! `branch`: fork the channel into a thinking branch.
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, parse_arguments};
+use super::{ChannelEffect, Tool, ToolCall, ToolOutput};
 
 pub struct Branch;
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     prompt: String,
 }
 
-impl Tool for Branch {
-    fn name(&self) -> &'static str {
-        "branch"
-    }
+impl Tool<ChannelEffect> for Branch {
+    type Arguments = Arguments;
+    const NAME: &'static str = "branch";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/branch.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -26,17 +25,13 @@ impl Tool for Branch {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) if arguments.prompt.trim().is_empty() => {
-                    ToolOutput::error("`prompt` is empty")
-                }
-                Ok(arguments) => ToolOutput::effect(ToolEffect::Branch {
-                    prompt: arguments.prompt.trim().to_string(),
-                }),
-                Err(output) => output,
-            }
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<ChannelEffect> {
+        let prompt = arguments.prompt.trim();
+        if prompt.is_empty() {
+            return ToolOutput::error("`prompt` is empty");
+        }
+        ToolOutput::effect(ChannelEffect::Branch {
+            prompt: prompt.to_string(),
         })
     }
 }

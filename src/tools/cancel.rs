@@ -1,22 +1,21 @@
 //! `cancel`: stop a running branch or worker.
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, parse_arguments};
+use super::{ChannelEffect, Tool, ToolCall, ToolOutput};
 
 pub struct Cancel;
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     process_id: String,
 }
 
-impl Tool for Cancel {
-    fn name(&self) -> &'static str {
-        "cancel"
-    }
+impl Tool<ChannelEffect> for Cancel {
+    type Arguments = Arguments;
+    const NAME: &'static str = "cancel";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/cancel.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -26,14 +25,9 @@ impl Tool for Cancel {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => ToolOutput::effect(ToolEffect::Cancel {
-                    process_id: arguments.process_id,
-                }),
-                Err(output) => output,
-            }
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<ChannelEffect> {
+        ToolOutput::effect(ChannelEffect::Cancel {
+            process_id: arguments.process_id,
         })
     }
 }

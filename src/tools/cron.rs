@@ -1,29 +1,48 @@
-//! `cron`: a channel creates, lists and deletes scheduled jobs. The tool only reads the
-//! request; the channel applies it with `apply`, which knows the conversation (the default
-//! delivery target).
+//! `cron`: a channel creates, lists and deletes the agent's scheduled jobs. The jobs
+//! themselves live behind `CronJobs`, which the cron service implements; a job created here
+//! delivers to the conversation that asked unless it names another.
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, parse_arguments};
-use crate::cron::{CronService, JobDraft, JobRecord, JobSource, is_cron_conversation};
+use super::{Tool, ToolCall, ToolOutput};
+use crate::conversation_id::{ConversationId, Platform};
+use crate::schedule::JobDraft;
 
-pub struct Cron;
+/// Why the jobs could not do what the tool asked; the message is for the model.
+pub type JobsError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What the model asked of the `cron` tool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CronRequest {
-    Create(Box<JobDraft>),
-    List,
-    Delete { id: String },
+/// The agent's scheduled jobs, as the `cron` tool uses them. Each call returns text for the
+/// model.
+#[async_trait::async_trait]
+pub trait CronJobs: Send + Sync {
+    /// Validates and stores a job that delivers to `target` unless the draft names one;
+    /// returns a line describing it.
+    async fn create(
+        &self,
+        draft: JobDraft,
+        target: Option<&ConversationId>,
+    ) -> Result<String, JobsError>;
+    /// A line per job.
+    async fn list(&self) -> Result<Vec<String>, JobsError>;
+    async fn delete(&self, id: &str) -> Result<(), JobsError>;
+}
+
+pub struct Cron {
+    jobs: Arc<dyn CronJobs>,
+}
+
+impl Cron {
+    pub fn new(jobs: Arc<dyn CronJobs>) -> Self {
+        Self { jobs }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Action {
+pub enum Action {
     Create,
     List,
     Delete,
@@ -31,7 +50,7 @@ enum Action {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Arguments {
+pub struct Arguments {
     action: Action,
     #[serde(default)]
     id: Option<String>,
@@ -53,10 +72,10 @@ struct Arguments {
     run_once: Option<bool>,
 }
 
-impl Tool for Cron {
-    fn name(&self) -> &'static str {
-        "cron"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for Cron {
+    type Arguments = Arguments;
+    const NAME: &'static str = "cron";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/cron.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -77,127 +96,62 @@ impl Tool for Cron {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let request = match arguments.action {
-                Action::List => CronRequest::List,
-                Action::Delete => match arguments.id {
-                    Some(id) if !id.trim().is_empty() => CronRequest::Delete {
-                        id: id.trim().to_string(),
-                    },
-                    _ => return ToolOutput::error("`delete` needs the job's `id`"),
-                },
-                Action::Create => {
-                    let Some(prompt) = arguments.prompt else {
-                        return ToolOutput::error(
-                            "`create` needs a `prompt`: what to do each time the job fires",
-                        );
-                    };
-                    CronRequest::Create(Box::new(JobDraft {
-                        id: arguments.id,
-                        prompt,
-                        cron: arguments.cron,
-                        every: arguments.every,
-                        timezone: arguments.timezone,
-                        delivery_target: arguments.delivery_target,
-                        active_hours: arguments.active_hours,
-                        timeout: arguments.timeout,
-                        enabled: None,
-                        run_once: arguments.run_once,
-                    }))
-                }
-            };
-            ToolOutput::effect(ToolEffect::Cron(request))
-        })
-    }
-}
-
-/// Carries out a `cron` request for the channel of `conversation_id`.
-pub async fn apply(
-    service: Arc<CronService>,
-    request: CronRequest,
-    conversation_id: String,
-) -> ToolOutput {
-    match request {
-        CronRequest::Create(draft) => {
-            // A scheduled run's own conversation has nobody to deliver to.
-            let default_target =
-                (!is_cron_conversation(&conversation_id)).then_some(conversation_id.as_str());
-            if draft.delivery_target.is_none() && default_target.is_none() {
-                return ToolOutput::error(
-                    "this scheduled run has no conversation of its own to deliver to; give \
-                     `delivery_target`",
-                );
-            }
-            match service
-                .create(*draft, JobSource::Tool, default_target)
-                .await
-            {
-                Ok(job) => ToolOutput::success(format!("created {}", describe(&service, &job))),
+    async fn call(&self, call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        match arguments.action {
+            Action::List => match self.jobs.list().await {
+                Ok(jobs) if jobs.is_empty() => ToolOutput::success("there are no scheduled jobs"),
+                Ok(jobs) => ToolOutput::success(
+                    jobs.iter()
+                        .map(|job| format!("- {job}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
                 Err(error) => ToolOutput::error(error.to_string()),
+            },
+            Action::Delete => {
+                let Some(id) = arguments.id.filter(|id| !id.trim().is_empty()) else {
+                    return ToolOutput::error("`delete` needs the job's `id`");
+                };
+                let id = id.trim();
+                match self.jobs.delete(id).await {
+                    Ok(()) => {
+                        ToolOutput::success(format!("deleted job `{id}`; it will not fire again"))
+                    }
+                    Err(error) => ToolOutput::error(error.to_string()),
+                }
+            }
+            Action::Create => {
+                let Some(prompt) = arguments.prompt else {
+                    return ToolOutput::error(
+                        "`create` needs a `prompt`: what to do each time the job fires",
+                    );
+                };
+                // A scheduled run's own conversation has nobody to deliver to.
+                let origin =
+                    (call.conversation.platform() != Platform::Cron).then_some(call.conversation);
+                if arguments.delivery_target.is_none() && origin.is_none() {
+                    return ToolOutput::error(
+                        "this scheduled run has no conversation of its own to deliver to; give \
+                         `delivery_target`",
+                    );
+                }
+                let draft = JobDraft {
+                    id: arguments.id,
+                    prompt,
+                    cron: arguments.cron,
+                    every: arguments.every,
+                    timezone: arguments.timezone,
+                    delivery_target: arguments.delivery_target,
+                    active_hours: arguments.active_hours,
+                    timeout: arguments.timeout,
+                    enabled: None,
+                    run_once: arguments.run_once,
+                };
+                match self.jobs.create(draft, origin).await {
+                    Ok(job) => ToolOutput::success(format!("created {job}")),
+                    Err(error) => ToolOutput::error(error.to_string()),
+                }
             }
         }
-        CronRequest::List => match service.list().await {
-            Ok(jobs) if jobs.is_empty() => ToolOutput::success("there are no scheduled jobs"),
-            Ok(jobs) => ToolOutput::success(
-                jobs.iter()
-                    .map(|job| format!("- {}", describe(&service, job)))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-            Err(error) => ToolOutput::error(error.to_string()),
-        },
-        CronRequest::Delete { id } => match service.delete(&id).await {
-            Ok(()) => ToolOutput::success(format!("deleted job `{id}`; it will not fire again")),
-            Err(error) => ToolOutput::error(error.to_string()),
-        },
     }
-}
-
-/// One line about a job, for the model.
-fn describe(service: &CronService, job: &JobRecord) -> String {
-    let spec = job.spec();
-    let timing = spec.timing(service.zone());
-    let zone = timing
-        .as_ref()
-        .map(|timing| timing.zone)
-        .unwrap_or(service.zone());
-    let schedule = timing
-        .as_ref()
-        .map(|timing| timing.cadence.describe())
-        .unwrap_or_else(|error| error.clone());
-    let mut line = format!("job `{}` ({schedule}, zone {}", job.id, zone.name());
-    if let Some(hours) = &job.active_hours {
-        line.push_str(&format!(", active {hours}"));
-    }
-    line.push(')');
-    match &job.delivery_target {
-        Some(target) => line.push_str(&format!(", delivers to {target}")),
-        None => line.push_str(", delivers nowhere"),
-    }
-    if job.enabled {
-        if let Some(next) = job.next_run_at {
-            line.push_str(&format!(
-                ", next run {}",
-                crate::cron::format_instant(next, zone)
-            ));
-        }
-    } else {
-        line.push_str(&format!(
-            ", disabled{}",
-            job.disabled_reason
-                .as_deref()
-                .map(|reason| format!(": {reason}"))
-                .unwrap_or_default()
-        ));
-    }
-    if job.run_once {
-        line.push_str(", runs once");
-    }
-    line.push_str(&format!(": {}", job.prompt));
-    line
 }

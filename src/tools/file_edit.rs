@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 use crate::sandbox::Workspace;
 
 pub struct FileEdit {
@@ -20,16 +19,16 @@ impl FileEdit {
 }
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     path: String,
     old_text: String,
     new_text: String,
 }
 
-impl Tool for FileEdit {
-    fn name(&self) -> &'static str {
-        "file_edit"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for FileEdit {
+    type Arguments = Arguments;
+    const NAME: &'static str = "file_edit";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/file_edit.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -43,43 +42,35 @@ impl Tool for FileEdit {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            if arguments.old_text.is_empty() {
-                return ToolOutput::error("`old_text` is empty");
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        if arguments.old_text.is_empty() {
+            return ToolOutput::error("`old_text` is empty");
+        }
+        let path = match self.workspace.resolve(&arguments.path) {
+            Ok(path) => path,
+            Err(error) => return ToolOutput::error(error.to_string()),
+        };
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(error) => {
+                return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
             }
-            let path = match self.workspace.resolve(&arguments.path) {
-                Ok(path) => path,
-                Err(error) => return ToolOutput::error(error.to_string()),
-            };
-            let text = match tokio::fs::read_to_string(&path).await {
-                Ok(text) => text,
-                Err(error) => {
-                    return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
-                }
-            };
-            match text.matches(arguments.old_text.as_str()).count() {
-                0 => {
-                    ToolOutput::error(format!("`old_text` does not occur in `{}`", arguments.path))
-                }
-                1 => {
-                    let edited = text.replacen(&arguments.old_text, &arguments.new_text, 1);
-                    match tokio::fs::write(&path, edited).await {
-                        Ok(()) => ToolOutput::success(format!("edited `{}`", arguments.path)),
-                        Err(error) => {
-                            ToolOutput::error(format!("cannot write `{}`: {error}", arguments.path))
-                        }
+        };
+        match text.matches(arguments.old_text.as_str()).count() {
+            0 => ToolOutput::error(format!("`old_text` does not occur in `{}`", arguments.path)),
+            1 => {
+                let edited = text.replacen(&arguments.old_text, &arguments.new_text, 1);
+                match tokio::fs::write(&path, edited).await {
+                    Ok(()) => ToolOutput::success(format!("edited `{}`", arguments.path)),
+                    Err(error) => {
+                        ToolOutput::error(format!("cannot write `{}`: {error}", arguments.path))
                     }
                 }
-                count => ToolOutput::error(format!(
-                    "`old_text` occurs {count} times in `{}`; include more context so it is unique",
-                    arguments.path
-                )),
             }
-        })
+            count => ToolOutput::error(format!(
+                "`old_text` occurs {count} times in `{}`; include more context so it is unique",
+                arguments.path
+            )),
+        }
     }
 }

@@ -3,11 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 use crate::sandbox::Workspace;
 
 const DEFAULT_DEPTH: usize = 2;
@@ -25,17 +24,17 @@ impl FileList {
 }
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     #[serde(default)]
     path: Option<String>,
     #[serde(default)]
     depth: Option<usize>,
 }
 
-impl Tool for FileList {
-    fn name(&self) -> &'static str {
-        "file_list"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for FileList {
+    type Arguments = Arguments;
+    const NAME: &'static str = "file_list";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/file_list.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -47,38 +46,32 @@ impl Tool for FileList {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let requested = arguments.path.unwrap_or_else(|| ".".to_string());
-            let path = match self.workspace.resolve(&requested) {
-                Ok(path) => path,
-                Err(error) => return ToolOutput::error(error.to_string()),
-            };
-            let depth = arguments
-                .depth
-                .unwrap_or(DEFAULT_DEPTH)
-                .clamp(1, MAXIMUM_DEPTH);
-            let listing = tokio::task::spawn_blocking(move || {
-                let mut lines = Vec::new();
-                list(&path, &path, depth, &mut lines).map(|()| lines)
-            })
-            .await;
-            match listing {
-                Ok(Ok(lines)) if lines.is_empty() => ToolOutput::success("(empty)"),
-                Ok(Ok(mut lines)) => {
-                    if lines.len() >= MAXIMUM_ENTRIES {
-                        lines.push(format!("[listing stopped at {MAXIMUM_ENTRIES} entries]"));
-                    }
-                    ToolOutput::success(lines.join("\n"))
-                }
-                Ok(Err(error)) => ToolOutput::error(format!("cannot list `{requested}`: {error}")),
-                Err(error) => ToolOutput::error(format!("listing failed: {error}")),
-            }
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        let requested = arguments.path.unwrap_or_else(|| ".".to_string());
+        let path = match self.workspace.resolve(&requested) {
+            Ok(path) => path,
+            Err(error) => return ToolOutput::error(error.to_string()),
+        };
+        let depth = arguments
+            .depth
+            .unwrap_or(DEFAULT_DEPTH)
+            .clamp(1, MAXIMUM_DEPTH);
+        let listing = tokio::task::spawn_blocking(move || {
+            let mut lines = Vec::new();
+            list(&path, &path, depth, &mut lines).map(|()| lines)
         })
+        .await;
+        match listing {
+            Ok(Ok(lines)) if lines.is_empty() => ToolOutput::success("(empty)"),
+            Ok(Ok(mut lines)) => {
+                if lines.len() >= MAXIMUM_ENTRIES {
+                    lines.push(format!("[listing stopped at {MAXIMUM_ENTRIES} entries]"));
+                }
+                ToolOutput::success(lines.join("\n"))
+            }
+            Ok(Err(error)) => ToolOutput::error(format!("cannot list `{requested}`: {error}")),
+            Err(error) => ToolOutput::error(format!("listing failed: {error}")),
+        }
     }
 }
 

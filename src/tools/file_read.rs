@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 use crate::sandbox::Workspace;
 
 /// Largest file read whole; larger ones need `offset`/`limit` (read up to this much).
@@ -25,7 +24,7 @@ impl FileRead {
 }
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     path: String,
     #[serde(default)]
     offset: Option<usize>,
@@ -33,10 +32,10 @@ struct Arguments {
     limit: Option<usize>,
 }
 
-impl Tool for FileRead {
-    fn name(&self) -> &'static str {
-        "file_read"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for FileRead {
+    type Arguments = Arguments;
+    const NAME: &'static str = "file_read";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/file_read.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -50,75 +49,69 @@ impl Tool for FileRead {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let path = match self.workspace.resolve(&arguments.path) {
-                Ok(path) => path,
-                Err(error) => return ToolOutput::error(error.to_string()),
-            };
-            let metadata = match tokio::fs::metadata(&path).await {
-                Ok(metadata) => metadata,
-                Err(error) => {
-                    return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
-                }
-            };
-            if metadata.is_dir() {
-                return ToolOutput::error(format!(
-                    "`{}` is a directory; use file_list",
-                    arguments.path
-                ));
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        let path = match self.workspace.resolve(&arguments.path) {
+            Ok(path) => path,
+            Err(error) => return ToolOutput::error(error.to_string()),
+        };
+        let metadata = match tokio::fs::metadata(&path).await {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
             }
-            let bytes = match read_prefix(&path, MAXIMUM_BYTES).await {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
-                }
-            };
-            let Ok(text) = std::str::from_utf8(&bytes) else {
-                return ToolOutput::success(format!(
-                    "`{}` is a binary file ({} bytes); not shown",
-                    arguments.path,
-                    metadata.len()
-                ));
-            };
-            if text.contains('\0') {
-                return ToolOutput::success(format!(
-                    "`{}` is a binary file ({} bytes); not shown",
-                    arguments.path,
-                    metadata.len()
-                ));
+        };
+        if metadata.is_dir() {
+            return ToolOutput::error(format!(
+                "`{}` is a directory; use file_list",
+                arguments.path
+            ));
+        }
+        let bytes = match read_prefix(&path, MAXIMUM_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
             }
-            let first = arguments.offset.unwrap_or(1).max(1);
-            let mut selected: String = text
-                .lines()
-                .skip(first - 1)
-                .take(arguments.limit.unwrap_or(usize::MAX))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let mut notes = Vec::new();
-            if metadata.len() > MAXIMUM_BYTES {
-                notes.push(format!(
-                    "only the first {MAXIMUM_BYTES} of {} bytes were read",
-                    metadata.len()
-                ));
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return ToolOutput::success(format!(
+                "`{}` is a binary file ({} bytes); not shown",
+                arguments.path,
+                metadata.len()
+            ));
+        };
+        if text.contains('\0') {
+            return ToolOutput::success(format!(
+                "`{}` is a binary file ({} bytes); not shown",
+                arguments.path,
+                metadata.len()
+            ));
+        }
+        let first = arguments.offset.unwrap_or(1).max(1);
+        let mut selected: String = text
+            .lines()
+            .skip(first - 1)
+            .take(arguments.limit.unwrap_or(usize::MAX))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut notes = Vec::new();
+        if metadata.len() > MAXIMUM_BYTES {
+            notes.push(format!(
+                "only the first {MAXIMUM_BYTES} of {} bytes were read",
+                metadata.len()
+            ));
+        }
+        if selected.len() > MAXIMUM_OUTPUT {
+            let mut end = MAXIMUM_OUTPUT;
+            while !selected.is_char_boundary(end) {
+                end -= 1;
             }
-            if selected.len() > MAXIMUM_OUTPUT {
-                let mut end = MAXIMUM_OUTPUT;
-                while !selected.is_char_boundary(end) {
-                    end -= 1;
-                }
-                selected.truncate(end);
-                notes.push("output truncated; read further with offset and limit".to_string());
-            }
-            for note in notes {
-                selected.push_str(&format!("\n[{note}]"));
-            }
-            ToolOutput::success(selected)
-        })
+            selected.truncate(end);
+            notes.push("output truncated; read further with offset and limit".to_string());
+        }
+        for note in notes {
+            selected.push_str(&format!("\n[{note}]"));
+        }
+        ToolOutput::success(selected)
     }
 }
 

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 use crate::sandbox::Workspace;
 
 pub struct FileWrite {
@@ -20,15 +19,15 @@ impl FileWrite {
 }
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     path: String,
     content: String,
 }
 
-impl Tool for FileWrite {
-    fn name(&self) -> &'static str {
-        "file_write"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for FileWrite {
+    type Arguments = Arguments;
+    const NAME: &'static str = "file_write";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/file_write.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -38,31 +37,23 @@ impl Tool for FileWrite {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let path = match self.workspace.resolve(&arguments.path) {
-                Ok(path) => path,
-                Err(error) => return ToolOutput::error(error.to_string()),
-            };
-            if let Some(parent) = path.parent()
-                && let Err(error) = tokio::fs::create_dir_all(parent).await
-            {
-                return ToolOutput::error(format!("cannot create the directory: {error}"));
-            }
-            match tokio::fs::write(&path, arguments.content.as_bytes()).await {
-                Ok(()) => ToolOutput::success(format!(
-                    "wrote {} bytes to `{}`",
-                    arguments.content.len(),
-                    arguments.path
-                )),
-                Err(error) => {
-                    ToolOutput::error(format!("cannot write `{}`: {error}", arguments.path))
-                }
-            }
-        })
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        let path = match self.workspace.resolve(&arguments.path) {
+            Ok(path) => path,
+            Err(error) => return ToolOutput::error(error.to_string()),
+        };
+        if let Some(parent) = path.parent()
+            && let Err(error) = tokio::fs::create_dir_all(parent).await
+        {
+            return ToolOutput::error(format!("cannot create the directory: {error}"));
+        }
+        match tokio::fs::write(&path, arguments.content.as_bytes()).await {
+            Ok(()) => ToolOutput::success(format!(
+                "wrote {} bytes to `{}`",
+                arguments.content.len(),
+                arguments.path
+            )),
+            Err(error) => ToolOutput::error(format!("cannot write `{}`: {error}", arguments.path)),
+        }
     }
 }

@@ -2,27 +2,32 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 use crate::memory::MemoryStore;
 
 pub struct MemoryDelete {
-    pub(super) store: Arc<MemoryStore>,
+    store: Arc<MemoryStore>,
+}
+
+impl MemoryDelete {
+    pub fn new(store: Arc<MemoryStore>) -> Self {
+        Self { store }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Arguments {
+pub struct Arguments {
     id: String,
 }
 
-impl Tool for MemoryDelete {
-    fn name(&self) -> &'static str {
-        "memory_delete"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for MemoryDelete {
+    type Arguments = Arguments;
+    const NAME: &'static str = "memory_delete";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/memory_delete.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -34,19 +39,13 @@ impl Tool for MemoryDelete {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments: Arguments = match parse_arguments(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            match self.store.forget(arguments.id.trim()).await {
-                Ok(memory) => ToolOutput::success(
-                    json!({"id": memory.id, "status": "forgotten", "content": memory.content})
-                        .to_string(),
-                ),
-                Err(error) => ToolOutput::error(error.to_string()),
-            }
-        })
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        match self.store.forget(arguments.id.trim()).await {
+            Ok(memory) => ToolOutput::success(
+                json!({"id": memory.id, "status": "forgotten", "content": memory.content})
+                    .to_string(),
+            ),
+            Err(error) => ToolOutput::error(error.to_string()),
+        }
     }
 }

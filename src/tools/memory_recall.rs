@@ -2,23 +2,28 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 use crate::memory::{MemoryStore, MemoryType, RecallMode, RecallQuery};
 
 /// Results when the model asks for none in particular.
 const DEFAULT_RESULTS: usize = 10;
 
 pub struct MemoryRecall {
-    pub(super) store: Arc<MemoryStore>,
+    store: Arc<MemoryStore>,
+}
+
+impl MemoryRecall {
+    pub fn new(store: Arc<MemoryStore>) -> Self {
+        Self { store }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Arguments {
+pub struct Arguments {
     #[serde(default)]
     query: String,
     #[serde(default)]
@@ -29,10 +34,10 @@ struct Arguments {
     mode: Option<RecallMode>,
 }
 
-impl Tool for MemoryRecall {
-    fn name(&self) -> &'static str {
-        "memory_recall"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for MemoryRecall {
+    type Arguments = Arguments;
+    const NAME: &'static str = "memory_recall";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/memory_recall.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -55,48 +60,41 @@ impl Tool for MemoryRecall {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments: Arguments = match parse_arguments(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let query = RecallQuery {
-                text: arguments.query,
-                max_results: arguments.max_results.unwrap_or(DEFAULT_RESULTS),
-                memory_type: arguments.memory_type,
-                mode: arguments.mode.unwrap_or_default(),
-            };
-            match self.store.recall(&query).await {
-                Ok(result) => {
-                    let memories: Vec<Value> = result
-                        .memories
-                        .iter()
-                        .map(|recalled| {
-                            let memory = &recalled.memory;
-                            let mut item = json!({
-                                "id": memory.id,
-                                "type": memory.memory_type,
-                                "content": memory.content,
-                                "importance": (memory.importance * 100.0).round() / 100.0,
-                                "updated": chrono::DateTime::from_timestamp_millis(memory.updated_at)
-                                    .map(|time| time.format("%Y-%m-%d").to_string()),
-                            });
-                            if let Some(via) = &recalled.via {
-                                item["via"] = json!({"from": via.from, "relation": via.relation});
-                            }
-                            item
-                        })
-                        .collect();
-                    let mut answer = json!({"count": memories.len(), "memories": memories});
-                    if result.full_text_only {
-                        answer["note"] =
-                            json!("searched by exact words only (no embedder available)");
-                    }
-                    ToolOutput::success(answer.to_string())
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        let query = RecallQuery {
+            text: arguments.query,
+            max_results: arguments.max_results.unwrap_or(DEFAULT_RESULTS),
+            memory_type: arguments.memory_type,
+            mode: arguments.mode.unwrap_or_default(),
+        };
+        match self.store.recall(&query).await {
+            Ok(result) => {
+                let memories: Vec<Value> = result
+                    .memories
+                    .iter()
+                    .map(|recalled| {
+                        let memory = &recalled.memory;
+                        let mut item = json!({
+                            "id": memory.id,
+                            "type": memory.memory_type,
+                            "content": memory.content,
+                            "importance": (memory.importance * 100.0).round() / 100.0,
+                            "updated": chrono::DateTime::from_timestamp_millis(memory.updated_at)
+                                .map(|time| time.format("%Y-%m-%d").to_string()),
+                        });
+                        if let Some(via) = &recalled.via {
+                            item["via"] = json!({"from": via.from, "relation": via.relation});
+                        }
+                        item
+                    })
+                    .collect();
+                let mut answer = json!({"count": memories.len(), "memories": memories});
+                if result.full_text_only {
+                    answer["note"] = json!("searched by exact words only (no embedder available)");
                 }
-                Err(error) => ToolOutput::error(error.to_string()),
+                ToolOutput::success(answer.to_string())
             }
-        })
+            Err(error) => ToolOutput::error(error.to_string()),
+        }
     }
 }

@@ -2,21 +2,25 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MemoryOrigin, Tool, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 use crate::memory::{MemoryStore, MemoryType, NewAssociation, NewMemory, Relation};
 
 pub struct MemorySave {
-    pub(super) store: Arc<MemoryStore>,
-    pub(super) origin: MemoryOrigin,
+    store: Arc<MemoryStore>,
+}
+
+impl MemorySave {
+    pub fn new(store: Arc<MemoryStore>) -> Self {
+        Self { store }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Arguments {
+pub struct Arguments {
     content: String,
     #[serde(rename = "type")]
     memory_type: MemoryType,
@@ -26,10 +30,10 @@ struct Arguments {
     associations: Vec<NewAssociation>,
 }
 
-impl Tool for MemorySave {
-    fn name(&self) -> &'static str {
-        "memory_save"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for MemorySave {
+    type Arguments = Arguments;
+    const NAME: &'static str = "memory_save";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/memory_save.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -68,32 +72,27 @@ impl Tool for MemorySave {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments: Arguments = match parse_arguments(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let memory = NewMemory {
-                content: arguments.content,
-                memory_type: arguments.memory_type,
-                importance: arguments.importance,
-                source: self.origin.source.clone(),
-                channel_id: self.origin.channel_id.clone(),
-                associations: arguments.associations,
-            };
-            match self.store.save(memory).await {
-                Ok(outcome) => ToolOutput::success(
-                    json!({
-                        "id": outcome.memory.id,
-                        "status": if outcome.merged { "updated_existing_near_duplicate" } else { "saved" },
-                        "type": outcome.memory.memory_type,
-                        "importance": outcome.memory.importance,
-                    })
-                    .to_string(),
-                ),
-                Err(error) => ToolOutput::error(error.to_string()),
-            }
-        })
+    async fn call(&self, call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        let memory = NewMemory {
+            content: arguments.content,
+            memory_type: arguments.memory_type,
+            importance: arguments.importance,
+            // Attributed to the process that saved it, in its conversation.
+            source: call.process_id.to_string(),
+            channel_id: Some(call.conversation.to_string()),
+            associations: arguments.associations,
+        };
+        match self.store.save(memory).await {
+            Ok(outcome) => ToolOutput::success(
+                json!({
+                    "id": outcome.memory.id,
+                    "status": if outcome.merged { "updated_existing_near_duplicate" } else { "saved" },
+                    "type": outcome.memory.memory_type,
+                    "importance": outcome.memory.importance,
+                })
+                .to_string(),
+            ),
+            Err(error) => ToolOutput::error(error.to_string()),
+        }
     }
 }

@@ -1,22 +1,21 @@
 //! `reply`: the channel's way to answer the conversation.
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, parse_arguments};
+use super::{ChannelEffect, Tool, ToolCall, ToolOutput};
 
 pub struct Reply;
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     content: String,
 }
 
-impl Tool for Reply {
-    fn name(&self) -> &'static str {
-        "reply"
-    }
+impl Tool<ChannelEffect> for Reply {
+    type Arguments = Arguments;
+    const NAME: &'static str = "reply";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/reply.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -28,19 +27,14 @@ impl Tool for Reply {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments: Arguments = match parse_arguments(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let content = arguments.content.trim();
-            if content.is_empty() {
-                return ToolOutput::error("`content` is empty; to stay silent call `skip`");
-            }
-            ToolOutput::success("sent").with_effect(ToolEffect::Reply {
-                content: content.to_string(),
-            })
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<ChannelEffect> {
+        let content = arguments.content.trim();
+        if content.is_empty() {
+            return ToolOutput::error("`content` is empty; to stay silent call `skip`");
+        }
+        // The channel replaces this with whether the reply reached the conversation.
+        ToolOutput::success("the reply is being delivered").with_effect(ChannelEffect::Reply {
+            content: content.to_string(),
         })
     }
 }

@@ -1,23 +1,22 @@
 //! `route`: a follow-up message for a running interactive worker.
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, parse_arguments};
+use super::{ChannelEffect, Tool, ToolCall, ToolOutput};
 
 pub struct Route;
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     worker_id: String,
     message: String,
 }
 
-impl Tool for Route {
-    fn name(&self) -> &'static str {
-        "route"
-    }
+impl Tool<ChannelEffect> for Route {
+    type Arguments = Arguments;
+    const NAME: &'static str = "route";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/route.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -30,15 +29,10 @@ impl Tool for Route {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => ToolOutput::effect(ToolEffect::Route {
-                    worker_id: arguments.worker_id,
-                    message: arguments.message,
-                }),
-                Err(output) => output,
-            }
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<ChannelEffect> {
+        ToolOutput::effect(ChannelEffect::Route {
+            worker_id: arguments.worker_id,
+            message: arguments.message,
         })
     }
 }

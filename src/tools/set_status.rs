@@ -1,12 +1,18 @@
 //! `set_status`: a worker's progress report, and the only way it finishes.
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, WorkerOutcome, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput, WorkerEffect};
 
 pub struct SetStatus;
+
+/// How a worker says it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerOutcome {
+    Succeeded,
+    Failed,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -17,15 +23,15 @@ enum State {
 }
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     state: State,
     message: String,
 }
 
-impl Tool for SetStatus {
-    fn name(&self) -> &'static str {
-        "set_status"
-    }
+impl Tool<WorkerEffect> for SetStatus {
+    type Arguments = Arguments;
+    const NAME: &'static str = "set_status";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/set_status.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -38,21 +44,15 @@ impl Tool for SetStatus {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            let outcome = match arguments.state {
-                State::Working => None,
-                State::Done => Some(WorkerOutcome::Succeeded),
-                State::Failed => Some(WorkerOutcome::Failed),
-            };
-            ToolOutput::success("status recorded").with_effect(ToolEffect::Status {
-                message: arguments.message,
-                outcome,
-            })
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<WorkerEffect> {
+        let outcome = match arguments.state {
+            State::Working => None,
+            State::Done => Some(WorkerOutcome::Succeeded),
+            State::Failed => Some(WorkerOutcome::Failed),
+        };
+        ToolOutput::success("status recorded").with_effect(WorkerEffect::Status {
+            message: arguments.message,
+            outcome,
         })
     }
 }

@@ -5,13 +5,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{ProcessScope, Tool, ToolOutput, parse_arguments};
-use crate::event::ProcessEvent;
+use super::{Tool, ToolCall, ToolOutput};
+use crate::event::{EventBus, ProcessEvent};
 use crate::sandbox::Workspace;
 
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -24,15 +23,20 @@ const MAXIMUM_EVENT_LINES: usize = 200;
 
 pub struct Shell {
     workspace: Arc<Workspace>,
-    scope: ProcessScope,
+    events: EventBus,
 }
 
 impl Shell {
-    pub fn new(workspace: Arc<Workspace>, scope: ProcessScope) -> Self {
-        Self { workspace, scope }
+    pub fn new(workspace: Arc<Workspace>, events: EventBus) -> Self {
+        Self { workspace, events }
     }
 
-    async fn run(&self, command: &str, timeout: Duration) -> ToolOutput {
+    async fn run<Effect>(
+        &self,
+        call: &ToolCall<'_>,
+        command: &str,
+        timeout: Duration,
+    ) -> ToolOutput<Effect> {
         let mut child = match self
             .workspace
             .command(command)
@@ -57,10 +61,10 @@ impl Shell {
             while let Some(line) = receiver.recv().await {
                 if published < MAXIMUM_EVENT_LINES {
                     published += 1;
-                    self.scope.events.publish(ProcessEvent::ToolOutput {
-                        agent_id: self.scope.agent_id.clone(),
-                        conversation_id: self.scope.conversation_id.clone(),
-                        process_id: self.scope.process_id.clone(),
+                    self.events.publish(ProcessEvent::ToolOutput {
+                        agent_id: call.agent_id.to_string(),
+                        conversation_id: call.conversation.to_string(),
+                        process_id: call.process_id.clone(),
                         tool: "shell".to_string(),
                         line: line.clone(),
                     });
@@ -170,16 +174,16 @@ impl Output {
 }
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     command: String,
     #[serde(default)]
     timeout_secs: Option<u64>,
 }
 
-impl Tool for Shell {
-    fn name(&self) -> &'static str {
-        "shell"
-    }
+impl<Effect: Send + 'static> Tool<Effect> for Shell {
+    type Arguments = Arguments;
+    const NAME: &'static str = "shell";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/shell.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -192,22 +196,16 @@ impl Tool for Shell {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            let arguments = match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => arguments,
-                Err(output) => return output,
-            };
-            if arguments.command.trim().is_empty() {
-                return ToolOutput::error("`command` is empty");
-            }
-            let timeout = arguments
-                .timeout_secs
-                .unwrap_or(DEFAULT_TIMEOUT_SECS)
-                .clamp(1, MAXIMUM_TIMEOUT_SECS);
-            self.run(&arguments.command, Duration::from_secs(timeout))
-                .await
-        })
+    async fn call(&self, call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        if arguments.command.trim().is_empty() {
+            return ToolOutput::error("`command` is empty");
+        }
+        let timeout = arguments
+            .timeout_secs
+            .unwrap_or(DEFAULT_TIMEOUT_SECS)
+            .clamp(1, MAXIMUM_TIMEOUT_SECS);
+        self.run(call, &arguments.command, Duration::from_secs(timeout))
+            .await
     }
 }
 

@@ -1,23 +1,22 @@
 //! `skip`: end a channel turn without answering.
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, parse_arguments};
+use super::{ChannelEffect, Tool, ToolCall, ToolOutput};
 
 pub struct Skip;
 
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     #[serde(default)]
     reason: String,
 }
 
-impl Tool for Skip {
-    fn name(&self) -> &'static str {
-        "skip"
-    }
+impl Tool<ChannelEffect> for Skip {
+    type Arguments = Arguments;
+    const NAME: &'static str = "skip";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/skip.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -28,14 +27,9 @@ impl Tool for Skip {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) => ToolOutput::success("skipped").with_effect(ToolEffect::Skip {
-                    reason: arguments.reason,
-                }),
-                Err(output) => output,
-            }
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<ChannelEffect> {
+        ToolOutput::success("skipped").with_effect(ChannelEffect::Skip {
+            reason: arguments.reason,
         })
     }
 }

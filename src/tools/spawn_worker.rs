@@ -1,24 +1,30 @@
-//! `spawn_worker`: start a worker on a self-contained task.
+//! `spawn_worker`: start a worker on a self-contained task (channels and branches).
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolEffect, ToolOutput, parse_arguments};
+use super::{Tool, ToolCall, ToolOutput};
 
 pub struct SpawnWorker;
 
+/// A worker to start: its task, and whether it stays alive for follow-ups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRequest {
+    pub task: String,
+    pub interactive: bool,
+}
+
 #[derive(Deserialize)]
-struct Arguments {
+pub struct Arguments {
     task: String,
     #[serde(default)]
     interactive: bool,
 }
 
-impl Tool for SpawnWorker {
-    fn name(&self) -> &'static str {
-        "spawn_worker"
-    }
+impl<Effect: From<WorkerRequest> + Send + 'static> Tool<Effect> for SpawnWorker {
+    type Arguments = Arguments;
+    const NAME: &'static str = "spawn_worker";
+    const DESCRIPTION: &'static str = include_str!("../../prompts/tools/spawn_worker.md.j2");
 
     fn parameters(&self) -> Value {
         json!({
@@ -31,18 +37,14 @@ impl Tool for SpawnWorker {
         })
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
-        Box::pin(async move {
-            match parse_arguments::<Arguments>(self.name(), arguments) {
-                Ok(arguments) if arguments.task.trim().is_empty() => {
-                    ToolOutput::error("`task` is empty")
-                }
-                Ok(arguments) => ToolOutput::effect(ToolEffect::SpawnWorker {
-                    task: arguments.task.trim().to_string(),
-                    interactive: arguments.interactive,
-                }),
-                Err(output) => output,
-            }
-        })
+    async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        let task = arguments.task.trim();
+        if task.is_empty() {
+            return ToolOutput::error("`task` is empty");
+        }
+        ToolOutput::effect(Effect::from(WorkerRequest {
+            task: task.to_string(),
+            interactive: arguments.interactive,
+        }))
     }
 }

@@ -78,6 +78,7 @@ impl TestDaemon {
             bind: Some([127, 0, 0, 1].into()),
             port: Some(0),
             environment: Arc::new(move |name: &str| environment.get(name).cloned()),
+            api: Some(spacebot::api::router),
         })
         .await
         .expect("daemon starts");
@@ -98,11 +99,6 @@ impl TestDaemon {
         if let Some(daemon) = self.daemon.take() {
             daemon.shutdown().await;
         }
-    }
-
-    /// The running daemon's shared state (agents, their contexts).
-    pub fn state(&self) -> &Arc<spacebot::daemon::DaemonState> {
-        self.daemon.as_ref().expect("the daemon is running").state()
     }
 
     pub fn url(&self, path: &str) -> String {

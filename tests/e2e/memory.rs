@@ -10,7 +10,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use spacebot::memory::{Embedder, MemoryStore};
-use spacebot::tools::{MemoryOrigin, ToolSet};
 
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::harness::{TestDaemon, config_for, config_with_memory};
@@ -42,25 +41,66 @@ pub fn config_with_model(llm: &FakeLlm) -> String {
 /// The memory store of one of the daemon's agents.
 pub fn memory_store(daemon: &TestDaemon, agent: &str) -> Arc<MemoryStore> {
     daemon.daemon().state().agents[agent]
-        .context()
-        .memory
+        .runtime
+        .memory()
         .clone()
 }
 
-/// The tool set a branch of `agent` gets, working for `conversation_id`.
-pub fn branch_tools(daemon: &TestDaemon, agent: &str, conversation_id: &str) -> ToolSet {
-    let prompts = spacebot::prompts::Prompts::new().expect("prompts");
-    let agent_context = daemon.state().agents[agent].context();
-    ToolSet::branch(
-        &prompts,
-        agent_context.store.clone(),
-        conversation_id.to_string(),
-        memory_store(daemon, agent),
-        MemoryOrigin {
-            source: "branch:test".to_string(),
-            channel_id: Some(conversation_id.to_string()),
-        },
-    )
+/// Has a branch of the main agent's `conversation` make these tool calls, one per model step,
+/// and returns the results it read, in order.
+pub async fn run_in_branch(
+    daemon: &TestDaemon,
+    llm: &FakeLlm,
+    conversation: &str,
+    calls: Vec<(&str, Value)>,
+) -> Vec<String> {
+    let task = format!("branch task {}", uuid::Uuid::new_v4());
+    llm.push_when(
+        &format!("start {task}"),
+        Scripted::ToolCalls(vec![
+            ("branch".into(), json!({ "prompt": task })),
+            ("reply".into(), json!({"content": "Thinking."})),
+        ]),
+    );
+    let count = calls.len();
+    for (name, arguments) in calls {
+        llm.push_when(
+            &format!("[Branch task] {task}"),
+            Scripted::tool_call(name, arguments),
+        );
+    }
+    llm.push_when(&format!("[Branch task] {task}"), Scripted::text("done"));
+    llm.push_when(
+        "Background work finished",
+        Scripted::tool_call("skip", json!({"reason": "nothing to add"})),
+    );
+    daemon.send(conversation, &format!("start {task}")).await;
+    // The branch's own results follow its task; what comes before is the channel's history.
+    let branch_results = |request: &Value| {
+        let messages = request["messages"].as_array().cloned().unwrap_or_default();
+        let start = messages
+            .iter()
+            .rposition(|message| message.to_string().contains("[Branch task]"))
+            .unwrap_or(0);
+        FakeLlm::tool_results(&json!({ "messages": messages[start..] }))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = llm
+            .requests()
+            .into_iter()
+            .filter(|request| FakeLlm::last_user_text(request).contains(&task))
+            .map(|request| branch_results(&request))
+            .find(|results| results.len() == count);
+        if let Some(results) = last {
+            return results;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the branch did not make its {count} calls"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn add(daemon: &TestDaemon, agent: &str, content: &str, memory_type: &str) -> Value {
@@ -123,44 +163,26 @@ async fn branch_memory_tools_save_recall_and_delete() {
     let llm = FakeLlm::start().await;
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_with_model(&llm)).await;
-    let tools = branch_tools(&daemon, "main", "portal:pets");
-    let definitions = tools.definitions();
-    let names: Vec<&str> = definitions
-        .iter()
-        .map(|definition| definition.name.as_str())
-        .collect();
-    assert_eq!(
-        names,
-        vec![
-            "memory_save",
-            "memory_recall",
-            "memory_delete",
-            "channel_recall",
-            "spawn_worker"
-        ]
-    );
-    let mut events = daemon.daemon().state().agents["main"]
-        .context()
-        .events
-        .subscribe();
+    let mut events = daemon.daemon().state().agents["main"].runtime.subscribe();
 
-    for (content, memory_type) in DISTRACTORS {
-        let saved = tools
-            .call(
+    let mut saves: Vec<(&str, Value)> = DISTRACTORS
+        .iter()
+        .map(|(content, memory_type)| {
+            (
                 "memory_save",
                 json!({"content": content, "type": memory_type}),
             )
-            .await;
-        assert!(!saved.is_error, "{}", saved.content);
+        })
+        .collect();
+    saves.push((
+        "memory_save",
+        json!({"content": "The user's cat is named Miso", "type": "fact", "importance": 0.8}),
+    ));
+    let results = run_in_branch(&daemon, &llm, "pets", saves).await;
+    for result in &results {
+        assert!(!result.starts_with("error"), "{result}");
     }
-    let saved = tools
-        .call(
-            "memory_save",
-            json!({"content": "The user's cat is named Miso", "type": "fact", "importance": 0.8}),
-        )
-        .await;
-    assert!(!saved.is_error, "{}", saved.content);
-    let saved: Value = serde_json::from_str(&saved.content).expect("json result");
+    let saved: Value = serde_json::from_str(&results[5]).expect("json result");
     let id = saved["id"].as_str().expect("id").to_string();
     assert_eq!(saved["status"], "saved");
 
@@ -180,29 +202,33 @@ async fn branch_memory_tools_save_recall_and_delete() {
     })
     .await
     .expect("a memory_saved event");
-    assert_eq!(
-        event,
-        ("branch:test".to_string(), Some("portal:pets".to_string()))
-    );
+    assert!(event.0.starts_with("branch:"), "{event:?}");
+    assert_eq!(event.1.as_deref(), Some("portal:pets"));
 
-    let recalled = tools
-        .call(
-            "memory_recall",
-            json!({"query": "what is my pet called", "max_results": 3}),
-        )
-        .await;
-    assert!(!recalled.is_error, "{}", recalled.content);
-    let recalled: Value = serde_json::from_str(&recalled.content).expect("json");
+    let results = run_in_branch(
+        &daemon,
+        &llm,
+        "pets",
+        vec![
+            (
+                "memory_recall",
+                json!({"query": "what is my pet called", "max_results": 3}),
+            ),
+            (
+                "memory_recall",
+                json!({"query": "what is my pet called", "type": "preference"}),
+            ),
+            ("memory_delete", json!({"id": id})),
+            ("memory_recall", json!({"query": "cat named Miso"})),
+            ("memory_delete", json!({"id": id})),
+            ("memory_save", json!({"content": "x", "type": "pets"})),
+        ],
+    )
+    .await;
+    let recalled: Value = serde_json::from_str(&results[0]).expect("json");
     assert_eq!(recalled["memories"][0]["id"], id.as_str(), "{recalled:#}");
     assert!(recalled.get("note").is_none(), "{recalled:#}");
-
-    let filtered = tools
-        .call(
-            "memory_recall",
-            json!({"query": "what is my pet called", "type": "preference"}),
-        )
-        .await;
-    let filtered: Value = serde_json::from_str(&filtered.content).expect("json");
+    let filtered: Value = serde_json::from_str(&results[1]).expect("json");
     assert!(
         filtered["memories"]
             .as_array()
@@ -211,22 +237,15 @@ async fn branch_memory_tools_save_recall_and_delete() {
             .all(|memory| memory["type"] == "preference"),
         "{filtered:#}"
     );
-
-    let deleted = tools.call("memory_delete", json!({"id": id})).await;
-    assert!(!deleted.is_error, "{}", deleted.content);
-    let again = tools
-        .call("memory_recall", json!({"query": "cat named Miso"}))
-        .await;
-    assert!(!again.content.contains("Miso"), "{}", again.content);
-    let twice = tools.call("memory_delete", json!({"id": id})).await;
-    assert!(twice.is_error);
-    let bad = tools
-        .call("memory_save", json!({"content": "x", "type": "pets"}))
-        .await;
+    assert!(!results[2].starts_with("error"), "{}", results[2]);
+    assert!(!results[3].contains("Miso"), "{}", results[3]);
+    assert!(results[4].starts_with("error"), "{}", results[4]);
     assert!(
-        bad.is_error && bad.content.contains("pets") && bad.content.contains("identity"),
+        results[5].starts_with("error")
+            && results[5].contains("pets")
+            && results[5].contains("identity"),
         "{}",
-        bad.content
+        results[5]
     );
 
     let status = daemon.get("/api/status").await;

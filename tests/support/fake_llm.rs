@@ -224,6 +224,23 @@ impl FakeLlm {
             .join("\n")
     }
 
+    /// The texts of the tool results in a request, oldest first (OpenAI `role=tool`
+    /// messages, Anthropic `tool_result` parts).
+    pub fn tool_results(request: &Value) -> Vec<String> {
+        let mut results = Vec::new();
+        for message in request["messages"].as_array().into_iter().flatten() {
+            if message["role"] == "tool" {
+                results.extend(content_text(&message["content"]));
+            }
+            for part in message["content"].as_array().into_iter().flatten() {
+                if part["type"] == "tool_result" {
+                    results.extend(content_text(&part["content"]));
+                }
+            }
+        }
+        results
+    }
+
     /// Names of the tools offered (OpenAI `tools[].function.name`, Anthropic `tools[].name`).
     pub fn tool_names(request: &Value) -> Vec<String> {
         let Some(tools) = request["tools"].as_array() else {

@@ -2,6 +2,7 @@
 //! before a message reaches the agent's LLM. Commands are not stored in the transcript.
 
 use crate::agent::AgentRuntime;
+use crate::conversation_id::ConversationId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -30,7 +31,7 @@ pub fn parse(content: &str) -> Option<Command> {
 }
 
 /// Runs a command for a conversation and returns the text to answer with.
-pub async fn run(command: Command, agent: &AgentRuntime, conversation_id: &str) -> String {
+pub async fn run(command: Command, agent: &AgentRuntime, conversation: &ConversationId) -> String {
     match command {
         Command::Help => [
             "Commands:",
@@ -42,9 +43,9 @@ pub async fn run(command: Command, agent: &AgentRuntime, conversation_id: &str) 
         .join("\n"),
         Command::Status => {
             let status = agent.status();
-            let running = agent.context().processes.list(Some(conversation_id));
+            let running = agent.processes(Some(conversation.as_str()));
             let mut text = format!(
-                "Agent {} ({})\nModel: {}\nActive conversations: {}\nThis conversation: {conversation_id}",
+                "Agent {} ({})\nModel: {}\nActive conversations: {}\nThis conversation: {conversation}",
                 status.display_name, status.id, status.channel_model, status.active_channels
             );
             if running.is_empty() {
@@ -61,11 +62,11 @@ pub async fn run(command: Command, agent: &AgentRuntime, conversation_id: &str) 
             }
             text
         }
-        Command::New => match agent.reset_conversation(conversation_id).await {
+        Command::New => match agent.reset_conversation(conversation).await {
             Ok(()) => "Started a fresh conversation: earlier messages are no longer in my context."
                 .to_string(),
             Err(error) => {
-                tracing::error!(%error, %conversation_id, "cannot reset the conversation");
+                tracing::error!(%error, %conversation, "cannot reset the conversation");
                 format!("Sorry, I could not start a fresh conversation: {error}")
             }
         },

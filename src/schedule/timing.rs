@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 
+use super::ScheduleError;
+
 /// How many times the next-slot search may jump to the next active-hours window before it
 /// gives up (a schedule that never falls inside its window).
 const WINDOW_JUMPS: usize = 1000;
@@ -31,10 +33,10 @@ impl CronExpression {
     /// leading seconds field (seven with a trailing year), or `@hourly`, `@daily`, `@weekly`,
     /// `@monthly`, `@yearly`. Day-of-week numbers are 0-7 with 0 and 7 both Sunday; names work
     /// too. When both day fields are restricted, both must match.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ScheduleError> {
         let source = text.trim().to_string();
         if source.is_empty() {
-            return Err("the cron expression is empty".to_string());
+            return Err(ScheduleError::new("the cron expression is empty"));
         }
         let translated = if source.starts_with('@') {
             source.clone()
@@ -44,18 +46,22 @@ impl CronExpression {
                 5 => fields.insert(0, "0".to_string()),
                 6 | 7 => {}
                 count => {
-                    return Err(format!(
+                    return Err(ScheduleError::new(format!(
                         "`{source}` has {count} fields; expected 5 (minute hour day month \
                          weekday), or 6 with a leading seconds field"
-                    ));
+                    )));
                 }
             }
-            fields[5] = standard_weekdays(&fields[5])
-                .map_err(|message| format!("`{source}`: day of week: {message}"))?;
+            fields[5] = standard_weekdays(&fields[5]).map_err(|message| {
+                ScheduleError::new(format!("`{source}`: day of week: {message}"))
+            })?;
             fields.join(" ")
         };
-        let schedule = ::cron::Schedule::from_str(&translated)
-            .map_err(|error| format!("`{source}` is not a valid cron expression: {error}"))?;
+        let schedule = ::cron::Schedule::from_str(&translated).map_err(|error| {
+            ScheduleError::new(format!(
+                "`{source}` is not a valid cron expression: {error}"
+            ))
+        })?;
         Ok(Self {
             source,
             schedule: Box::new(schedule),
@@ -73,7 +79,7 @@ impl CronExpression {
 
 /// Rewrites a standard day-of-week field (0-7, 0 and 7 Sunday) as day names, which the cron
 /// crate reads unambiguously (its own numbers start at 1 for Sunday).
-fn standard_weekdays(field: &str) -> Result<String, String> {
+fn standard_weekdays(field: &str) -> Result<String, ScheduleError> {
     if field == "*" || field == "?" || !field.chars().any(|character| character.is_ascii_digit()) {
         return Ok(field.to_string());
     }
@@ -83,20 +89,20 @@ fn standard_weekdays(field: &str) -> Result<String, String> {
             Some((range, step)) => {
                 let step: u32 = step
                     .parse()
-                    .map_err(|_| format!("`{step}` is not a step"))?;
+                    .map_err(|_| ScheduleError::new(format!("`{step}` is not a step")))?;
                 if step == 0 {
-                    return Err("a step must be at least 1".to_string());
+                    return Err(ScheduleError::new("a step must be at least 1"));
                 }
                 (range, step)
             }
             None => (token, 1),
         };
-        let number = |text: &str| -> Result<u32, String> {
+        let number = |text: &str| -> Result<u32, ScheduleError> {
             match text.parse::<u32>() {
                 Ok(value) if value <= 7 => Ok(value),
-                _ => Err(format!(
+                _ => Err(ScheduleError::new(format!(
                     "`{text}` is not a day of the week (0-7, or a name such as Mon)"
-                )),
+                ))),
             }
         };
         let (first, last) = match range.split_once('-') {
@@ -109,7 +115,9 @@ fn standard_weekdays(field: &str) -> Result<String, String> {
             }
         };
         if first > last {
-            return Err(format!("the range `{range}` runs backwards"));
+            return Err(ScheduleError::new(format!(
+                "the range `{range}` runs backwards"
+            )));
         }
         for day in (first..=last).step_by(step as usize) {
             days[(day % 7) as usize] = true;
@@ -134,12 +142,12 @@ impl Cadence {
 }
 
 /// Reads `30s`, `15m`, `2h`, `1d` or a sum such as `1h30m`. Zero is refused.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, ScheduleError> {
     let trimmed = text.trim();
     let invalid = || {
-        format!(
+        ScheduleError::new(format!(
             "`{trimmed}` is not a duration; write a number and a unit (s, m, h, d), e.g. 30s, 15m, 2h or 1h30m"
-        )
+        ))
     };
     if trimmed.is_empty() {
         return Err(invalid());
@@ -169,9 +177,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     if total == 0 {
-        return Err(format!(
+        return Err(ScheduleError::new(format!(
             "`{trimmed}` is zero; a duration must be at least 1s"
-        ));
+        )));
     }
     Ok(Duration::from_secs(total))
 }
@@ -202,14 +210,14 @@ pub enum Zone {
 
 impl Zone {
     /// An IANA zone name such as `Europe/Berlin` or `UTC`.
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, ScheduleError> {
         name.trim()
             .parse::<chrono_tz::Tz>()
             .map(Zone::Named)
             .map_err(|_| {
-                format!(
+                ScheduleError::new(format!(
                     "`{name}` is not a time zone; use an IANA name such as Europe/Berlin or UTC"
-                )
+                ))
             })
     }
 
@@ -283,18 +291,20 @@ pub struct ActiveHours {
 }
 
 impl ActiveHours {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ScheduleError> {
         let invalid = || {
-            format!("`{text}` is not a window; write HH:MM-HH:MM, e.g. 09:00-17:30 or 22:00-06:00")
+            ScheduleError::new(format!(
+                "`{text}` is not a window; write HH:MM-HH:MM, e.g. 09:00-17:30 or 22:00-06:00"
+            ))
         };
         let (start, end) = text.trim().split_once('-').ok_or_else(invalid)?;
         let time =
             |part: &str| NaiveTime::parse_from_str(part.trim(), "%H:%M").map_err(|_| invalid());
         let (start, end) = (time(start)?, time(end)?);
         if start == end {
-            return Err(format!(
+            return Err(ScheduleError::new(format!(
                 "`{text}` starts and ends at the same time; leave active_hours out to run at any hour"
-            ));
+            )));
         }
         Ok(Self { start, end })
     }
@@ -445,9 +455,13 @@ mod tests {
         assert!(CronExpression::parse("*/5 * * * *").is_ok());
         assert!(CronExpression::parse("0 */5 * * * *").is_ok());
         assert!(CronExpression::parse("@daily").is_ok());
-        let error = CronExpression::parse("* * *").expect_err("three fields");
+        let error = CronExpression::parse("* * *")
+            .expect_err("three fields")
+            .to_string();
         assert!(error.contains("3 fields"), "{error}");
-        let error = CronExpression::parse("61 * * * *").expect_err("bad minute");
+        let error = CronExpression::parse("61 * * * *")
+            .expect_err("bad minute")
+            .to_string();
         assert!(error.contains("61 * * * *"), "{error}");
     }
 

@@ -1,0 +1,126 @@
+//! Keeping a channel's context inside the model's window: after each turn the compactor's
+//! plan runs here; a drop happens at once, a summary is written in the background while the
+//! channel keeps answering, and replaces its span when it comes back.
+
+use super::Channel;
+use super::inbox::{ChannelInput, Compaction};
+use crate::agent::compactor;
+use crate::conversation::ContextBody;
+use crate::event::ProcessEvent;
+
+impl Channel {
+    /// Runs the compactor's plan after a turn: a drop happens now, a summary in the
+    /// background while the channel keeps answering.
+    pub(super) async fn compact(&mut self) {
+        // Planned on the history in place: this runs after every turn, and nearly always
+        // finds nothing to do.
+        let items = self.context_items.make_contiguous();
+        let plan = compactor::plan(
+            items,
+            self.system_prompt.len() / 4,
+            self.agent.config.limits.context_window,
+            self.summary_running,
+        );
+        let count = match plan {
+            compactor::Plan::Nothing => return,
+            compactor::Plan::Drop { count } | compactor::Plan::Summarise { count } => count,
+        };
+        let span = &items[..count];
+        let (first, last) = (span[0].seq, span[count - 1].seq);
+        let tokens = span.iter().map(|item| item.tokens).sum();
+        let span = matches!(plan, compactor::Plan::Summarise { .. }).then(|| span.to_vec());
+        self.agent
+            .tool_loop
+            .events
+            .publish(ProcessEvent::CompactionStarted {
+                agent_id: self.agent.config.id.clone(),
+                conversation_id: self.conversation.to_string(),
+                items: count,
+                tokens,
+            });
+        let Some(span) = span else {
+            tracing::warn!(
+                items = count,
+                "context nearly full; dropping the oldest history"
+            );
+            let marker = ContextBody::Marker(
+                "earlier conversation dropped to fit the context window".to_string(),
+            );
+            self.replace_span(first, last, count, marker, true).await;
+            return;
+        };
+        self.summary_running = true;
+        let agent = self.agent.clone();
+        let results = self.results.clone();
+        self.agent.lifecycle.tasks.spawn(async move {
+            let summary = compactor::summarise(&agent.tool_loop, &span).await;
+            let compaction = Compaction {
+                first,
+                last,
+                count,
+                summary,
+            };
+            // The channel may have stopped; the history is then simply not compacted.
+            let _ = results.send(ChannelInput::Compacted(compaction)).await;
+        });
+    }
+
+    pub(super) async fn apply_summary(&mut self, compaction: Compaction) {
+        self.summary_running = false;
+        match compaction.summary {
+            Ok(summary) if !summary.is_empty() => {
+                self.replace_span(
+                    compaction.first,
+                    compaction.last,
+                    compaction.count,
+                    ContextBody::Summary(summary),
+                    false,
+                )
+                .await;
+            }
+            Ok(_) => tracing::warn!("the compactor returned an empty summary; history kept"),
+            Err(error) => {
+                tracing::warn!(%error, "summary failed; history kept, will retry after the next turn")
+            }
+        }
+    }
+
+    async fn replace_span(
+        &mut self,
+        first: i64,
+        last: i64,
+        count: usize,
+        replacement: ContextBody,
+        dropped: bool,
+    ) {
+        let replaced = self
+            .agent
+            .stores
+            .conversations
+            .replace_context(self.conversation.as_str(), first, last, count, replacement)
+            .await;
+        match replaced {
+            Ok(Some(item)) => {
+                let position = self
+                    .context_items
+                    .iter()
+                    .position(|existing| existing.seq >= first)
+                    .unwrap_or(0);
+                self.context_items
+                    .retain(|existing| existing.seq < first || existing.seq > last);
+                self.context_items.insert(position, item);
+                self.agent
+                    .tool_loop
+                    .events
+                    .publish(ProcessEvent::CompactionCompleted {
+                        agent_id: self.agent.config.id.clone(),
+                        conversation_id: self.conversation.to_string(),
+                        removed_items: count,
+                        dropped,
+                    });
+            }
+            Ok(None) => tracing::debug!("the compacted span changed meanwhile; summary discarded"),
+            Err(error) => tracing::error!(%error, "cannot compact the history"),
+        }
+    }
+}

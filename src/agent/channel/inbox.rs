@@ -1,0 +1,111 @@
+//! What a channel's inbox carries, and the directory in which a message finds its channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::conversation::{ContextItem, StoredMessage};
+use crate::conversation_id::ConversationId;
+use crate::event::{ProcessId, WorkerState};
+
+/// What a channel's inbox carries. Everything owed to a channel travels here (mpsc), never
+/// over the lossy event bus.
+#[derive(Debug)]
+pub enum ChannelInput {
+    /// A stored user message. Direct messages start a turn at once; group messages coalesce.
+    Message {
+        message: StoredMessage,
+        direct: bool,
+    },
+    /// Look in the store for messages still owed an answer.
+    Wake,
+    /// A branch or worker reporting back.
+    Result(ProcessResult),
+    /// A background summary finished (or failed).
+    Compacted(Compaction),
+    /// `/new`: forget the context held so far (the store is already reset).
+    Reset,
+    /// Something was sent to the conversation from outside a turn (a scheduled job's
+    /// outcome); these context items, already stored, record it.
+    Announced(Vec<ContextItem>),
+    /// Stop after the current turn (a scheduled run is over).
+    Close,
+}
+
+/// A branch's or worker's report to its channel.
+#[derive(Debug, Clone)]
+pub enum ProcessResult {
+    BranchConcluded {
+        process_id: ProcessId,
+        prompt: String,
+        conclusion: String,
+    },
+    WorkerFinished {
+        process_id: ProcessId,
+        task: String,
+        state: WorkerState,
+        result: String,
+    },
+    /// An interactive worker said something and waits for a follow-up (`route`).
+    WorkerWaiting {
+        process_id: ProcessId,
+        task: String,
+        message: String,
+    },
+}
+
+impl ProcessResult {
+    /// One line for the model: which process, what it was for, what came of it.
+    pub fn describe(&self) -> String {
+        match self {
+            ProcessResult::BranchConcluded {
+                process_id,
+                prompt,
+                conclusion,
+            } => format!(
+                "{process_id} (\"{}\") concluded: {conclusion}",
+                excerpt(prompt, 120)
+            ),
+            ProcessResult::WorkerFinished {
+                process_id,
+                task,
+                state,
+                result,
+            } => format!(
+                "{process_id} (\"{}\") {}: {result}",
+                excerpt(task, 120),
+                state.as_str()
+            ),
+            ProcessResult::WorkerWaiting {
+                process_id,
+                task,
+                message,
+            } => format!(
+                "{process_id} (\"{}\") is waiting for a follow-up (send it with `route`): {message}",
+                excerpt(task, 120)
+            ),
+        }
+    }
+}
+
+/// A finished background summary of the items `first..=last`.
+#[derive(Debug)]
+pub struct Compaction {
+    pub first: i64,
+    pub last: i64,
+    pub count: usize,
+    pub summary: Result<String, crate::llm::LlmError>,
+}
+
+/// The running channels of an agent, by conversation: where a message finds its channel.
+pub type ChannelDirectory = Arc<Mutex<HashMap<ConversationId, mpsc::Sender<ChannelInput>>>>;
+
+/// The first `limit` characters of `text`, with an ellipsis when cut.
+pub fn excerpt(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(limit).collect();
+    format!("{cut}…")
+}

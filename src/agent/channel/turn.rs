@@ -1,0 +1,254 @@
+//! One channel turn: build the request (prompt, status block, memories, history, the new
+//! input), run the tool loop with the channel's tools, and carry out what they ask.
+
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use rig::message::Message;
+
+use super::Channel;
+use super::inbox::ProcessResult;
+use super::scheduler::Trigger;
+use crate::agent::tool_loop::{CallResult, Handled, LoopEnd};
+use crate::agent::{branch, worker};
+use crate::conversation::StoredMessage;
+use crate::llm::LlmRequest;
+use crate::tools::ChannelEffect;
+
+/// How a turn ended, before delivery.
+pub(super) enum Answer {
+    /// The model answered; through the `reply` tool when `call_id` names its call.
+    Reply {
+        text: String,
+        call_id: Option<String>,
+    },
+    Skip,
+    Failed(String),
+}
+
+impl Channel {
+    pub(super) async fn run_turn(&mut self, trigger: Trigger) {
+        self.agent.outbox.typing(&self.conversation).await;
+        let (input, batch) = match trigger {
+            Trigger::Messages(batch) => (user_input(&batch), batch),
+            Trigger::Results(results) => {
+                let lines: Vec<String> = results.iter().map(ProcessResult::describe).collect();
+                let input = self
+                    .agent
+                    .tool_loop
+                    .render("retrigger", minijinja::context! { results => &lines });
+                let input = if input.is_empty() {
+                    lines.join("\n")
+                } else {
+                    input
+                };
+                (input, Vec::new())
+            }
+        };
+        // The memory block is cached by the store until its memories change.
+        let memories = self
+            .agent
+            .stores
+            .memory
+            .prompt_block(&self.agent.tool_loop.prompts)
+            .await;
+        let mut system = self.system_with_status();
+        if !memories.is_empty() {
+            system = format!("{system}\n\n{memories}");
+        }
+        let mut request = LlmRequest {
+            system,
+            messages: self.history(),
+            tools: self.agent.tools.channel.definitions(),
+        };
+        request.messages.push(Message::user(input));
+        let turn_start = request.messages.len() - 1;
+        let answer = AssertUnwindSafe(self.converse(&mut request))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("the turn panicked");
+                Answer::Failed("an internal error interrupted this turn".to_string())
+            });
+        let new_context = request.messages.split_off(turn_start);
+        self.deliver(batch, answer, new_context).await;
+    }
+
+    /// The context as LLM messages, opening with a user message as some providers require.
+    fn history(&self) -> Vec<Message> {
+        let mut messages: Vec<Message> = self
+            .context_items
+            .iter()
+            .map(|item| item.body.to_message())
+            .skip_while(|message| !matches!(message, Message::User { .. }))
+            .collect();
+        // A conversation whose history opens with a tool result lost its call to a cut.
+        while matches!(messages.first(), Some(message) if is_tool_result(message)) {
+            messages.remove(0);
+        }
+        messages
+    }
+
+    async fn converse(&self, request: &mut LlmRequest) -> Answer {
+        let agent = &self.agent;
+        let mut answered = false;
+        let end = agent
+            .tool_loop
+            .run(
+                &self.process_id,
+                &self.conversation,
+                request,
+                &agent.tools.channel,
+                agent.config.max_turns,
+                |effect, result, history| self.apply(effect, result, history, &mut answered),
+            )
+            .await;
+        match end {
+            LoopEnd::Finished {
+                value: Some(text),
+                call_id,
+            } => Answer::Reply {
+                text,
+                call_id: Some(call_id),
+            },
+            LoopEnd::Finished { value: None, .. } => Answer::Skip,
+            LoopEnd::Text(text) if text.is_empty() => Answer::Skip,
+            LoopEnd::Text(text) => Answer::Reply {
+                text,
+                call_id: None,
+            },
+            LoopEnd::TurnLimit => Answer::Failed(format!(
+                "the model did not answer within {} steps",
+                agent.config.max_turns
+            )),
+            LoopEnd::Failed(error) => {
+                tracing::error!(%error, "LLM call failed");
+                Answer::Failed(error.to_string())
+            }
+        }
+    }
+
+    /// Carries out a channel tool's effect; the result is what the model reads. The turn
+    /// finishes with `Some(text)` for a reply and `None` for a skip.
+    fn apply(
+        &self,
+        effect: ChannelEffect,
+        result: CallResult,
+        history: &[Message],
+        answered: &mut bool,
+    ) -> Handled<Option<String>> {
+        let agent = &self.agent;
+        let conversation_id = self.conversation.as_str();
+        match effect {
+            ChannelEffect::Reply { .. } | ChannelEffect::Skip { .. } if *answered => {
+                Handled::continue_with(CallResult::error(
+                    "this turn is already answered; a turn gets one reply or skip",
+                ))
+            }
+            ChannelEffect::Reply { content } => {
+                *answered = true;
+                Handled::finish(result, Some(content))
+            }
+            ChannelEffect::Skip { reason } => {
+                *answered = true;
+                tracing::debug!(%reason, "skipping");
+                Handled::finish(result, None)
+            }
+            ChannelEffect::Branch { prompt } => Handled::continue_with(
+                match branch::spawn(
+                    agent,
+                    &self.conversation,
+                    self.results.clone(),
+                    history,
+                    prompt,
+                ) {
+                    Ok(id) => CallResult::success(format!(
+                        "branch `{id}` started; its conclusion will come back to you"
+                    )),
+                    Err(error) => CallResult::error(error.to_string()),
+                },
+            ),
+            ChannelEffect::SpawnWorker(request) => Handled::continue_with(
+                match worker::spawn(agent, &self.conversation, self.results.clone(), request) {
+                    Ok(id) => CallResult::success(format!(
+                        "worker `{id}` started; its result will come back to you"
+                    )),
+                    Err(error) => CallResult::error(error.to_string()),
+                },
+            ),
+            ChannelEffect::Route { worker_id, message } => Handled::continue_with(
+                match agent.processes.route(conversation_id, &worker_id, message) {
+                    Ok(id) => CallResult::success(format!("sent to `{id}`")),
+                    Err(error) => CallResult::error(error.to_string()),
+                },
+            ),
+            ChannelEffect::Cancel { process_id } => {
+                Handled::continue_with(match agent.processes.cancel(conversation_id, &process_id) {
+                    Ok(id) => CallResult::success(format!(
+                        "cancelling `{id}`; you will hear when it has stopped"
+                    )),
+                    Err(error) => CallResult::error(error.to_string()),
+                })
+            }
+        }
+    }
+}
+
+/// The user message of a turn: one message as it is; several (a coalesced burst, or messages
+/// queued during a turn) with a note of who said what when more than one person spoke.
+fn user_input(batch: &[StoredMessage]) -> String {
+    let several_senders = batch
+        .iter()
+        .any(|message| message.sender != batch[0].sender);
+    batch
+        .iter()
+        .map(|message| {
+            if several_senders {
+                format!("[{}]: {}", message.sender, message.content)
+            } else {
+                message.content.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn is_tool_result(message: &Message) -> bool {
+    match message {
+        Message::User { content } => content
+            .iter()
+            .any(|part| matches!(part, rig::message::UserContent::ToolResult(_))),
+        Message::System { .. } | Message::Assistant { .. } => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{MessageStatus, Role};
+
+    fn message(sender: &str, content: &str) -> StoredMessage {
+        StoredMessage {
+            id: crate::message::new_message_id(),
+            conversation_id: "portal:test".into(),
+            role: Role::User,
+            sender: sender.into(),
+            content: content.into(),
+            platform_message_id: None,
+            status: MessageStatus::Pending,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_burst_notes_who_said_what() {
+        assert_eq!(
+            user_input(&[message("ana", "one"), message("ana", "two")]),
+            "one\n\ntwo"
+        );
+        assert_eq!(
+            user_input(&[message("ana", "hi"), message("bo", "hello")]),
+            "[ana]: hi\n\n[bo]: hello"
+        );
+    }
+}

@@ -1,0 +1,585 @@
+//! `AgentRuntime`: one agent as the daemon, the router, the scheduler and the API see it. It
+//! opens the agent from its config, stores every inbound message before handing it to its
+//! conversation's channel (started on the first message, stopped when idle), and answers
+//! questions about the agent without exposing its internals.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rig::message::Message;
+use sqlx::SqlitePool;
+use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument;
+
+use super::channel::{Channel, ChannelDirectory, ChannelInput};
+use super::cortex::{self, CortexSnapshot, CortexState};
+use super::processes::{ProcessSummary, StopReason};
+use super::stores::Stores;
+use super::tool_loop::ToolLoop;
+use super::{Agent, identity};
+use crate::config::AgentConfig;
+use crate::conversation::{
+    ContextBody, ConversationSummary, MessageStatus, NewMessage, Role, StoreError, StoredMessage,
+    TurnRecord,
+};
+use crate::conversation_id::ConversationId;
+use crate::event::{EventBus, ProcessEvent};
+use crate::llm::LlmManager;
+use crate::memory::{Embedder, MemoryStore};
+use crate::message::{
+    DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox, new_message_id,
+};
+use crate::prompts::Prompts;
+use crate::sandbox::{Redactor, Workspace};
+use crate::supervision::Lifecycle;
+use crate::tools::{CronJobs, ToolServices, ToolSetError, Toolbox};
+
+/// Capacity of each agent's event bus; slower subscribers skip.
+const EVENT_BUS_CAPACITY: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent `{0}` is shutting down and accepts no new messages")]
+    ShuttingDown(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot prepare {path}: {source}")]
+    Home {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    #[error(transparent)]
+    Tools(#[from] ToolSetError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+}
+
+/// What became of a routed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteOutcome {
+    /// Stored and queued on its channel.
+    Accepted { message_id: String },
+    /// Already received (same platform message id); nothing was done.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgentStatus {
+    pub id: String,
+    pub display_name: String,
+    pub default: bool,
+    pub active_channels: usize,
+    pub channel_model: String,
+}
+
+/// What every agent of the daemon shares.
+pub struct SharedServices {
+    pub llm: Arc<LlmManager>,
+    pub prompts: Arc<Prompts>,
+    /// Turns memories into vectors (one model for all agents).
+    pub embedder: Arc<Embedder>,
+    /// Every configured secret, kept out of what models and people see.
+    pub redactor: Redactor,
+}
+
+/// What connects one agent to the rest of the daemon.
+pub struct AgentLinks {
+    /// Where the agent's answers go.
+    pub outbox: Arc<dyn Outbox>,
+    /// The agent's scheduled jobs, for its `cron` tool.
+    pub cron: Arc<dyn CronJobs>,
+    /// The agent's tasks and stop switches, shared with its scheduled jobs so that
+    /// shutdown waits for their runs too.
+    pub lifecycle: Lifecycle,
+}
+
+pub struct AgentRuntime {
+    agent: Arc<Agent>,
+    channels: ChannelDirectory,
+    accepting: AtomicBool,
+}
+
+impl AgentRuntime {
+    /// Opens an agent in its home directory (the workspace and identity files are created
+    /// on first run) on its database (`database::open`): its stores, tools and cortex
+    /// state. Nothing runs until `start`.
+    pub async fn open(
+        config: &AgentConfig,
+        home: &Path,
+        database: SqlitePool,
+        shared: &SharedServices,
+        links: AgentLinks,
+    ) -> Result<Self, AgentError> {
+        let home_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AgentError::Home { path, source }
+        };
+        let workspace_root = home.join("workspace");
+        tokio::fs::create_dir_all(&workspace_root)
+            .await
+            .map_err(home_error(&workspace_root))?;
+        identity::seed(home, &config.display_name, &shared.prompts)
+            .await
+            .map_err(home_error(home))?;
+        let workspace = Workspace::new(&workspace_root).map_err(home_error(&workspace_root))?;
+        let events = EventBus::new(EVENT_BUS_CAPACITY);
+        let stores = Stores::open(
+            database,
+            &config.id,
+            shared.embedder.clone(),
+            events.clone(),
+        )
+        .await?;
+        let workspace = Arc::new(workspace);
+        let tools = Toolbox::new(
+            &shared.prompts,
+            &ToolServices {
+                conversations: stores.conversations.clone(),
+                memory: stores.memory.clone(),
+                workspace: workspace.clone(),
+                events: events.clone(),
+                cron: links.cron,
+            },
+        )?;
+        let cortex = Arc::new(CortexState::new(config.cortex.clone()));
+        let memory = stores.memory.clone();
+        cortex.add_maintenance(
+            "memory",
+            Duration::from_secs(config.memory_maintenance_secs),
+            Arc::new(move || {
+                let memory = memory.clone();
+                Box::pin(async move {
+                    let report = memory.maintain(crate::database::now_millis()).await?;
+                    Ok(format!("{report:?}"))
+                })
+            }),
+        );
+        let agent = Agent {
+            identity: identity::load(home).await,
+            tool_loop: ToolLoop {
+                agent_id: config.id.clone(),
+                routing: config.routing.clone(),
+                llm: shared.llm.clone(),
+                usage: stores.usage.clone(),
+                prompts: shared.prompts.clone(),
+                redactor: shared.redactor.clone(),
+                events,
+            },
+            config: config.clone(),
+            stores,
+            tools,
+            processes: Default::default(),
+            outbox: links.outbox,
+            cortex,
+            workspace,
+            lifecycle: links.lifecycle,
+        };
+        Ok(Self {
+            agent: Arc::new(agent),
+            channels: ChannelDirectory::default(),
+            accepting: AtomicBool::new(true),
+        })
+    }
+
+    /// Starts the agent's own tasks (the cortex). Channels start with their first message.
+    pub fn start(&self) {
+        cortex::start(&self.agent);
+    }
+
+    pub fn id(&self) -> &str {
+        &self.agent.config.id
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.agent.config
+    }
+
+    pub fn status(&self) -> AgentStatus {
+        let config = &self.agent.config;
+        AgentStatus {
+            id: config.id.clone(),
+            display_name: config.display_name.clone(),
+            default: config.default,
+            active_channels: self.channels.lock().map_or(0, |channels| channels.len()),
+            channel_model: config.routing.channel.to_string(),
+        }
+    }
+
+    /// Stores an inbound message, then queues it on its conversation's channel. Waits while the
+    /// channel's inbox is full rather than dropping anything.
+    pub async fn route(&self, message: InboundMessage) -> Result<RouteOutcome, AgentError> {
+        let direct = message.is_direct;
+        let conversation_known = self
+            .channels
+            .lock()
+            .is_ok_and(|channels| channels.contains_key(&message.conversation));
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(AgentError::ShuttingDown(self.id().to_string()));
+        }
+        let stored = self
+            .agent
+            .stores
+            .conversations
+            .insert(
+                &NewMessage {
+                    id: &message.id,
+                    conversation_id: message.conversation.as_str(),
+                    role: Role::User,
+                    sender: &message.sender,
+                    content: &message.content,
+                    platform_message_id: message.platform_message_id.as_deref(),
+                    status: MessageStatus::Pending,
+                },
+                conversation_known,
+            )
+            .await?;
+        let Some(stored) = stored else {
+            tracing::debug!(conversation_id = %message.conversation, "duplicate inbound message ignored");
+            return Ok(RouteOutcome::Duplicate);
+        };
+        self.agent
+            .tool_loop
+            .events
+            .publish(ProcessEvent::MessageReceived {
+                agent_id: self.id().to_string(),
+                conversation_id: stored.conversation_id.clone(),
+                message_id: stored.id.clone(),
+                sender: stored.sender.clone(),
+                content: stored.content.clone(),
+            });
+        let message_id = stored.id.clone();
+        self.dispatch(
+            &message.conversation,
+            ChannelInput::Message {
+                message: stored,
+                direct,
+            },
+        )
+        .await;
+        Ok(RouteOutcome::Accepted { message_id })
+    }
+
+    /// Starts a fresh context for a conversation (`/new`): the stored history before now is no
+    /// longer loaded, and a running channel forgets what it holds after its current turn.
+    pub async fn reset_conversation(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<(), AgentError> {
+        self.agent
+            .stores
+            .conversations
+            .reset_context(conversation.as_str())
+            .await?;
+        if let Some(sender) = self.running_channel(conversation) {
+            // A channel that has just ended reloads from the store, which is already reset.
+            let _ = sender.send(ChannelInput::Reset).await;
+        }
+        Ok(())
+    }
+
+    /// Ends a conversation's work: its branches and workers are stopped, its channel stops
+    /// after the current turn, and messages it still owes an answer are closed as failed
+    /// (a scheduled run is over, and must not be run again after a restart).
+    pub async fn close_conversation(&self, conversation: &ConversationId) {
+        let conversation_id = conversation.as_str();
+        self.agent
+            .processes
+            .stop_conversation(conversation_id, &StopReason::Cancelled);
+        let sender = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|mut channels| channels.remove(conversation));
+        if let Some(sender) = sender {
+            // A channel that has already ended needs no telling.
+            let _ = sender.send(ChannelInput::Close).await;
+        }
+        let store = &self.agent.stores.conversations;
+        match store.pending(conversation_id).await {
+            Ok(pending) if !pending.is_empty() => {
+                let ids: Vec<String> = pending.into_iter().map(|message| message.id).collect();
+                let closed = store
+                    .record_turn(&TurnRecord {
+                        conversation_id,
+                        reply: None,
+                        answered: &ids,
+                        answered_status: MessageStatus::Failed,
+                        context: Vec::new(),
+                    })
+                    .await;
+                if let Err(error) = closed {
+                    tracing::error!(%error, %conversation_id, "cannot close the messages of an ended conversation");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, %conversation_id, "cannot read the messages of an ended conversation")
+            }
+        }
+    }
+
+    /// Sends `text` to a conversation outside any turn (a scheduled job's outcome), then
+    /// records it there: in the transcript, in the context its channel's model sees, and on
+    /// the event bus, so that conversation knows what it was sent.
+    pub async fn announce(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+    ) -> Result<(), AgentError> {
+        let agent = &self.agent;
+        agent
+            .outbox
+            .deliver(&OutboundResponse {
+                agent_id: self.id().to_string(),
+                conversation: conversation.clone(),
+                in_reply_to: Vec::new(),
+                reply_to: None,
+                content: OutboundContent::Text {
+                    text: text.to_string(),
+                },
+            })
+            .await?;
+        let conversation_id = conversation.as_str();
+        let store = &agent.stores.conversations;
+        let stored = store
+            .insert(
+                &NewMessage {
+                    id: &new_message_id(),
+                    conversation_id,
+                    role: Role::Assistant,
+                    sender: &agent.config.display_name,
+                    content: text,
+                    platform_message_id: None,
+                    status: MessageStatus::Sent,
+                },
+                false,
+            )
+            .await?;
+        let (_, items) = store
+            .record_turn(&TurnRecord {
+                conversation_id,
+                reply: None,
+                answered: &[],
+                answered_status: MessageStatus::Answered,
+                context: vec![ContextBody::Message(Message::assistant(text))],
+            })
+            .await?;
+        if let Some(sender) = self.running_channel(conversation) {
+            // A channel that has just ended loads the stored context when it starts again.
+            let _ = sender.send(ChannelInput::Announced(items)).await;
+        }
+        if let Some(stored) = stored {
+            agent.tool_loop.events.publish(ProcessEvent::MessageSent {
+                agent_id: self.id().to_string(),
+                conversation_id: conversation_id.to_string(),
+                message_id: stored.id,
+                in_reply_to: Vec::new(),
+                content: stored.content,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores an earlier exchange as the start of a new conversation's history (an
+    /// OpenAI-compatible client sends the whole history with every request).
+    pub async fn seed_history(
+        &self,
+        conversation: &ConversationId,
+        messages: &[(Role, String)],
+    ) -> Result<(), AgentError> {
+        let store = &self.agent.stores.conversations;
+        let conversation_id = conversation.as_str();
+        let mut context = Vec::with_capacity(messages.len());
+        for (role, text) in messages.iter().filter(|(_, text)| !text.is_empty()) {
+            let (status, sender, message) = match role {
+                Role::User => (MessageStatus::Answered, "user", Message::user(text.clone())),
+                Role::Assistant => (
+                    MessageStatus::Sent,
+                    "assistant",
+                    Message::assistant(text.clone()),
+                ),
+            };
+            store
+                .insert(
+                    &NewMessage {
+                        id: &new_message_id(),
+                        conversation_id,
+                        role: *role,
+                        sender,
+                        content: text,
+                        platform_message_id: None,
+                        status,
+                    },
+                    false,
+                )
+                .await?;
+            context.push(ContextBody::Message(message));
+        }
+        store
+            .record_turn(&TurnRecord {
+                conversation_id,
+                reply: None,
+                answered: &[],
+                answered_status: MessageStatus::Answered,
+                context,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a channel for every conversation with messages still owed an answer (after a
+    /// restart).
+    pub async fn resume_pending(&self) -> Result<usize, AgentError> {
+        let conversations = self
+            .agent
+            .stores
+            .conversations
+            .conversations_with_pending()
+            .await?;
+        let mut resumed = 0;
+        for conversation_id in &conversations {
+            let Ok(conversation) = ConversationId::parse(conversation_id) else {
+                tracing::error!(%conversation_id, "a stored conversation id cannot be read; its messages stay pending");
+                continue;
+            };
+            tracing::info!(agent_id = %self.id(), %conversation_id, "answering messages received before the restart");
+            self.dispatch(&conversation, ChannelInput::Wake).await;
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    /// Conversations with their message counts, most recent first.
+    pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, AgentError> {
+        Ok(self.agent.stores.conversations.list().await?)
+    }
+
+    /// The last `limit` messages of a conversation, oldest first.
+    pub async fn transcript(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, AgentError> {
+        Ok(self
+            .agent
+            .stores
+            .conversations
+            .recent(conversation_id, limit)
+            .await?)
+    }
+
+    /// Running branches and workers, of one conversation or of all.
+    pub fn processes(&self, conversation_id: Option<&str>) -> Vec<ProcessSummary> {
+        self.agent.processes.list(conversation_id)
+    }
+
+    /// What the cortex watches and did.
+    pub fn cortex(&self) -> CortexSnapshot {
+        self.agent.cortex.snapshot()
+    }
+
+    /// Tools and models that keep failing, one line each.
+    pub fn degraded(&self) -> Vec<String> {
+        super::channel::degraded(&self.agent)
+    }
+
+    /// The agent's long-term memory.
+    pub fn memory(&self) -> &Arc<MemoryStore> {
+        &self.agent.stores.memory
+    }
+
+    /// Whether answers can reach `conversation` (its platform is configured).
+    pub fn reaches(&self, conversation: &ConversationId) -> bool {
+        self.agent.outbox.reaches(conversation)
+    }
+
+    /// The agent's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ProcessEvent> {
+        self.agent.tool_loop.events.subscribe()
+    }
+
+    fn running_channel(&self, conversation: &ConversationId) -> Option<mpsc::Sender<ChannelInput>> {
+        self.channels
+            .lock()
+            .ok()
+            .and_then(|channels| channels.get(conversation).cloned())
+    }
+
+    async fn dispatch(&self, conversation: &ConversationId, mut input: ChannelInput) {
+        // A send fails only when the channel task has ended; the message is already stored
+        // as pending, so a fresh channel picks it up.
+        for _ in 0..3 {
+            let Some(sender) = self.channel_sender(conversation) else {
+                return;
+            };
+            match sender.send(input).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(returned)) => {
+                    input = returned;
+                    // Only this ended channel's entry: a successor may already be there.
+                    if let Ok(mut channels) = self.channels.lock()
+                        && channels
+                            .get(conversation)
+                            .is_some_and(|current| current.same_channel(&sender))
+                    {
+                        channels.remove(conversation);
+                    }
+                }
+            }
+        }
+        tracing::error!(conversation_id = %conversation, "channel keeps failing to start; the message stays pending");
+    }
+
+    fn channel_sender(&self, conversation: &ConversationId) -> Option<mpsc::Sender<ChannelInput>> {
+        let mut channels = self.channels.lock().ok()?;
+        if let Some(sender) = channels.get(conversation) {
+            return Some(sender.clone());
+        }
+        if !self.accepting.load(Ordering::Acquire) {
+            return None;
+        }
+        let (sender, receiver) = mpsc::channel(self.agent.config.channel_inbox);
+        let channel = Channel::new(
+            self.agent.clone(),
+            self.channels.clone(),
+            conversation.clone(),
+            receiver,
+            sender.clone(),
+        );
+        let span = tracing::info_span!(
+            "channel",
+            agent_id = %self.id(),
+            conversation_id = %conversation,
+        );
+        let abort = self.agent.lifecycle.abort.clone();
+        self.agent.lifecycle.tasks.spawn(
+            async move {
+                tokio::select! {
+                    () = channel.run() => {}
+                    () = abort.cancelled() => tracing::warn!("turn stopped at the shutdown deadline"),
+                }
+            }
+            .instrument(span),
+        );
+        channels.insert(conversation.clone(), sender.clone());
+        Some(sender)
+    }
+
+    /// Stops intake, lets running turns finish up to `grace`, cancels branches and workers,
+    /// then writes what is buffered and closes the database. Messages not answered by then
+    /// stay pending and are answered after the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.accepting.store(false, Ordering::Release);
+        if let Ok(mut channels) = self.channels.lock() {
+            channels.clear();
+        }
+        if !self.agent.lifecycle.shut_down(grace).await {
+            tracing::warn!(agent_id = %self.id(), grace_secs = grace.as_secs(), "turns still running at the shutdown deadline; their messages will be answered after restart");
+        }
+        self.agent.stores.close().await;
+    }
+}

@@ -1,0 +1,128 @@
+//! What crosses the daemon's edge: a message a person sent on its way in, an answer on its way
+//! out, and the `Outbox` through which an agent sends answers without knowing the platforms.
+
+use serde::Serialize;
+
+use crate::conversation_id::ConversationId;
+
+/// A message a person (or a scheduled job) sent, on its way to an agent.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// Our id for the message (uuid v7), assigned where it entered the daemon.
+    pub id: String,
+    pub conversation: ConversationId,
+    /// The agent it is addressed to, when the sender chose one (the HTTP API names it in the
+    /// URL); otherwise the router picks by `[[bindings]]`.
+    pub agent: Option<String>,
+    /// The sender's display name.
+    pub sender: String,
+    pub content: String,
+    /// The platform's own id, when it has one: storing is idempotent on it, and the answer
+    /// is threaded under it.
+    pub platform_message_id: Option<String>,
+    /// The message mentions the bot (or replies to it).
+    pub mentions_bot: bool,
+    /// A direct message: one person and the bot.
+    pub is_direct: bool,
+    /// For a Discord thread, the channel it belongs to (`[[bindings]]` `channel_ids` match
+    /// either).
+    pub thread_parent: Option<String>,
+}
+
+impl InboundMessage {
+    pub fn new(
+        conversation: ConversationId,
+        sender: impl Into<String>,
+        content: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: new_message_id(),
+            conversation,
+            agent: None,
+            sender: sender.into(),
+            content: content.into(),
+            platform_message_id: None,
+            mentions_bot: false,
+            is_direct: true,
+            thread_parent: None,
+        }
+    }
+}
+
+/// A fresh, time-ordered message id.
+pub fn new_message_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// What a turn sends back to its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutboundContent {
+    Text {
+        text: String,
+    },
+    /// The agent chose not to answer: platforms send nothing, waiting API callers are released.
+    Skip,
+    /// The turn failed: people read `text` (an apology with the cause), a scheduled run
+    /// records `error`.
+    Failed {
+        error: String,
+        text: String,
+    },
+}
+
+impl OutboundContent {
+    /// What people read, if anything is sent.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            OutboundContent::Text { text } | OutboundContent::Failed { text, .. } => Some(text),
+            OutboundContent::Skip => None,
+        }
+    }
+}
+
+/// An answer (or a message sent outside any turn) with where it goes.
+#[derive(Debug, Clone)]
+pub struct OutboundResponse {
+    pub agent_id: String,
+    pub conversation: ConversationId,
+    /// Our ids of the messages it answers; empty for a message nobody asked for.
+    pub in_reply_to: Vec<String>,
+    /// The platform message to thread it under: the last message it answers.
+    pub reply_to: Option<String>,
+    pub content: OutboundContent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("no chat platform is configured for `{0}`")]
+    Unreachable(ConversationId),
+    #[error("cannot send to `{conversation}`: {reason}")]
+    Failed {
+        conversation: ConversationId,
+        reason: String,
+    },
+}
+
+/// How an agent's answers leave it. The agent calls these in a turn's order: `typing` when a
+/// turn starts, `deliver` with its answer, `recorded` once the turn is written down, and
+/// `settled` when nothing more is owed in the conversation. Implementations route by the
+/// conversation's platform.
+#[async_trait::async_trait]
+pub trait Outbox: Send + Sync {
+    /// Shows that an answer is being prepared, until the conversation's next delivery.
+    async fn typing(&self, conversation: &ConversationId);
+
+    /// Sends an answer, or a message nobody asked for (`in_reply_to` empty). `Skip` sends
+    /// nothing.
+    async fn deliver(&self, response: &OutboundResponse) -> Result<(), DeliveryError>;
+
+    /// The turn that sent `response` is recorded, so whoever reads the transcript now finds it.
+    fn recorded(&self, response: &OutboundResponse);
+
+    /// No turn is queued and no branch or worker runs in the conversation any more.
+    fn settled(&self, conversation: &ConversationId);
+
+    /// Whether `deliver` can reach the conversation at all.
+    fn reaches(&self, conversation: &ConversationId) -> bool;
+}

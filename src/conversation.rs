@@ -354,9 +354,11 @@ impl ConversationStore {
 
     /// Starts a fresh context (`/new`): the model's context is emptied; the transcript stays.
     pub async fn reset_context(&self, conversation_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM context_items WHERE conversation_id = ?")
-            .bind(conversation_id)
-            .execute(&self.pool)
+        sqlx::query!(
+            "DELETE FROM context_items WHERE conversation_id = ?",
+            conversation_id
+        )
+        .execute(&self.pool)
             .await?;
         Ok(())
     }

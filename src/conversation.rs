@@ -1,11 +1,16 @@
 //! The persisted transcript of every conversation: inbound messages stored before they are
-//! acted on, replies stored after they are sent, and what is still owed an answer.
+//! acted on, replies stored after they are sent, and what is still owed an answer. The runs
+//! of the workers a conversation's channel starts are in `worker_runs`.
+
+mod worker_runs;
 
 use rig::message::Message;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::database::now_millis;
+
+pub use worker_runs::WorkerRunStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

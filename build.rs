@@ -58,9 +58,8 @@ fn run() -> Result<(), String> {
     // Online macros write query data to SQLX_OFFLINE_DIR when it is set, and fail when it
     // names a missing directory; keep that in OUT_DIR too.
     let offline_directory = out_directory.join("sqlx-query-data");
-    fs::create_dir_all(&offline_directory).map_err(|error| {
-        format!("cannot create {}: {error}", offline_directory.display())
-    })?;
+    fs::create_dir_all(&offline_directory)
+        .map_err(|error| format!("cannot create {}: {error}", offline_directory.display()))?;
     println!(
         "cargo:rustc-env=SQLX_OFFLINE_DIR={}",
         offline_directory.display()
@@ -190,7 +189,10 @@ impl Database {
         // SAFETY: the handle is open and `sqlite3_exec` left no statement unfinalized.
         let code = unsafe { ffi::sqlite3_close(self.handle) };
         if code != ffi::SQLITE_OK {
-            return Err(format!("cannot close the scratch database: {}", self.last_error()));
+            return Err(format!(
+                "cannot close the scratch database: {}",
+                self.last_error()
+            ));
         }
         self.handle = std::ptr::null_mut();
         Ok(())

@@ -369,7 +369,7 @@ impl ConversationStore {
             conversation_id
         )
         .execute(&self.pool)
-            .await?;
+        .await?;
         Ok(())
     }
 

@@ -106,7 +106,10 @@ impl WriteTransaction {
             }
             Err(error) => error,
         };
-        match sqlx::query!("ROLLBACK").execute(&mut *self.connection).await {
+        match sqlx::query!("ROLLBACK")
+            .execute(&mut *self.connection)
+            .await
+        {
             Ok(_) => self.open = false,
             // SQLite rolls back by itself after some failed COMMITs.
             Err(rollback) if rollback.to_string().contains("no transaction is active") => {

@@ -74,12 +74,22 @@ impl WorkerRunStore {
 mod tests {
     use super::*;
 
-    async fn stored_run(
-        pool: &SqlitePool,
-        id: uuid::Uuid,
-    ) -> (String, String, bool, String, Option<String>, Option<String>, bool) {
+    /// A `worker_runs` row as stored.
+    #[derive(Debug)]
+    struct StoredRun {
+        conversation_id: String,
+        task: String,
+        interactive: bool,
+        state: String,
+        result: Option<String>,
+        transcript: Option<String>,
+        ended_at: Option<i64>,
+    }
+
+    async fn stored_run(pool: &SqlitePool, id: uuid::Uuid) -> StoredRun {
         let id = id.to_string();
-        let row = sqlx::query!(
+        sqlx::query_as!(
+            StoredRun,
             r#"SELECT conversation_id, task, interactive AS "interactive: bool", state, result,
                       transcript, ended_at
                FROM worker_runs WHERE id = ?"#,
@@ -87,16 +97,7 @@ mod tests {
         )
         .fetch_one(pool)
         .await
-        .expect("the run is stored");
-        (
-            row.conversation_id,
-            row.task,
-            row.interactive,
-            row.state,
-            row.result,
-            row.transcript,
-            row.ended_at.is_some(),
-        )
+        .expect("the run is stored")
     }
 
     #[tokio::test]
@@ -111,17 +112,14 @@ mod tests {
             .record_start(id, "portal:cli", "count the files", true)
             .await
             .expect("start");
+        let running = stored_run(&pool, id).await;
+        assert_eq!(running.conversation_id, "portal:cli");
+        assert_eq!(running.task, "count the files");
+        assert!(running.interactive);
+        assert_eq!(running.state, "running");
         assert_eq!(
-            stored_run(&pool, id).await,
-            (
-                "portal:cli".to_string(),
-                "count the files".to_string(),
-                true,
-                "running".to_string(),
-                None,
-                None,
-                false
-            )
+            (running.result, running.transcript, running.ended_at),
+            (None, None, None)
         );
 
         let transcript = vec![Message::user("count the files"), Message::assistant("3")];
@@ -129,12 +127,12 @@ mod tests {
             .record_finish(id, WorkerState::TimedOut, "ran out of time", &transcript)
             .await
             .expect("finish");
-        let (_, _, _, state, result, stored_transcript, ended) = stored_run(&pool, id).await;
-        assert_eq!(state, "timed_out");
-        assert_eq!(result.as_deref(), Some("ran out of time"));
-        assert!(ended);
+        let finished = stored_run(&pool, id).await;
+        assert_eq!(finished.state, "timed_out");
+        assert_eq!(finished.result.as_deref(), Some("ran out of time"));
+        assert!(finished.ended_at.is_some());
         let decoded: Vec<Message> =
-            serde_json::from_str(&stored_transcript.expect("a transcript")).expect("JSON");
+            serde_json::from_str(&finished.transcript.expect("a transcript")).expect("JSON");
         assert_eq!(decoded, transcript);
     }
 }

@@ -182,7 +182,7 @@ impl NewMessage<'_> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ConversationSummary {
     pub id: String,
     pub platform: String,

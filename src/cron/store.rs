@@ -33,7 +33,7 @@ impl JobSource {
 }
 
 /// A stored job with its run-time state.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct JobRecord {
     pub id: String,
     pub prompt: String,
@@ -129,7 +129,7 @@ pub enum Trigger {
 }
 
 /// One execution of a job.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ExecutionRecord {
     pub id: String,
     pub job_id: String,

@@ -1,8 +1,8 @@
 //! Reading remembered memories: one by id, its associations, and pages of them newest or most
 //! important first.
 
-use super::super::{Association, ListOrder, Memory, MemoryError, MemoryType, Relation};
 use super::MemoryStore;
+use crate::memory::{Association, ListOrder, Memory, MemoryError, MemoryType, Relation};
 
 impl MemoryStore {
     /// A remembered memory by id.

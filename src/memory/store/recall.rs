@@ -5,19 +5,19 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::super::index::normalize;
-use super::super::search::{
-    full_text_terms, match_any, quote_term, reciprocal_rank_fusion, select_terms,
-};
-use super::super::{
-    Association, AssociationHop, ListOrder, Memory, MemoryError, MemoryType, RecallMode,
-    RecallQuery, RecallResult, RecalledMemory,
-};
 use super::{
     ACCESS_FLUSH_AT, CANDIDATES_PER_LIST, FULL_TEXT_BUDGET, MAXIMUM_RESULTS, MEMORY_COLUMNS,
     MINIMUM_SIMILARITY, MemoryStore, WALK_FROM,
 };
 use crate::database::now_millis;
+use crate::memory::index::normalize;
+use crate::memory::search::{
+    full_text_terms, match_any, quote_term, reciprocal_rank_fusion, select_terms,
+};
+use crate::memory::{
+    Association, AssociationHop, ListOrder, Memory, MemoryError, MemoryType, RecallMode,
+    RecallQuery, RecallResult, RecalledMemory,
+};
 
 impl MemoryStore {
     /// Finds memories for `query`, embedding its text when an embedder is available.

@@ -1,13 +1,13 @@
 //! Writing memories: saving (merging near-duplicates of the same type), associating a saved
 //! memory with others, forgetting (soft deletion), and the revision counter writes bump.
 
-use super::super::index::{dot, from_blob, normalize, to_blob};
-use super::super::{Memory, MemoryError, MemoryType, NewAssociation, NewMemory, SaveOutcome};
 use super::{
     DEFAULT_WEIGHT, MemoryStore, NEAR_DUPLICATE_SIMILARITY, validate_content, validate_unit,
 };
 use crate::database::now_millis;
 use crate::event::ProcessEvent;
+use crate::memory::index::{dot, from_blob, normalize, to_blob};
+use crate::memory::{Memory, MemoryError, MemoryType, NewAssociation, NewMemory, SaveOutcome};
 
 impl MemoryStore {
     /// Saves a memory, embedding it first when an embedder is available. A remembered memory

@@ -1,11 +1,16 @@
 //! The persisted transcript of every conversation: inbound messages stored before they are
-//! acted on, replies stored after they are sent, and what is still owed an answer.
+//! acted on, replies stored after they are sent, and what is still owed an answer. The runs
+//! of the workers a conversation's channel starts are in `worker_runs`.
+
+mod worker_runs;
 
 use rig::message::Message;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::database::now_millis;
+
+pub use worker_runs::WorkerRunStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -177,7 +182,7 @@ impl NewMessage<'_> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ConversationSummary {
     pub id: String,
     pub platform: String,
@@ -211,20 +216,20 @@ impl ConversationStore {
         let now = now_millis();
         // No RETURNING: an autocommit statement read only up to its first row never reports
         // a failed COMMIT (a full disk), and the caller would take a lost message as stored.
-        let insert_message = sqlx::query(
+        let insert_message = sqlx::query!(
             "INSERT INTO messages (id, conversation_id, role, sender, content, platform_message_id,
                                    status, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT DO NOTHING",
-        )
-        .bind(message.id)
-        .bind(message.conversation_id)
-        .bind(message.role)
-        .bind(message.sender)
-        .bind(message.content)
-        .bind(message.platform_message_id)
-        .bind(message.status)
-        .bind(now);
+            message.id,
+            message.conversation_id,
+            message.role,
+            message.sender,
+            message.content,
+            message.platform_message_id,
+            message.status,
+            now,
+        );
         let inserted = if conversation_known {
             insert_message.execute(&self.pool).await?.rows_affected()
         } else {
@@ -234,14 +239,14 @@ impl ConversationStore {
                 .next()
                 .unwrap_or_default();
             let mut transaction = crate::database::begin_write(&self.pool).await?;
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO conversations (id, platform, created_at, updated_at) VALUES (?, ?, ?, ?)
                  ON CONFLICT (id) DO NOTHING",
+                message.conversation_id,
+                platform,
+                now,
+                now,
             )
-            .bind(message.conversation_id)
-            .bind(platform)
-            .bind(now)
-            .bind(now)
             .execute(&mut *transaction)
             .await?;
             let inserted = insert_message
@@ -263,6 +268,7 @@ impl ConversationStore {
         let now = now_millis();
         // One query of up to three statements, so the turn costs the connection's thread three
         // round trips (begin, this, commit) however much it writes.
+        // Unchecked: the statements, the IN list and the VALUES rows are built at run time.
         let mut sql = String::new();
         if record.reply.is_some() {
             sql.push_str(
@@ -340,12 +346,16 @@ impl ConversationStore {
         conversation_id: &str,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut messages = sqlx::query_as::<_, StoredMessage>(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?
-             ORDER BY seq DESC LIMIT ?"
-        ))
-        .bind(conversation_id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut messages = sqlx::query_as!(
+            StoredMessage,
+            r#"SELECT id, conversation_id, role AS "role: Role", sender, content,
+                      platform_message_id, status AS "status: MessageStatus", created_at
+               FROM messages WHERE conversation_id = ?
+               ORDER BY seq DESC LIMIT ?"#,
+            conversation_id,
+            limit,
+        )
         .fetch_all(&self.pool)
         .await?;
         messages.reverse();
@@ -354,28 +364,33 @@ impl ConversationStore {
 
     /// Starts a fresh context (`/new`): the model's context is emptied; the transcript stays.
     pub async fn reset_context(&self, conversation_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM context_items WHERE conversation_id = ?")
-            .bind(conversation_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM context_items WHERE conversation_id = ?",
+            conversation_id
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// User messages of a conversation still owed an answer, oldest first.
     pub async fn pending(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
-        Ok(sqlx::query_as::<_, StoredMessage>(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE conversation_id = ? AND status = 'pending' ORDER BY seq"
-        ))
-        .bind(conversation_id)
+        Ok(sqlx::query_as!(
+            StoredMessage,
+            r#"SELECT id, conversation_id, role AS "role: Role", sender, content,
+                      platform_message_id, status AS "status: MessageStatus", created_at
+               FROM messages
+               WHERE conversation_id = ? AND status = 'pending' ORDER BY seq"#,
+            conversation_id,
+        )
         .fetch_all(&self.pool)
         .await?)
     }
 
     /// Conversations with at least one message still owed an answer.
     pub async fn conversations_with_pending(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT conversation_id FROM messages WHERE status = 'pending'",
+        Ok(sqlx::query_scalar!(
+            "SELECT DISTINCT conversation_id FROM messages WHERE status = 'pending'"
         )
         .fetch_all(&self.pool)
         .await?)
@@ -388,6 +403,7 @@ impl ConversationStore {
         words: &[&str],
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        // Unchecked: one filter per word, built at run time.
         let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?");
         for _ in words {
             sql.push_str(" AND instr(lower(content), lower(?)) > 0");
@@ -410,19 +426,19 @@ impl ConversationStore {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<ContextItem>, StoreError> {
-        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-            "SELECT seq, kind, body, tokens FROM context_items
-             WHERE conversation_id = ? ORDER BY seq",
+        let rows = sqlx::query!(
+            r#"SELECT seq AS "seq!", kind, body, tokens FROM context_items
+               WHERE conversation_id = ? ORDER BY seq"#,
+            conversation_id,
         )
-        .bind(conversation_id)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(seq, kind, body, tokens)| {
+            .map(|row| {
                 Ok(ContextItem {
-                    seq,
-                    body: ContextBody::decode(seq, &kind, body)?,
-                    tokens: usize::try_from(tokens).unwrap_or_default(),
+                    seq: row.seq,
+                    body: ContextBody::decode(row.seq, &row.kind, row.body)?,
+                    tokens: usize::try_from(row.tokens).unwrap_or_default(),
                 })
             })
             .collect()
@@ -440,34 +456,40 @@ impl ConversationStore {
         replacement: ContextBody,
     ) -> Result<Option<ContextItem>, StoreError> {
         let mut transaction = crate::database::begin_write(&self.pool).await?;
-        let present: i64 = sqlx::query_scalar(
+        let present = sqlx::query_scalar!(
             "SELECT COUNT(*) FROM context_items WHERE conversation_id = ? AND seq BETWEEN ? AND ?",
+            conversation_id,
+            first,
+            last,
         )
-        .bind(conversation_id)
-        .bind(first)
-        .bind(last)
         .fetch_one(&mut *transaction)
         .await?;
         if usize::try_from(present).ok() != Some(count) {
             return Ok(None);
         }
-        sqlx::query("DELETE FROM context_items WHERE conversation_id = ? AND seq BETWEEN ? AND ?")
-            .bind(conversation_id)
-            .bind(first)
-            .bind(last)
-            .execute(&mut *transaction)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM context_items WHERE conversation_id = ? AND seq BETWEEN ? AND ?",
+            conversation_id,
+            first,
+            last,
+        )
+        .execute(&mut *transaction)
+        .await?;
         let tokens = replacement.estimate_tokens();
-        sqlx::query(
+        let kind = replacement.kind();
+        let body = replacement.encode();
+        let token_count = i64::try_from(tokens).unwrap_or(i64::MAX);
+        let now = now_millis();
+        sqlx::query!(
             "INSERT INTO context_items (seq, conversation_id, kind, body, tokens, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
+            first,
+            conversation_id,
+            kind,
+            body,
+            token_count,
+            now,
         )
-        .bind(first)
-        .bind(conversation_id)
-        .bind(replacement.kind())
-        .bind(replacement.encode())
-        .bind(i64::try_from(tokens).unwrap_or(i64::MAX))
-        .bind(now_millis())
         .execute(&mut *transaction)
         .await?;
         transaction.commit().await?;
@@ -479,12 +501,15 @@ impl ConversationStore {
     }
 
     pub async fn list(&self) -> Result<Vec<ConversationSummary>, StoreError> {
-        Ok(sqlx::query_as::<_, ConversationSummary>(
-            "SELECT c.id, c.platform, c.created_at,
+        Ok(sqlx::query_as!(
+            ConversationSummary,
+            // `id` is a TEXT PRIMARY KEY, which SQLite lets be NULL; no insert leaves it so.
+            r#"SELECT c.id AS "id!", c.platform, c.created_at,
                     COALESCE((SELECT MAX(m.created_at) FROM messages m WHERE m.conversation_id = c.id),
-                             c.created_at) AS updated_at,
-                    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
-             FROM conversations c ORDER BY updated_at DESC",
+                             c.created_at) AS "updated_at!: i64",
+                    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id)
+                        AS "message_count!: i64"
+             FROM conversations c ORDER BY updated_at DESC"#
         )
         .fetch_all(&self.pool)
         .await?)

@@ -85,7 +85,7 @@ pub struct WriteTransaction {
 
 pub async fn begin_write(pool: &SqlitePool) -> Result<WriteTransaction, sqlx::Error> {
     let mut connection = pool.acquire().await?;
-    sqlx::query("BEGIN IMMEDIATE")
+    sqlx::query!("BEGIN IMMEDIATE")
         .execute(&mut *connection)
         .await?;
     Ok(WriteTransaction {
@@ -99,14 +99,17 @@ impl WriteTransaction {
     /// the connection goes back to the pool clean and reads keep working; only a connection
     /// that cannot even roll back is closed.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let error = match sqlx::query("COMMIT").execute(&mut *self.connection).await {
+        let error = match sqlx::query!("COMMIT").execute(&mut *self.connection).await {
             Ok(_) => {
                 self.open = false;
                 return Ok(());
             }
             Err(error) => error,
         };
-        match sqlx::query("ROLLBACK").execute(&mut *self.connection).await {
+        match sqlx::query!("ROLLBACK")
+            .execute(&mut *self.connection)
+            .await
+        {
             Ok(_) => self.open = false,
             // SQLite rolls back by itself after some failed COMMITs.
             Err(rollback) if rollback.to_string().contains("no transaction is active") => {

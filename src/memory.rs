@@ -1,6 +1,6 @@
 //! An agent's long-term memory: typed memories and weighted associations in its SQLite
 //! database, recalled by full-text rank, embedding similarity and a shallow association walk,
-//! fused with reciprocal rank fusion. See `store.rs` for the operations.
+//! fused with reciprocal rank fusion. See `store.rs` and `store/` for the operations.
 
 pub mod embedder;
 pub mod index;

@@ -71,11 +71,14 @@ impl UsageRecorder {
     /// Total (input, output) tokens recorded so far.
     pub async fn totals(&self) -> Result<(i64, i64), sqlx::Error> {
         self.flush().await;
-        sqlx::query_as(
-            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM token_usage",
+        let totals = sqlx::query!(
+            r#"SELECT COALESCE(SUM(input_tokens), 0) AS "input_tokens!: i64",
+                      COALESCE(SUM(output_tokens), 0) AS "output_tokens!: i64"
+               FROM token_usage"#
         )
         .fetch_one(&self.pool)
-        .await
+        .await?;
+        Ok((totals.input_tokens, totals.output_tokens))
     }
 }
 
@@ -121,17 +124,17 @@ async fn write(pool: &SqlitePool, batch: &[Record]) -> Result<(), sqlx::Error> {
     }
     let mut transaction = crate::database::begin_write(pool).await?;
     for record in batch {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO token_usage (process_type, process_id, model, input_tokens, output_tokens,
                                       created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
+            record.process_type,
+            record.process_id,
+            record.model,
+            record.input_tokens,
+            record.output_tokens,
+            record.created_at,
         )
-        .bind(record.process_type)
-        .bind(&record.process_id)
-        .bind(&record.model)
-        .bind(record.input_tokens)
-        .bind(record.output_tokens)
-        .bind(record.created_at)
         .execute(&mut *transaction)
         .await?;
     }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::index::{from_blob, normalize, to_blob};
@@ -45,16 +44,15 @@ impl MemoryStore {
         // Decay reads access counts and times: write the pending ones first.
         self.flush_accesses().await?;
         let _writer = self.write_lock.lock().await;
-        let state = sqlx::query(
-            "SELECT revision, maintained_revision, maintained_at FROM memory_revision WHERE id = 1",
+        let state = sqlx::query!(
+            "SELECT revision, maintained_revision, maintained_at FROM memory_revision WHERE id = 1"
         )
         .fetch_one(&self.pool)
         .await
         .map_err(MemoryError::database("reading the maintenance state"))?;
-        let revision: i64 = state.get("revision");
-        let maintained_revision: i64 = state.get("maintained_revision");
-        let previous_pass: Option<i64> = state.get("maintained_at");
-        if revision == maintained_revision {
+        let revision = state.revision;
+        let previous_pass = state.maintained_at;
+        if revision == state.maintained_revision {
             return Ok(MaintenanceReport::default());
         }
         let mut report = MaintenanceReport {
@@ -69,11 +67,11 @@ impl MemoryStore {
             .await?;
         report.decayed = decayed;
         report.pruned = pruned;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE memory_revision SET maintained_revision = ?, maintained_at = ? WHERE id = 1",
+            revision,
+            now,
         )
-        .bind(revision)
-        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(MemoryError::database("recording the maintenance pass"))?;
@@ -87,9 +85,9 @@ impl MemoryStore {
         now: i64,
         previous_pass: i64,
     ) -> Result<(usize, usize), MemoryError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT id, importance, updated_at, last_accessed_at, access_count FROM memories
-             WHERE forgotten = 0 AND memory_type != 'identity'",
+             WHERE forgotten = 0 AND memory_type != 'identity'"
         )
         .fetch_all(&self.pool)
         .await
@@ -97,11 +95,11 @@ impl MemoryStore {
         let mut decayed = Vec::new();
         let mut pruned = Vec::new();
         for row in rows {
-            let id: String = row.get("id");
-            let importance: f64 = row.get("importance");
-            let updated_at: i64 = row.get("updated_at");
-            let last_accessed_at: i64 = row.get("last_accessed_at");
-            let access_count: i64 = row.get("access_count");
+            let id = row.id;
+            let importance = row.importance;
+            let updated_at = row.updated_at;
+            let last_accessed_at = row.last_accessed_at;
+            let access_count = row.access_count;
             let last_touched = updated_at.max(last_accessed_at);
             let since = last_touched.max(previous_pass);
             let elapsed_days = (now - since).max(0) as f64 / DAY_MILLIS;
@@ -118,20 +116,20 @@ impl MemoryStore {
             .await
             .map_err(MemoryError::database("decaying memories"))?;
         for (id, importance) in &decayed {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE memories SET importance = ? WHERE id = ? AND memory_type != 'identity'",
+                importance,
+                id,
             )
-            .bind(importance)
-            .bind(id)
             .execute(&mut *transaction)
             .await
             .map_err(MemoryError::database("decaying a memory"))?;
         }
         for id in &pruned {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE memories SET forgotten = 1 WHERE id = ? AND memory_type != 'identity'",
+                id,
             )
-            .bind(id)
             .execute(&mut *transaction)
             .await
             .map_err(MemoryError::database("pruning a memory"))?;
@@ -155,24 +153,24 @@ impl MemoryStore {
         let Some(model) = self.embedder.model_id().map(str::to_string) else {
             return Ok(0);
         };
-        let candidates = sqlx::query(
-            "SELECT id, memory_type, embedding FROM memories
-             WHERE forgotten = 0 AND memory_type != 'identity' AND updated_at >= ?
-               AND embedding IS NOT NULL AND embedding_model = ?
-             ORDER BY updated_at DESC LIMIT ?",
+        let candidates = sqlx::query!(
+            r#"SELECT id, memory_type AS "memory_type: MemoryType", embedding AS "embedding!"
+               FROM memories
+               WHERE forgotten = 0 AND memory_type != 'identity' AND updated_at >= ?
+                 AND embedding IS NOT NULL AND embedding_model = ?
+               ORDER BY updated_at DESC LIMIT ?"#,
+            since,
+            model,
+            MERGE_CANDIDATES,
         )
-        .bind(since)
-        .bind(&model)
-        .bind(MERGE_CANDIDATES)
         .fetch_all(&self.pool)
         .await
         .map_err(MemoryError::database("reading memories to merge"))?;
         let mut merged = 0;
         for row in candidates {
-            let id: String = row.get("id");
-            let memory_type: MemoryType = row.get("memory_type");
-            let blob: Vec<u8> = row.get("embedding");
-            let Some(mut vector) = from_blob(&blob) else {
+            let id = row.id;
+            let memory_type = row.memory_type;
+            let Some(mut vector) = from_blob(&row.embedding) else {
                 continue;
             };
             normalize(&mut vector);
@@ -190,85 +188,94 @@ impl MemoryStore {
     }
 
     async fn merge_pair(&self, first: &str, second: &str) -> Result<(), MemoryError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT id, content, importance, created_at, updated_at, last_accessed_at,
                     access_count, embedding, embedding_model
              FROM memories WHERE id IN (?, ?) AND forgotten = 0
              ORDER BY created_at, id",
+            first,
+            second,
         )
-        .bind(first)
-        .bind(second)
         .fetch_all(&self.pool)
         .await
         .map_err(MemoryError::database("reading memories to merge"))?;
         let [older, newer] = rows.as_slice() else {
             return Ok(());
         };
-        let survivor: String = older.get("id");
-        let absorbed: String = newer.get("id");
+        let survivor = older.id.clone();
+        let absorbed = newer.id.clone();
         // The most recently updated wording (and its embedding) wins.
-        let latest = if newer.get::<i64, _>("updated_at") >= older.get::<i64, _>("updated_at") {
+        let latest = if newer.updated_at >= older.updated_at {
             newer
         } else {
             older
         };
-        let content: String = latest.get("content");
-        let embedding: Option<Vec<u8>> = latest.get("embedding");
-        let embedding_model: Option<String> = latest.get("embedding_model");
-        let importance = older
-            .get::<f64, _>("importance")
-            .max(newer.get::<f64, _>("importance"));
-        let access_count =
-            older.get::<i64, _>("access_count") + newer.get::<i64, _>("access_count");
-        let last_accessed_at = older
-            .get::<i64, _>("last_accessed_at")
-            .max(newer.get::<i64, _>("last_accessed_at"));
-        let updated_at = older
-            .get::<i64, _>("updated_at")
-            .max(newer.get::<i64, _>("updated_at"));
-        let memory_type: MemoryType =
-            sqlx::query_scalar("SELECT memory_type FROM memories WHERE id = ?")
-                .bind(&survivor)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(MemoryError::database("reading a memory type"))?;
+        let content = &latest.content;
+        let embedding = &latest.embedding;
+        let embedding_model = &latest.embedding_model;
+        let importance = older.importance.max(newer.importance);
+        let access_count = older.access_count + newer.access_count;
+        let last_accessed_at = older.last_accessed_at.max(newer.last_accessed_at);
+        let updated_at = older.updated_at.max(newer.updated_at);
+        let memory_type = sqlx::query_scalar!(
+            r#"SELECT memory_type AS "memory_type: MemoryType" FROM memories WHERE id = ?"#,
+            survivor,
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(MemoryError::database("reading a memory type"))?;
 
         let mut transaction = crate::database::begin_write(&self.pool)
             .await
             .map_err(MemoryError::database("merging memories"))?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE memories SET content = ?, importance = ?, access_count = ?,
                  last_accessed_at = ?, updated_at = ?, embedding = ?, embedding_model = ?
              WHERE id = ?",
+            content,
+            importance,
+            access_count,
+            last_accessed_at,
+            updated_at,
+            embedding,
+            embedding_model,
+            survivor,
         )
-        .bind(&content)
-        .bind(importance)
-        .bind(access_count)
-        .bind(last_accessed_at)
-        .bind(updated_at)
-        .bind(&embedding)
-        .bind(&embedding_model)
-        .bind(&survivor)
         .execute(&mut *transaction)
         .await
         .map_err(MemoryError::database("merging memories"))?;
-        for statement in [
+        // The absorbed memory's associations move to the survivor (but not onto itself).
+        sqlx::query!(
             "INSERT OR IGNORE INTO associations (source_id, target_id, relation, weight, created_at)
              SELECT ?1, target_id, relation, weight, created_at FROM associations
              WHERE source_id = ?2 AND target_id != ?1",
+            survivor,
+            absorbed,
+        )
+        .execute(&mut *transaction)
+        .await
+        .map_err(MemoryError::database("merging memories"))?;
+        sqlx::query!(
             "INSERT OR IGNORE INTO associations (source_id, target_id, relation, weight, created_at)
              SELECT source_id, ?1, relation, weight, created_at FROM associations
              WHERE target_id = ?2 AND source_id != ?1",
-            "DELETE FROM associations WHERE source_id = ?2 OR target_id = ?2",
-            "UPDATE memories SET forgotten = 1 WHERE id = ?2",
-        ] {
-            sqlx::query(statement)
-                .bind(&survivor)
-                .bind(&absorbed)
-                .execute(&mut *transaction)
-                .await
-                .map_err(MemoryError::database("merging memories"))?;
-        }
+            survivor,
+            absorbed,
+        )
+        .execute(&mut *transaction)
+        .await
+        .map_err(MemoryError::database("merging memories"))?;
+        sqlx::query!(
+            "DELETE FROM associations WHERE source_id = ?1 OR target_id = ?1",
+            absorbed,
+        )
+        .execute(&mut *transaction)
+        .await
+        .map_err(MemoryError::database("merging memories"))?;
+        sqlx::query!("UPDATE memories SET forgotten = 1 WHERE id = ?", absorbed)
+            .execute(&mut *transaction)
+            .await
+            .map_err(MemoryError::database("merging memories"))?;
         transaction
             .commit()
             .await
@@ -298,20 +305,20 @@ impl MemoryStore {
         }
         let mut embedded = 0;
         loop {
-            let rows = sqlx::query(
-                "SELECT id, content, memory_type FROM memories
-                 WHERE forgotten = 0 AND (embedding IS NULL OR embedding_model IS NOT ?)
-                 ORDER BY seq LIMIT ?",
+            let rows = sqlx::query!(
+                r#"SELECT id, content, memory_type AS "memory_type: MemoryType" FROM memories
+                   WHERE forgotten = 0 AND (embedding IS NULL OR embedding_model IS NOT ?)
+                   ORDER BY seq LIMIT ?"#,
+                model,
+                BACKFILL_BATCH,
             )
-            .bind(&model)
-            .bind(BACKFILL_BATCH)
             .fetch_all(&self.pool)
             .await
             .map_err(MemoryError::database("reading memories to embed"))?;
             if rows.is_empty() {
                 return Ok(embedded);
             }
-            let texts: Vec<String> = rows.iter().map(|row| row.get("content")).collect();
+            let texts: Vec<String> = rows.iter().map(|row| row.content.clone()).collect();
             let vectors = match self.embedder.embed(texts).await {
                 Ok(vectors) => vectors,
                 Err(error) => {
@@ -322,25 +329,23 @@ impl MemoryStore {
             let _writer = self.write_lock.lock().await;
             for (row, mut vector) in rows.iter().zip(vectors) {
                 normalize(&mut vector);
-                let id: String = row.get("id");
-                let memory_type: MemoryType = row.get("memory_type");
+                let blob = to_blob(&vector);
                 // Only if the content is unchanged since it was read.
-                let content: String = row.get("content");
-                let updated = sqlx::query(
+                let updated = sqlx::query!(
                     "UPDATE memories SET embedding = ?, embedding_model = ?
                      WHERE id = ? AND content = ? AND forgotten = 0",
+                    blob,
+                    model,
+                    row.id,
+                    row.content,
                 )
-                .bind(to_blob(&vector))
-                .bind(&model)
-                .bind(&id)
-                .bind(&content)
                 .execute(&self.pool)
                 .await
                 .map_err(MemoryError::database("storing an embedding"))?;
                 if updated.rows_affected() == 1
                     && let Ok(mut index) = self.index.write()
                 {
-                    match index.upsert(&id, memory_type.code(), &vector) {
+                    match index.upsert(&row.id, row.memory_type.code(), &vector) {
                         Ok(()) => embedded += 1,
                         Err(error) => {
                             tracing::warn!(agent_id = %self.agent_id, %error, "embedded memory not indexed for similarity");

@@ -5,7 +5,6 @@
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
-use sqlx::Row;
 
 use super::{MemoryError, MemoryStore, MemoryType};
 use crate::prompts::{PromptError, Prompts};
@@ -60,9 +59,10 @@ impl MemoryStore {
         {
             return Ok(snapshot.clone());
         }
-        let counts = sqlx::query(
-            "SELECT memory_type, count(*) AS total FROM memories WHERE forgotten = 0
-             GROUP BY memory_type",
+        let counts = sqlx::query!(
+            r#"SELECT memory_type AS "memory_type: MemoryType", count(*) AS "total!: i64"
+               FROM memories WHERE forgotten = 0
+               GROUP BY memory_type"#
         )
         .fetch_all(&self.pool)
         .await
@@ -70,20 +70,21 @@ impl MemoryStore {
         let mut candidates: Vec<(MemoryType, usize, String)> = Vec::new();
         let mut totals = Vec::new();
         for memory_type in MemoryType::ALL {
-            let total: i64 = counts
+            let total = counts
                 .iter()
-                .find(|row| row.get::<MemoryType, _>("memory_type") == memory_type)
-                .map_or(0, |row| row.get("total"));
+                .find(|row| row.memory_type == memory_type)
+                .map_or(0, |row| row.total);
             if total == 0 {
                 continue;
             }
             totals.push((memory_type, total));
-            let contents: Vec<String> = sqlx::query_scalar(
+            let shown = PER_TYPE as i64;
+            let contents = sqlx::query_scalar!(
                 "SELECT content FROM memories WHERE forgotten = 0 AND memory_type = ?
                  ORDER BY importance DESC, updated_at DESC, id LIMIT ?",
+                memory_type,
+                shown,
             )
-            .bind(memory_type)
-            .bind(PER_TYPE as i64)
             .fetch_all(&self.pool)
             .await
             .map_err(MemoryError::database("reading memories to show"))?;

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use sqlx::SqlitePool;
 
-use crate::conversation::ConversationStore;
-use crate::database::now_millis;
+use crate::conversation::{ConversationStore, WorkerRunStore};
 use crate::event::EventBus;
 use crate::llm::UsageRecorder;
 use crate::memory::{Embedder, MemoryError, MemoryStore};
@@ -18,6 +17,8 @@ pub struct Stores {
     pub memory: Arc<MemoryStore>,
     /// Token usage, written in batches.
     pub usage: UsageRecorder,
+    /// Each worker's task, terminal state, result and transcript.
+    pub worker_runs: WorkerRunStore,
     /// The database all of them share; only closed here.
     pool: SqlitePool,
 }
@@ -37,51 +38,9 @@ impl Stores {
             conversations: ConversationStore::new(pool.clone()),
             memory: Arc::new(memory),
             usage: UsageRecorder::new(pool.clone()),
+            worker_runs: WorkerRunStore::new(pool.clone()),
             pool,
         })
-    }
-
-    /// A worker run starts: recorded as running.
-    pub async fn record_worker_start(
-        &self,
-        id: &str,
-        conversation_id: &str,
-        task: &str,
-        interactive: bool,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO worker_runs (id, conversation_id, task, interactive, state, started_at)
-             VALUES (?, ?, ?, ?, 'running', ?)",
-        )
-        .bind(id)
-        .bind(conversation_id)
-        .bind(task)
-        .bind(interactive)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-    }
-
-    /// A worker run ends in its terminal state, with its result and transcript.
-    pub async fn record_worker_end(
-        &self,
-        id: &str,
-        state: &str,
-        result: &str,
-        transcript: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE worker_runs SET state = ?, result = ?, transcript = ?, ended_at = ? WHERE id = ?",
-        )
-        .bind(state)
-        .bind(result)
-        .bind(transcript)
-        .bind(now_millis())
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
     }
 
     /// Writes what is still buffered (token usage, recall access counts) and closes the

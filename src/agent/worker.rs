@@ -267,8 +267,9 @@ impl Worker {
         let recorded = self
             .agent
             .stores
-            .record_worker_start(
-                &self.id.to_string(),
+            .worker_runs
+            .record_start(
+                self.id,
                 self.conversation.as_str(),
                 &self.task,
                 self.interactive,
@@ -285,10 +286,10 @@ impl Worker {
     async fn finish(&self, state: WorkerState, result: String, transcript: &[Message]) {
         let agent = &self.agent;
         tracing::info!(state = state.as_str(), "worker finished");
-        let transcript = serde_json::to_string(transcript).unwrap_or_default();
         let recorded = agent
             .stores
-            .record_worker_end(&self.id.to_string(), state.as_str(), &result, &transcript)
+            .worker_runs
+            .record_finish(self.id, state, &result, transcript)
             .await;
         if let Err(error) = recorded {
             tracing::error!(%error, "cannot record the worker outcome");

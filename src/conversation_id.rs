@@ -122,7 +122,7 @@ impl ConversationId {
             platform,
             text: text.to_string(),
         };
-        id.check().map_err(|reason| error(&reason))?;
+        id.read_place()?;
         Ok(id)
     }
 
@@ -182,14 +182,18 @@ impl ConversationId {
             .unwrap_or(Place::Portal { name: self.scope() })
     }
 
-    fn read_place(&self) -> Result<Place<'_>, String> {
+    fn read_place(&self) -> Result<Place<'_>, ConversationIdError> {
+        let invalid = |reason: String| ConversationIdError {
+            text: self.text.clone(),
+            reason,
+        };
         let scope = self.scope();
         let parts: Vec<&str> = scope.split(':').collect();
         let number = |part: &str| {
             part.parse::<u64>()
                 .ok()
                 .filter(|number| *number != 0)
-                .ok_or_else(|| format!("`{part}` is not a Discord id"))
+                .ok_or_else(|| invalid(format!("`{part}` is not a Discord id")))
         };
         let non_empty = parts.iter().all(|part| !part.is_empty());
         match self.platform {
@@ -202,16 +206,18 @@ impl ConversationId {
                 if valid {
                     Ok(Place::Portal { name: scope })
                 } else {
-                    Err(format!(
+                    Err(invalid(format!(
                         "a portal conversation name is 1-{PORTAL_NAME_LIMIT} characters of \
                          letters, digits and - _ . @ :"
-                    ))
+                    )))
                 }
             }
             Platform::Telegram => scope
                 .parse::<i64>()
                 .map(|chat| Place::Telegram { chat })
-                .map_err(|_| "a Telegram conversation is `telegram:{chat id}`".to_string()),
+                .map_err(|_| {
+                    invalid("a Telegram conversation is `telegram:{chat id}`".to_string())
+                }),
             Platform::Discord => match parts.as_slice() {
                 ["dm", user] => Ok(Place::DiscordDirect {
                     user: number(user)?,
@@ -220,10 +226,10 @@ impl ConversationId {
                     guild: number(guild)?,
                     channel: number(channel)?,
                 }),
-                _ => Err(
+                _ => Err(invalid(
                     "a Discord conversation is `discord:{guild}:{channel}` or `discord:dm:{user}`"
                         .to_string(),
-                ),
+                )),
             },
             Platform::Slack => match parts.as_slice() {
                 [team, channel] if non_empty => Ok(Place::Slack {
@@ -236,19 +242,19 @@ impl ConversationId {
                     channel,
                     thread: Some(thread),
                 }),
-                _ => Err("a Slack conversation is `slack:{team}:{channel}` or \
+                _ => Err(invalid(
+                    "a Slack conversation is `slack:{team}:{channel}` or \
                      `slack:{team}:{channel}:{thread_ts}`"
-                    .to_string()),
+                        .to_string(),
+                )),
             },
             Platform::Cron => match parts.as_slice() {
                 [job, run] if non_empty => Ok(Place::Cron { job, run }),
-                _ => Err("a scheduled run's conversation is `cron:{job}:{run}`".to_string()),
+                _ => Err(invalid(
+                    "a scheduled run's conversation is `cron:{job}:{run}`".to_string(),
+                )),
             },
         }
-    }
-
-    fn check(&self) -> Result<(), String> {
-        self.read_place().map(|_| ())
     }
 }
 

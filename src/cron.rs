@@ -4,8 +4,8 @@
 //! only through `CronHost`; job definitions are `schedule` types.
 
 mod runs;
-pub mod scheduler;
-pub mod store;
+mod scheduler;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +24,7 @@ use crate::schedule::{
 use crate::supervision::Lifecycle;
 use crate::tools::{CronJobs, JobsError};
 pub use runs::{RunBoard, RunOutbox, RunReport};
+pub use scheduler::HISTORY_SHOWN;
 pub use store::{CronStore, ExecutionRecord, JobRecord, JobSource};
 
 /// Failures in a row after which a job is disabled.

@@ -1,8 +1,8 @@
 //! The LLM layer: providers built from config, model routing by process type, retries with
 //! backoff and jitter, fallbacks, rate-limit cool-downs and per-call token usage.
 
-pub mod provider;
-pub mod usage;
+mod provider;
+mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

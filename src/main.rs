@@ -167,7 +167,13 @@ enum MemoryCommand {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config file (default: $SPACEBOT_HOME/config.toml); exits non-zero on error.
-    Check { path: Option<PathBuf> },
+    /// The file is given as `--config PATH`, as for `serve`, or as a plain argument.
+    Check {
+        #[arg(conflicts_with = "config")]
+        path: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -223,9 +229,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config {
-            command: ConfigCommand::Check { path },
+            command: ConfigCommand::Check { path, config },
         } => {
-            let path = path.unwrap_or_else(|| home.join("config.toml"));
+            let path = path.or(config).unwrap_or_else(|| home.join("config.toml"));
             let config = Config::load(&path, &*environment)?;
             println!(
                 "{}: ok ({} agent{}, {} provider{})",

@@ -4,10 +4,10 @@
 
 pub mod embedder;
 pub mod index;
-pub mod maintenance;
-pub mod render;
-pub mod search;
-pub mod store;
+mod maintenance;
+mod render;
+mod search;
+mod store;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use embedder::{EmbedError, Embedder, EmbedderStatus};
 pub use maintenance::MaintenanceReport;
 pub use render::{MemorySection, MemorySnapshot};
-pub use store::MemoryStore;
+pub use store::{MAXIMUM_RESULTS as MAXIMUM_RECALL_RESULTS, MemoryStore};
 
 /// What kind of thing a memory records. Each kind has a default importance.
 #[derive(

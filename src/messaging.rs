@@ -4,14 +4,14 @@
 //! which answers go back out, split and retried.
 
 mod adapter;
-pub mod discord;
+mod discord;
 mod inbound;
 mod manager;
 mod outbound;
 mod portal;
-pub mod slack;
+mod slack;
 mod split;
-pub mod telegram;
+mod telegram;
 
 pub use adapter::{Adapter, AdapterError, AdapterState, AdapterStatus};
 pub use inbound::{Inbound, InboundError, InboundHandler, Receipt};

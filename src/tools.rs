@@ -39,7 +39,7 @@ use crate::memory::MemoryStore;
 use crate::prompts::{PromptError, Prompts};
 use crate::sandbox::Workspace;
 pub use cron::{CronJobs, JobsError};
-pub use schema::check_parameters;
+pub use schema::{InvalidSchema, check_parameters};
 pub use set_status::WorkerOutcome;
 pub use spawn_worker::WorkerRequest;
 
@@ -206,8 +206,11 @@ pub enum ToolSetError {
     EmptyDescription(&'static str),
     #[error("tool `{0}` is registered twice")]
     Duplicate(&'static str),
-    #[error("tool `{tool}`: {message}")]
-    Schema { tool: &'static str, message: String },
+    #[error("tool `{tool}`: {source}")]
+    Schema {
+        tool: &'static str,
+        source: schema::InvalidSchema,
+    },
 }
 
 /// The tools of one process kind, with the definitions the model sees rendered once.
@@ -238,9 +241,9 @@ impl<Effect: Send + 'static> ToolSet<Effect> {
                 return Err(ToolSetError::EmptyDescription(tool.name()));
             }
             let parameters = tool.parameters();
-            schema::check_parameters(&parameters).map_err(|message| ToolSetError::Schema {
+            schema::check_parameters(&parameters).map_err(|source| ToolSetError::Schema {
                 tool: tool.name(),
-                message,
+                source,
             })?;
             definitions.push(ToolDefinition {
                 name: tool.name().to_string(),

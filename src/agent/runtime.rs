@@ -153,8 +153,10 @@ impl AgentRuntime {
             Arc::new(move || {
                 let memory = memory.clone();
                 Box::pin(async move {
+                    // Memories saved while no embedder worked get their vectors first.
+                    let embedded = memory.backfill_embeddings().await?;
                     let report = memory.maintain(crate::database::now_millis()).await?;
-                    Ok(format!("{report:?}"))
+                    Ok(format!("{report:?}, {embedded} embedded"))
                 })
             }),
         );

@@ -7,8 +7,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, find_agent};
-use crate::cron::scheduler::HISTORY_SHOWN;
-use crate::cron::{CronError, CronService, JobRecord, JobSource, Switch};
+use crate::cron::{CronError, CronService, HISTORY_SHOWN, JobRecord, JobSource, Switch};
 use crate::schedule::{JobDraft, format_instant};
 
 impl From<CronError> for ApiError {

@@ -6,11 +6,7 @@
 //! The cortex calls `MemoryStore::maintain`; until it exists, `run_periodically` is started
 //! per agent by the daemon.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use super::index::{from_blob, normalize, to_blob};
 use super::{MemoryError, MemoryStore, MemoryType};
@@ -353,36 +349,6 @@ impl MemoryStore {
                     }
                 }
             }
-        }
-    }
-}
-
-/// Runs backfill and maintenance every `interval` until `shutdown` is cancelled. The cortex
-/// will own this schedule; until then the daemon starts one per agent.
-pub async fn run_periodically(
-    store: Arc<MemoryStore>,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = shutdown.cancelled() => return,
-        }
-        if let Err(error) = store.flush_accesses().await {
-            tracing::warn!(agent_id = %store.agent_id(), %error, "recall access counts not saved");
-        }
-        match store.backfill_embeddings().await {
-            Ok(0) => {}
-            Ok(embedded) => {
-                tracing::info!(agent_id = %store.agent_id(), embedded, "embedded memories saved without an embedding")
-            }
-            Err(error) => {
-                tracing::warn!(agent_id = %store.agent_id(), %error, "memory embedding backfill failed")
-            }
-        }
-        if let Err(error) = store.maintain(crate::database::now_millis()).await {
-            tracing::warn!(agent_id = %store.agent_id(), %error, "memory maintenance failed");
         }
     }
 }

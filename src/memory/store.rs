@@ -16,7 +16,7 @@ use sqlx::SqlitePool;
 use super::embedder::Embedder;
 use super::index::{VectorIndex, from_blob};
 use super::render::MemorySnapshot;
-use super::{MemoryError, MemoryType, Relation};
+use super::{MemoryError, MemoryType};
 use crate::event::EventBus;
 
 /// Cosine similarity at or above which a new memory updates an existing one of its type.
@@ -174,12 +174,4 @@ fn validate_unit(name: &str, value: f64) -> Result<(), MemoryError> {
             "{name} must be between 0 and 1, got {value}"
         )))
     }
-}
-
-/// The relation names, for error messages and schemas.
-pub fn relation_names() -> Vec<&'static str> {
-    Relation::ALL
-        .iter()
-        .map(|relation| relation.as_str())
-        .collect()
 }

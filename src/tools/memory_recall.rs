@@ -44,7 +44,7 @@ impl<Effect: Send + 'static> Tool<Effect> for MemoryRecall {
             "type": "object",
             "properties": {
                 "query": {"type": "string", "description": "What to look for, in plain words."},
-                "max_results": {"type": "integer", "minimum": 1, "maximum": crate::memory::store::MAXIMUM_RESULTS, "description": "Default 10."},
+                "max_results": {"type": "integer", "minimum": 1, "maximum": crate::memory::MAXIMUM_RECALL_RESULTS, "description": "Default 10."},
                 "type": {
                     "type": "string",
                     "enum": MemoryType::ALL.map(MemoryType::as_str),

@@ -20,16 +20,24 @@ const KEYWORDS: [&str; 10] = [
     "default",
 ];
 
+/// A mistake in a parameters schema, with the path at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSchema(String);
+
 /// Whether `schema` is a valid parameters schema: an object schema whose every nested
-/// schema is valid. The error names the path at fault.
-pub fn check_parameters(schema: &Value) -> Result<(), String> {
+/// schema is valid.
+pub fn check_parameters(schema: &Value) -> Result<(), InvalidSchema> {
     let root = schema
         .as_object()
-        .ok_or_else(|| "the parameters schema is not an object".to_string())?;
+        .ok_or_else(|| "the parameters schema is not an object".to_string())
+        .map_err(InvalidSchema)?;
     if root.get("type").and_then(Value::as_str) != Some("object") {
-        return Err("the parameters schema must have \"type\": \"object\"".to_string());
+        return Err(InvalidSchema(
+            "the parameters schema must have \"type\": \"object\"".to_string(),
+        ));
     }
-    check(root, "parameters")
+    check(root, "parameters").map_err(InvalidSchema)
 }
 
 fn check(schema: &Map<String, Value>, path: &str) -> Result<(), String> {
@@ -165,7 +173,9 @@ mod tests {
             ),
         ];
         for (schema, expected) in cases {
-            let error = check_parameters(&schema).expect_err(&schema.to_string());
+            let error = check_parameters(&schema)
+                .expect_err(&schema.to_string())
+                .to_string();
             assert!(error.contains(expected), "{error}");
         }
         check_parameters(&json!({

@@ -65,16 +65,31 @@ fn config_check_names_file_line_and_key() {
     }
     let good = directory.path().join("good.toml");
     std::fs::write(&good, spacebot::config::DEFAULT_CONFIG).expect("write");
+    // The file as an argument, or with --config as `serve` takes it.
+    for flag in [None, Some("--config")] {
+        let output = spacebot()
+            .args(["config", "check"])
+            .args(flag)
+            .arg(&good)
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{flag:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("good.toml: ok"),
+            "{flag:?}"
+        );
+    }
+    let broken = directory.path().join("broken.toml");
     let output = spacebot()
-        .args(["config", "check"])
-        .arg(&good)
+        .args(["config", "check", "--config"])
+        .arg(&broken)
         .output()
         .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(!output.status.success(), "--config checks the named file");
 }
 
 #[tokio::test]

@@ -7,27 +7,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, replies};
+use crate::harness::{
+    TestDaemon, config_for, replies, reply, requests_with, with_defaults, worker_states,
+};
 
 const RETRIGGER: &str = "Background work finished";
-
-fn reply(content: &str) -> Scripted {
-    Scripted::tool_call("reply", json!({"content": content}))
-}
-
-fn with_defaults(llm: &FakeLlm, extra: &str) -> String {
-    config_for(llm).replace(
-        "shutdown_grace_secs = 2\n",
-        &format!("shutdown_grace_secs = 2\n{extra}\n"),
-    )
-}
-
-fn requests_with(llm: &FakeLlm, needle: &str) -> Vec<Value> {
-    llm.requests()
-        .into_iter()
-        .filter(|request| FakeLlm::last_user_text(request).contains(needle))
-        .collect()
-}
 
 #[tokio::test]
 async fn a_hung_worker_is_timed_out_once_by_the_cortex() {
@@ -71,14 +55,8 @@ async fn a_hung_worker_is_timed_out_once_by_the_cortex() {
     assert_eq!(stalled[0]["process_id"]["type"], "worker");
     assert_eq!(stalled[0]["conversation_id"], "portal:sensor");
     assert_eq!(cortex["watching"], json!([]));
-    let database = home.path().join("agents/main/spacebot.db");
     daemon.shutdown().await;
-    let pool = crate::harness::open_database(&database).await;
-    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM worker_runs")
-        .fetch_all(&pool)
-        .await
-        .expect("query");
-    assert_eq!(states, vec!["timed_out"]);
+    assert_eq!(worker_states(home.path()).await, vec!["timed_out"]);
 }
 
 #[tokio::test]

@@ -9,13 +9,9 @@ use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_telegram::FakeTelegram;
-use crate::harness::{TestDaemon, config_for, replies};
+use crate::harness::{TestDaemon, config_for, replies, reply};
 
 const RETRIGGER: &str = "Background work finished";
-
-fn reply(content: &str) -> Scripted {
-    Scripted::tool_call("reply", json!({"content": content}))
-}
 
 /// The text that opens a firing of `job`.
 fn firing(job: &str) -> String {

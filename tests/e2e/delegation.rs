@@ -7,7 +7,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, replies, spawn_worker_on};
+use crate::harness::{
+    TestDaemon, config_for, replies, reply, requests_with, spawn_worker_on, with_defaults,
+    worker_states,
+};
 
 const BRANCH: &str = "You are a branch";
 const WORKER: &str = "You are a worker";
@@ -15,25 +18,6 @@ const RETRIGGER: &str = "Background work finished";
 
 fn is_worker(request: &Value) -> bool {
     FakeLlm::system_text(request).contains(WORKER)
-}
-
-fn reply(content: &str) -> Scripted {
-    Scripted::tool_call("reply", json!({"content": content}))
-}
-
-/// Requests whose last user text contains `needle`.
-fn requests_with(llm: &FakeLlm, needle: &str) -> Vec<Value> {
-    llm.requests()
-        .into_iter()
-        .filter(|request| FakeLlm::last_user_text(request).contains(needle))
-        .collect()
-}
-
-fn with_defaults(llm: &FakeLlm, extra: &str) -> String {
-    config_for(llm).replace(
-        "shutdown_grace_secs = 2\n",
-        &format!("shutdown_grace_secs = 2\n{extra}\n"),
-    )
 }
 
 /// The first `worker:…` id listed in a channel request's status block.
@@ -231,14 +215,8 @@ async fn a_timed_out_worker_ends_once_and_the_channel_hears_once() {
     let text = FakeLlm::last_user_text(&retriggers[0]);
     assert!(text.contains("timed_out"), "{text}");
     assert_eq!(replies(&daemon.messages("timeout").await).len(), 2);
-    let database = home.path().join("agents/main/spacebot.db");
     daemon.shutdown().await;
-    let pool = crate::harness::open_database(&database).await;
-    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM worker_runs")
-        .fetch_all(&pool)
-        .await
-        .expect("query");
-    assert_eq!(states, vec!["timed_out"]);
+    assert_eq!(worker_states(home.path()).await, vec!["timed_out"]);
 }
 
 #[tokio::test]

@@ -9,7 +9,38 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use spacebot::daemon::{Daemon, DaemonOptions};
 
-use crate::fake_llm::FakeLlm;
+use crate::fake_llm::{FakeLlm, Scripted};
+
+/// The model's answer through the `reply` tool.
+pub fn reply(content: &str) -> Scripted {
+    Scripted::tool_call("reply", json!({"content": content}))
+}
+
+/// `config_for` with these lines added to `[defaults]`.
+pub fn with_defaults(llm: &FakeLlm, extra: &str) -> String {
+    config_for(llm).replace(
+        "shutdown_grace_secs = 2\n",
+        &format!("shutdown_grace_secs = 2\n{extra}\n"),
+    )
+}
+
+/// The LLM requests whose last user text contains `needle`.
+pub fn requests_with(llm: &FakeLlm, needle: &str) -> Vec<Value> {
+    llm.requests()
+        .into_iter()
+        .filter(|request| FakeLlm::last_user_text(request).contains(needle))
+        .collect()
+}
+
+/// The terminal states of the main agent's worker runs, read from its database after the
+/// daemon in `home` has stopped.
+pub async fn worker_states(home: &Path) -> Vec<String> {
+    let pool = open_database(&home.join("agents/main/spacebot.db")).await;
+    sqlx::query_scalar("SELECT state FROM worker_runs")
+        .fetch_all(&pool)
+        .await
+        .expect("query")
+}
 
 /// A config whose only provider is the fake LLM (OpenAI-compatible), with fast retries.
 /// Memory has no embedding model (and never downloads one): recall is full-text only.

@@ -23,3 +23,4 @@ mod reliability;
 mod restart;
 mod slack;
 mod telegram;
+mod tools;

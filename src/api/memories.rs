@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, find_agent};
 use crate::memory::{
-    ListOrder, MemoryError, MemoryType, NewAssociation, NewMemory, RecallMode, RecallQuery,
+    Audience, ListOrder, MemoryError, MemoryType, NewAssociation, NewMemory, Origin, RecallMode,
+    RecallQuery,
 };
 
 impl From<MemoryError> for ApiError {
@@ -85,7 +86,8 @@ pub async fn create(
         memory_type: request.memory_type.parse()?,
         importance: request.importance,
         source: request.source.unwrap_or_else(|| "api".to_string()),
-        channel_id: None,
+        // Saved by an owner through the API or CLI.
+        origin: Origin::owner(),
         associations: request.associations,
     };
     let outcome = agent.runtime.memory().save(memory).await?;
@@ -123,6 +125,8 @@ pub async fn search(
             Some(mode) => mode.parse()?,
             None => RecallMode::Hybrid,
         },
+        // The API answers owners: every memory.
+        audience: Audience::Everything,
     };
     let result = agent.runtime.memory().recall(&recall).await?;
     Ok(Json(json!(result)))

@@ -25,6 +25,25 @@ pub struct VectorHit {
     pub similarity: f32,
 }
 
+/// Which conversation's vectors a search scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Group<'a> {
+    /// Every vector.
+    #[default]
+    Any,
+    /// Vectors inserted without a group.
+    Ungrouped,
+    /// Vectors inserted with this group.
+    Named(&'a str),
+}
+
+/// What a search scans: vectors of one kind and of one group, or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Filter<'a> {
+    pub kind: Option<u8>,
+    pub group: Group<'a>,
+}
+
 #[derive(Debug, Default)]
 pub struct VectorIndex {
     /// 0 until the first vector is inserted.
@@ -35,6 +54,10 @@ pub struct VectorIndex {
     scales: Vec<f32>,
     /// Per slot: the memory type code, for filtering while scanning.
     kinds: Vec<u8>,
+    /// Per slot: its group's code (0: none), for filtering while scanning.
+    groups: Vec<u32>,
+    /// Group name -> code (from 1); codes are never reused.
+    group_codes: HashMap<Arc<str>, u32>,
     ids: Vec<Arc<str>>,
     slots: HashMap<Arc<str>, usize>,
 }
@@ -70,6 +93,7 @@ impl VectorIndex {
         self.codes.capacity()
             + self.scales.capacity() * std::mem::size_of::<f32>()
             + self.kinds.capacity()
+            + self.groups.capacity() * std::mem::size_of::<u32>()
             + self.ids.capacity() * std::mem::size_of::<Arc<str>>()
             + id_bytes
             + self.slots.capacity()
@@ -81,12 +105,25 @@ impl VectorIndex {
         self.codes.shrink_to_fit();
         self.scales.shrink_to_fit();
         self.kinds.shrink_to_fit();
+        self.groups.shrink_to_fit();
         self.ids.shrink_to_fit();
         self.slots.shrink_to_fit();
     }
 
-    /// Adds or replaces the vector of `id`. `vector` should be L2-normalised.
+    /// Adds or replaces the vector of `id`, without a group. `vector` should be
+    /// L2-normalised.
     pub fn upsert(&mut self, id: &str, kind: u8, vector: &[f32]) -> Result<(), DimensionMismatch> {
+        self.upsert_grouped(id, kind, None, vector)
+    }
+
+    /// Adds or replaces the vector of `id`, in `group` (a conversation) if given.
+    pub fn upsert_grouped(
+        &mut self,
+        id: &str,
+        kind: u8,
+        group: Option<&str>,
+        vector: &[f32],
+    ) -> Result<(), DimensionMismatch> {
         if self.dimensions == 0 {
             self.dimensions = vector.len();
         }
@@ -97,12 +134,24 @@ impl VectorIndex {
             });
         }
         let (codes, scale) = quantize(vector);
+        let group = match group {
+            None => 0,
+            Some(name) => match self.group_codes.get(name) {
+                Some(code) => *code,
+                None => {
+                    let code = self.group_codes.len() as u32 + 1;
+                    self.group_codes.insert(Arc::from(name), code);
+                    code
+                }
+            },
+        };
         match self.slots.get(id) {
             Some(&slot) => {
                 let start = slot * self.dimensions;
                 self.codes[start..start + self.dimensions].copy_from_slice(&codes);
                 self.scales[slot] = scale;
                 self.kinds[slot] = kind;
+                self.groups[slot] = group;
             }
             None => {
                 let id: Arc<str> = Arc::from(id);
@@ -113,11 +162,13 @@ impl VectorIndex {
                     self.codes.reserve_exact(slots * self.dimensions);
                     self.scales.reserve_exact(slots);
                     self.kinds.reserve_exact(slots);
+                    self.groups.reserve_exact(slots);
                     self.ids.reserve_exact(slots);
                 }
                 self.codes.extend_from_slice(&codes);
                 self.scales.push(scale);
                 self.kinds.push(kind);
+                self.groups.push(group);
                 self.slots.insert(id.clone(), self.ids.len());
                 self.ids.push(id);
             }
@@ -139,6 +190,7 @@ impl VectorIndex {
             );
             self.scales[slot] = self.scales[last];
             self.kinds[slot] = self.kinds[last];
+            self.groups[slot] = self.groups[last];
             let moved = self.ids[last].clone();
             self.ids[slot] = moved.clone();
             self.slots.insert(moved, slot);
@@ -146,6 +198,7 @@ impl VectorIndex {
         self.codes.truncate(last * self.dimensions);
         self.scales.truncate(last);
         self.kinds.truncate(last);
+        self.groups.truncate(last);
         self.ids.truncate(last);
         true
     }
@@ -153,14 +206,45 @@ impl VectorIndex {
     /// The `limit` most similar vectors to `query` (L2-normalised), optionally only of one
     /// kind, most similar first. Ties are broken by id so results are deterministic.
     pub fn search(&self, query: &[f32], limit: usize, kind: Option<u8>) -> Vec<VectorHit> {
+        self.search_filtered(
+            query,
+            limit,
+            Filter {
+                kind,
+                group: Group::Any,
+            },
+        )
+    }
+
+    /// The (approximate) cosine similarity of `query` with the vector of `id`, if indexed.
+    pub fn similarity(&self, id: &str, query: &[f32]) -> Option<f32> {
+        let slot = *self.slots.get(id)?;
+        if query.len() != self.dimensions {
+            return None;
+        }
+        let start = slot * self.dimensions;
+        Some(dot_f32_i8(query, &self.codes[start..start + self.dimensions]) * self.scales[slot])
+    }
+
+    /// `search` among the vectors `filter` admits.
+    pub fn search_filtered(&self, query: &[f32], limit: usize, filter: Filter) -> Vec<VectorHit> {
         if limit == 0 || self.is_empty() || query.len() != self.dimensions {
             return Vec::new();
         }
+        let group = match filter.group {
+            Group::Any => None,
+            Group::Ungrouped => Some(0),
+            Group::Named(name) => match self.group_codes.get(name) {
+                Some(code) => Some(*code),
+                None => return Vec::new(),
+            },
+        };
+        let kind = filter.kind;
         let (query_codes, _) = quantize(query);
         let candidates = (limit * CANDIDATES_PER_RESULT).max(MINIMUM_CANDIDATES);
         // One thread: the scan is bound by memory bandwidth, which a second thread barely
         // raises, and on a busy machine waiting for two threads lengthens the tail.
-        let coarse = self.coarse_scan(&query_codes, 0..self.len(), candidates, kind);
+        let coarse = self.coarse_scan(&query_codes, 0..self.len(), candidates, kind, group);
         let mut hits: Vec<VectorHit> = coarse
             .into_iter()
             .map(|(_, slot)| {
@@ -190,6 +274,7 @@ impl VectorIndex {
         range: std::ops::Range<usize>,
         keep: usize,
         kind: Option<u8>,
+        group: Option<u32>,
     ) -> Vec<(Score, u32)> {
         let dimensions = self.dimensions;
         let dot = kernel();
@@ -198,6 +283,11 @@ impl VectorIndex {
         for slot in range {
             if let Some(kind) = kind
                 && self.kinds[slot] != kind
+            {
+                continue;
+            }
+            if let Some(group) = group
+                && self.groups[slot] != group
             {
                 continue;
             }

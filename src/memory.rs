@@ -2,6 +2,7 @@
 //! database, recalled by full-text rank, embedding similarity and a shallow association walk,
 //! fused with reciprocal rank fusion. See `store.rs` and `store/` for the operations.
 
+mod base64;
 pub mod embedder;
 pub mod index;
 mod maintenance;
@@ -19,7 +20,10 @@ use serde::{Deserialize, Serialize};
 pub use embedder::{EmbedError, Embedder, EmbedderStatus};
 pub use maintenance::MaintenanceReport;
 pub use render::{MemorySection, MemorySnapshot, QuotedMemory};
-pub use store::{MAXIMUM_RESULTS as MAXIMUM_RECALL_RESULTS, MemoryStore};
+pub use store::{
+    ImportReport, MAXIMUM_RESULTS as MAXIMUM_RECALL_RESULTS, MemoryRecord, MemoryStore,
+    PAGE as IMPORT_BATCH, RecordAssociation,
+};
 
 /// What kind of thing a memory records. Each kind has a default importance.
 #[derive(

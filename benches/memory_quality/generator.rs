@@ -428,6 +428,11 @@ fn single_facts(builder: &mut Builder, person: &Person) {
         format!("At work the new staging server is called {server}, after the old one died."),
     );
     builder.ask(
+        "What is our staging server called?".to_string(),
+        Kind::SingleFact,
+        vec![told],
+    );
+    builder.ask(
         "Which machine do we use for staging at work?".to_string(),
         Kind::SingleFact,
         vec![told],
@@ -438,7 +443,10 @@ fn single_facts(builder: &mut Builder, person: &Person) {
     let session = builder.session();
     let told = builder.plant(
         session,
-        format!("Big news: I accepted the offer and start as a {job} at {company} next month."),
+        format!(
+            "Big news: I accepted the offer and start as {} at {company} next month.",
+            with_article(job)
+        ),
     );
     builder.ask(
         "What is my new job?".to_string(),
@@ -456,8 +464,9 @@ fn single_facts(builder: &mut Builder, person: &Person) {
     let told = builder.plant(
         session,
         format!(
-            "My sister {} just qualified as a {sister_job}, we are all so proud of her.",
-            person.sister
+            "My sister {} just qualified as {}, we are all so proud of her.",
+            person.sister,
+            with_article(sister_job)
         ),
     );
     builder.ask(
@@ -564,6 +573,70 @@ fn single_facts(builder: &mut Builder, person: &Person) {
         Kind::SingleFact,
         vec![told],
     );
+
+    // The same kinds of fact about each of the people: only the name tells them apart.
+    let people = [
+        person.brother,
+        person.partner,
+        person.coworker,
+        person.friends[1],
+        person.friends[2],
+    ];
+    let jobs = builder.random.distinct(JOBS, people.len());
+    let trips = builder.random.distinct(CITIES, people.len());
+    for ((name, job), trip) in people.iter().zip(jobs).zip(trips) {
+        let session = builder.session();
+        let phrasing = builder.random.below(3);
+        let told = builder.plant(
+            session,
+            match phrasing {
+                0 => format!(
+                    "{name} has been working as {} for years now.",
+                    with_article(job)
+                ),
+                1 => format!(
+                    "Fun fact: {name} is {}, and has the funniest stories about it.",
+                    with_article(job)
+                ),
+                _ => format!(
+                    "{name} got promoted, still {} but with a team now.",
+                    with_article(job)
+                ),
+            },
+        );
+        let question = if builder.random.below(2) == 0 {
+            format!("What is {name}'s job?")
+        } else {
+            format!("What does {name} do for work?")
+        };
+        builder.ask(question, Kind::SingleFact, vec![told]);
+        let session = builder.session();
+        let told = builder.plant(
+            session,
+            format!("{name} just got back from a week in {trip} and brought me a fridge magnet."),
+        );
+        builder.ask(
+            format!("Where did {name} travel recently?"),
+            Kind::SingleFact,
+            vec![told],
+        );
+        if *name == person.brother {
+            builder.ask(
+                format!("What did {name} bring me back from {trip}?"),
+                Kind::SingleFact,
+                vec![told],
+            );
+        }
+    }
+}
+
+/// "an architect", "a nurse".
+fn with_article(noun: &str) -> String {
+    let vowel = noun
+        .chars()
+        .next()
+        .is_some_and(|first| "aeiouAEIOU".contains(first));
+    format!("{} {noun}", if vowel { "an" } else { "a" })
 }
 
 fn multi_hop(builder: &mut Builder, person: &Person) {
@@ -586,6 +659,11 @@ fn multi_hop(builder: &mut Builder, person: &Person) {
         ),
     );
     builder.ask(
+        format!("Who gave me the {instrument}?"),
+        Kind::SingleFact,
+        vec![gift],
+    );
+    builder.ask(
         format!("In which city does the person who gave me the {instrument} live now?"),
         Kind::MultiHop,
         vec![gift, moved],
@@ -601,7 +679,15 @@ fn multi_hop(builder: &mut Builder, person: &Person) {
     );
     let works = builder.plant(
         second,
-        format!("{friend} works as a {job}, long shifts lately."),
+        format!(
+            "{friend} works as {}, long shifts lately.",
+            with_article(job)
+        ),
+    );
+    builder.ask(
+        format!("Who recommended {book} to me?"),
+        Kind::SingleFact,
+        vec![recommended],
     );
     builder.ask(
         format!("What does the friend who recommended {book} do for work?"),
@@ -641,6 +727,11 @@ fn multi_hop(builder: &mut Builder, person: &Person) {
     let origin = builder.plant(
         second,
         format!("{coworker} grew up in {hobby_city}, he told me over lunch."),
+    );
+    builder.ask(
+        format!("Where did {coworker} grow up?"),
+        Kind::SingleFact,
+        vec![origin],
     );
     builder.ask(
         "Where did the colleague who organised the climbing trip grow up?".to_string(),

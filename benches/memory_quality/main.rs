@@ -5,6 +5,9 @@
 //! question is asked three ways (full text only, vectors only, hybrid recall), and the
 //! benchmark prints Recall@5/10/25 and nDCG@10 per question kind.
 //!
+//! Embeddings are kept in Cargo's scratch directory (`target/tmp`) between runs, keyed by a
+//! hash of the texts, so a rerun after a change to recall measures in seconds.
+//!
 //! `cargo bench --bench memory_quality` (needs SPACEBOT_TEST_EMBEDDING_MODEL_DIR, as
 //! scripts/test sets it). Options after `--`: `--seed N`, `--conversations N`, `--dump` (print
 //! the first conversation and its questions, no model needed). Under
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use generator::{Conversation, Kind};
 use spacebot::event::EventBus;
 use spacebot::memory::embedder::LOCAL_MODEL_ID;
-use spacebot::memory::index::{VectorIndex, to_blob};
+use spacebot::memory::index::{VectorIndex, from_blob, to_blob};
 use spacebot::memory::{Embedder, MemoryStore, MemoryType, RecallQuery};
 
 const DEPTH: usize = 25;
@@ -113,7 +116,7 @@ async fn evaluate(
         .iter()
         .map(|message| message.content.clone())
         .collect();
-    let vectors = embedder.embed(texts).await?;
+    let vectors = embed_cached(embedder, texts).await?;
     let mut index = VectorIndex::new();
     let mut transaction = pool.begin().await?;
     for (number, (message, vector)) in conversation.messages.iter().zip(&vectors).enumerate() {
@@ -147,7 +150,7 @@ async fn evaluate(
         .iter()
         .map(|question| question.text.clone())
         .collect();
-    let query_vectors = embedder.embed(questions).await?;
+    let query_vectors = embed_cached(embedder, questions).await?;
     for (question, query_vector) in conversation.questions.iter().zip(query_vectors) {
         let evidence: HashSet<String> = question.evidence.iter().copied().map(memory_id).collect();
         let query = RecallQuery::new(&question.text, DEPTH);
@@ -172,6 +175,52 @@ async fn evaluate(
     drop(store);
     pool.close().await;
     Ok(())
+}
+
+/// Embeds `texts`, or reads their embeddings from the last run: a file in Cargo's scratch
+/// directory for benchmarks, named by a hash of the texts (so a changed dataset is embedded
+/// anew). Embedding thousands of memories takes most of a run; recall is what is measured.
+async fn embed_cached(
+    embedder: &Embedder,
+    texts: Vec<String>,
+) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in LOCAL_MODEL_ID.bytes().chain(
+        texts
+            .iter()
+            .flat_map(|text| text.bytes().chain(std::iter::once(0))),
+    ) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("memory_quality-{hash:016x}.f32"));
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Some(vectors) = decode(&bytes, texts.len())
+    {
+        return Ok(vectors);
+    }
+    let vectors = embedder.embed(texts).await?;
+    let dimensions = vectors.first().map_or(0, Vec::len);
+    let mut bytes = Vec::with_capacity(8 + vectors.len() * dimensions * 4);
+    bytes.extend_from_slice(&(vectors.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(dimensions as u32).to_le_bytes());
+    for vector in &vectors {
+        bytes.extend_from_slice(&to_blob(vector));
+    }
+    std::fs::write(&path, bytes)?;
+    Ok(vectors)
+}
+
+fn decode(bytes: &[u8], count: usize) -> Option<Vec<Vec<f32>>> {
+    let stored = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    let dimensions = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?) as usize;
+    if stored != count || dimensions == 0 || bytes.len() != 8 + count * dimensions * 4 {
+        return None;
+    }
+    bytes[8..]
+        .chunks_exact(dimensions * 4)
+        .map(from_blob)
+        .collect()
 }
 
 fn ids(result: spacebot::memory::RecallResult) -> Vec<String> {

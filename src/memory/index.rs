@@ -226,6 +226,14 @@ impl VectorIndex {
         Some(dot_f32_i8(query, &self.codes[start..start + self.dimensions]) * self.scales[slot])
     }
 
+    /// The (approximate) cosine similarity of two indexed vectors.
+    pub fn pair_similarity(&self, left: &str, right: &str) -> Option<f32> {
+        let (left, right) = (*self.slots.get(left)?, *self.slots.get(right)?);
+        let dimensions = self.dimensions;
+        let codes = |slot: usize| &self.codes[slot * dimensions..(slot + 1) * dimensions];
+        Some(dot_i8(codes(left), codes(right)) as f32 * self.scales[left] * self.scales[right])
+    }
+
     /// `search` among the vectors `filter` admits.
     pub fn search_filtered(&self, query: &[f32], limit: usize, filter: Filter) -> Vec<VectorHit> {
         if limit == 0 || self.is_empty() || query.len() != self.dimensions {

@@ -96,13 +96,18 @@ pub fn select_terms<'a>(counted: &[(&'a str, i64)], budget: i64, must_match: boo
 }
 
 /// Hybrid scoring. A candidate's score is its cosine similarity with the query, plus
-/// `FULL_TEXT_WEIGHT` times the share of the query's information its words match, plus small
-/// recency and importance terms. Similarity and word matches keep their magnitudes, so a weak
-/// match of one generic word cannot outrank a strong match of meaning, and recency and
-/// importance only separate near-ties (an old and a new statement of the same thing). Tuned
-/// on `cargo bench --bench memory_quality`.
-pub const FULL_TEXT_WEIGHT: f64 = 0.35;
-/// Weight of recency: 1 for the newest candidate, 0 for the oldest.
+/// `FULL_TEXT_WEIGHT` times the square of the share of the query's information its words
+/// match (so matching one word of several counts far less than matching them all), counted
+/// in full only when the meaning is at least loosely related (similarity `MEANING_GATE` or
+/// more), plus small recency and importance terms. Similarity and word matches keep their
+/// magnitudes: a weak match of one generic word cannot outrank a strong match of meaning.
+/// Tuned on `cargo bench --bench memory_quality`.
+pub const FULL_TEXT_WEIGHT: f64 = 0.1;
+/// Below this similarity a word match counts in proportion (a coincidental match of a
+/// word in an unrelated memory).
+pub const MEANING_GATE: f64 = 0.3;
+/// Added to a memory that is newer than another candidate about the same thing (an update
+/// of it), so the current version of a changed preference comes first.
 pub const RECENCY_WEIGHT: f64 = 0.03;
 /// Weight of importance (0..=1, centred on 0.5).
 pub const IMPORTANCE_WEIGHT: f64 = 0.02;
@@ -136,34 +141,21 @@ pub struct Signals {
     pub similarity: Option<f32>,
     /// `full_text_strength`, 0 when its words did not match.
     pub full_text: f64,
-    /// 0 (the oldest candidate) ..= 1 (the newest).
+    /// 1 for a memory newer than another candidate about the same thing, else 0.
     pub recency: f64,
     pub importance: f64,
 }
 
 pub fn hybrid_score(signals: &Signals) -> f64 {
+    let full_text = signals.full_text * signals.full_text;
+    let words = match signals.similarity {
+        Some(similarity) => full_text * (f64::from(similarity) / MEANING_GATE).clamp(0.0, 1.0),
+        None => full_text,
+    };
     f64::from(signals.similarity.unwrap_or(0.0))
-        + FULL_TEXT_WEIGHT * signals.full_text
+        + FULL_TEXT_WEIGHT * words
         + RECENCY_WEIGHT * signals.recency
         + IMPORTANCE_WEIGHT * (signals.importance - 0.5)
-}
-
-/// Each time's place between the oldest (0) and the newest (1) of `times`.
-pub fn recency(times: &[i64]) -> Vec<f64> {
-    let (Some(oldest), Some(newest)) = (times.iter().min(), times.iter().max()) else {
-        return Vec::new();
-    };
-    let span = (newest - oldest) as f64;
-    times
-        .iter()
-        .map(|time| {
-            if span > 0.0 {
-                (time - oldest) as f64 / span
-            } else {
-                1.0
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -188,13 +180,35 @@ mod tests {
         };
         assert!(server.full_text < 0.5, "{server:?}");
         assert!(hybrid_score(&cat) > hybrid_score(&server));
-        // A hit on every informative word still counts, when meaning is close.
+        // Every word of a one-word query matched, in an unrelated memory ("what do I do for
+        // a living" and "Lena lives in Porto"), still loses to the meaning.
+        let lives = Signals {
+            similarity: Some(0.08),
+            full_text: 1.0,
+            ..Signals::default()
+        };
+        let nurse = Signals {
+            similarity: Some(0.27),
+            ..Signals::default()
+        };
+        assert!(hybrid_score(&nurse) > hybrid_score(&lives));
+        // Between two memories of close meaning, the one that has the words wins.
         let both = Signals {
-            similarity: Some(0.35),
+            similarity: Some(0.38),
             full_text: full_text_strength(information, information),
             ..Signals::default()
         };
         assert!(hybrid_score(&both) > hybrid_score(&cat));
+        // Without a query embedding, words alone order the hits.
+        let full = Signals {
+            full_text: 0.9,
+            ..Signals::default()
+        };
+        let partial = Signals {
+            full_text: 0.4,
+            ..Signals::default()
+        };
+        assert!(hybrid_score(&full) > hybrid_score(&partial));
     }
 
     #[test]
@@ -205,20 +219,18 @@ mod tests {
             importance: 0.5,
             ..Signals::default()
         };
-        let new = Signals {
+        let update = Signals {
             recency: 1.0,
             ..old
         };
-        assert!(hybrid_score(&new) > hybrid_score(&old));
+        assert!(hybrid_score(&update) > hybrid_score(&old));
         let unrelated_but_new_and_important = Signals {
-            similarity: Some(0.45),
+            similarity: Some(0.5),
             recency: 1.0,
             importance: 1.0,
             ..Signals::default()
         };
         assert!(hybrid_score(&old) > hybrid_score(&unrelated_but_new_and_important));
-        assert_eq!(recency(&[10, 30, 20]), vec![0.0, 1.0, 0.5]);
-        assert_eq!(recency(&[5, 5]), vec![1.0, 1.0]);
         assert!(inverse_document_frequency(10, 9) <= 1e-6);
         assert!(inverse_document_frequency(10, 0) > inverse_document_frequency(10, 1));
     }

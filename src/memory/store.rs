@@ -4,6 +4,7 @@
 
 mod browse;
 mod lists;
+mod portable;
 mod recall;
 mod save;
 
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::TryStreamExt;
+pub use portable::{ImportReport, MemoryRecord, PAGE, RecordAssociation};
 use sqlx::SqlitePool;
 
 use super::embedder::Embedder;

@@ -6,10 +6,19 @@
 use std::collections::HashMap;
 
 use super::lists::FullTextHits;
-use super::{ACCESS_FLUSH_AT, MAXIMUM_RESULTS, MINIMUM_SIMILARITY, MemoryStore, WALK_FROM};
+use super::{
+    ACCESS_FLUSH_AT, MAXIMUM_RESULTS, MINIMUM_SIMILARITY, MemoryStore, NEAR_DUPLICATE_SIMILARITY,
+    WALK_FROM,
+};
 use crate::database::now_millis;
 use crate::memory::index::normalize;
-use crate::memory::search::{Signals, WALK_SHARE, full_text_strength, hybrid_score, recency};
+use crate::memory::search::{Signals, WALK_SHARE, full_text_strength, hybrid_score};
+
+/// The best candidates compared with each other for updates.
+const SUPERSEDE_WINDOW: usize = 20;
+/// Two memories at least this similar are about the same thing: the newer updates the older.
+/// (Near-duplicates, 0.95 and more, are merged when saved: repeats, not updates.)
+const SAME_THING_SIMILARITY: f32 = 0.5;
 use crate::memory::{
     AssociationHop, ListOrder, Memory, MemoryError, RecallMode, RecallQuery, RecallResult,
     RecalledMemory,
@@ -242,7 +251,11 @@ impl MemoryStore {
                 full_text_rank,
                 // Only hits above the floor count as found by meaning.
                 vector_rank: vector_rank.filter(|_| {
-                    similarity.is_some_and(|similarity| similarity >= MINIMUM_SIMILARITY)
+                    let floor = std::env::var("T_F")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(MINIMUM_SIMILARITY); // TUNING
+                    similarity.is_some_and(|similarity| similarity >= floor)
                 }),
                 via: None,
                 score: 0.0,
@@ -252,14 +265,34 @@ impl MemoryStore {
         candidates.retain(|candidate| {
             candidate.full_text_rank.is_some() || candidate.vector_rank.is_some()
         });
-        let times: Vec<i64> = candidates
-            .iter()
-            .map(|candidate| candidate.memory.updated_at)
-            .collect();
-        for (candidate, recency) in candidates.iter_mut().zip(recency(&times)) {
-            candidate.signals.recency = recency;
+        for candidate in candidates.iter_mut() {
             candidate.signals.importance = candidate.memory.importance;
             candidate.score = hybrid_score(&candidate.signals);
+        }
+        sort_by_score(&mut candidates);
+        // Among the best, a memory newer than one about the same thing (an update of it)
+        // gets the recency term; the rest of the timeline does not reorder anything.
+        if let Ok(index) = self.index.read() {
+            let window = candidates.len().min(SUPERSEDE_WINDOW);
+            for newer in 0..window {
+                let updates = (0..window).any(|older| {
+                    older != newer
+                        && candidates[older].memory.updated_at < candidates[newer].memory.updated_at
+                        && index
+                            .pair_similarity(
+                                &candidates[older].memory.id,
+                                &candidates[newer].memory.id,
+                            )
+                            .is_some_and(|similarity| {
+                                (SAME_THING_SIMILARITY..NEAR_DUPLICATE_SIMILARITY)
+                                    .contains(&similarity)
+                            })
+                });
+                if updates {
+                    candidates[newer].signals.recency = 1.0;
+                    candidates[newer].score = hybrid_score(&candidates[newer].signals);
+                }
+            }
         }
         sort_by_score(&mut candidates);
         Ok(candidates)

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::{Access, AccessStore};
 use crate::agent::{AgentLinks, AgentRuntime, SharedServices};
 use crate::config::{AgentConfig, Config, ConfigError, DEFAULT_CONFIG};
 use crate::conversation_id::ConversationId;
@@ -52,6 +53,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Messaging(#[from] crate::messaging::MessagingError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
     #[error("cannot start the cron jobs of agent `{agent}`: {source}")]
     Cron {
         agent: String,
@@ -104,6 +107,8 @@ pub struct DaemonState {
     pub agents: BTreeMap<String, AgentEntry>,
     pub llm: Arc<LlmManager>,
     pub messaging: Arc<MessagingManager>,
+    /// Who may talk to the agents and make them act.
+    pub access: Arc<Access>,
     /// Shared by every agent's memory store; reports whether recall is hybrid.
     pub embedder: Arc<Embedder>,
     pub started_at: Instant,
@@ -148,6 +153,19 @@ impl Daemon {
             config.api.port = port;
         }
         tracing::info!(config = %config_path.display(), home = %home.display(), "starting");
+        for notice in &config.notices {
+            tracing::warn!("{notice}");
+        }
+        let access = Arc::new(
+            Access::open(
+                config.access.clone(),
+                AccessStore::new(crate::database::open_daemon(&home.join("daemon.db")).await?),
+            )
+            .await?,
+        );
+        for warning in access.warnings() {
+            tracing::warn!("{warning}");
+        }
 
         let llm = Arc::new(LlmManager::new(&config)?);
         if llm.is_configured() {
@@ -213,6 +231,7 @@ impl Daemon {
                 .collect(),
             config.bindings.clone(),
             config.default_agent().id.clone(),
+            access.clone(),
             platforms,
         ));
         messaging.start(router);
@@ -223,6 +242,7 @@ impl Daemon {
             agents,
             llm,
             messaging,
+            access,
             embedder: shared.embedder.clone(),
             started_at: started,
             shutdown: CancellationToken::new(),

@@ -12,6 +12,7 @@ pub mod supervision;
 // Configuration: imports only leaves.
 pub mod config;
 // Services.
+pub mod access;
 pub mod conversation;
 pub mod llm;
 pub mod memory;

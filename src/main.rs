@@ -233,6 +233,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let path = path.or(config).unwrap_or_else(|| home.join("config.toml"));
             let config = Config::load(&path, &*environment)?;
+            for notice in &config.notices {
+                println!("note: {notice}");
+            }
             println!(
                 "{}: ok ({} agent{}, {} provider{})",
                 path.display(),

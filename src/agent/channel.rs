@@ -26,7 +26,7 @@ use super::Agent;
 use crate::conversation::{ContextItem, StoreError};
 use crate::conversation_id::ConversationId;
 use crate::event::ProcessId;
-pub use inbox::{ChannelDirectory, ChannelInput, ProcessResult};
+pub use inbox::{ChannelDirectory, ChannelInput, ProcessReport, ProcessResult};
 use scheduler::{Timing, TurnScheduler};
 pub use status::degraded;
 

@@ -29,7 +29,8 @@ use crate::event::{EventBus, ProcessEvent};
 use crate::llm::LlmManager;
 use crate::memory::{Embedder, MemoryStore};
 use crate::message::{
-    DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox, new_message_id,
+    Authority, DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox,
+    new_message_id,
 };
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Workspace};
@@ -235,6 +236,9 @@ impl AgentRuntime {
                     content: &message.content,
                     platform_message_id: message.platform_message_id.as_deref(),
                     status: MessageStatus::Pending,
+                    sender_id: message.sender_id.as_deref(),
+                    authority: message.authority,
+                    direct: message.is_direct,
                 },
                 conversation_known,
             )
@@ -357,6 +361,9 @@ impl AgentRuntime {
                     content: text,
                     platform_message_id: None,
                     status: MessageStatus::Sent,
+                    sender_id: None,
+                    authority: Authority::Owner,
+                    direct: false,
                 },
                 false,
             )
@@ -415,6 +422,9 @@ impl AgentRuntime {
                         content: text,
                         platform_message_id: None,
                         status,
+                        sender_id: None,
+                        authority: Authority::Owner,
+                        direct: true,
                     },
                     false,
                 )

@@ -4,6 +4,7 @@
 //! (`models`), defaults, agents and their jobs (`agents`), platforms, bindings and memory
 //! (`platforms`).
 
+mod access;
 mod agents;
 mod models;
 mod platforms;
@@ -40,6 +41,9 @@ pub(super) fn parse(
     let memory = resolver.memory(&raw.memory)?;
     let agents = resolver.agents(&raw.agents, &defaults, &messaging, &memory)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
+    let mut notices = Vec::new();
+    let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
+    let sandbox = resolver.sandbox(&raw.sandbox)?;
     let api = ApiConfig {
         enabled: raw.api.enabled.unwrap_or(true),
         bind: raw.api.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -62,6 +66,9 @@ pub(super) fn parse(
         messaging,
         bindings,
         memory,
+        access,
+        sandbox,
+        notices,
     })
 }
 

@@ -76,6 +76,7 @@ impl<Effect: Send + 'static> Tool<Effect> for Cron {
     type Arguments = Arguments;
     const NAME: &'static str = "cron";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/cron.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

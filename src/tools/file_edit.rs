@@ -29,6 +29,7 @@ impl<Effect: Send + 'static> Tool<Effect> for FileEdit {
     type Arguments = Arguments;
     const NAME: &'static str = "file_edit";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/file_edit.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

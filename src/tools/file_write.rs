@@ -28,6 +28,7 @@ impl<Effect: Send + 'static> Tool<Effect> for FileWrite {
     type Arguments = Arguments;
     const NAME: &'static str = "file_write";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/file_write.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

@@ -184,6 +184,7 @@ impl<Effect: Send + 'static> Tool<Effect> for Shell {
     type Arguments = Arguments;
     const NAME: &'static str = "shell";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/shell.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use crate::conversation::{ContextItem, StoredMessage};
 use crate::conversation_id::ConversationId;
 use crate::event::{ProcessId, WorkerState};
+use crate::message::Standing;
 
 /// What a channel's inbox carries. Everything owed to a channel travels here (mpsc), never
 /// over the lossy event bus.
@@ -21,7 +22,7 @@ pub enum ChannelInput {
     /// Look in the store for messages still owed an answer.
     Wake,
     /// A branch or worker reporting back.
-    Result(ProcessResult),
+    Result(ProcessReport),
     /// A background summary finished (or failed).
     Compacted(Compaction),
     /// `/new`: forget the context held so far (the store is already reset).
@@ -33,7 +34,14 @@ pub enum ChannelInput {
     Close,
 }
 
-/// A branch's or worker's report to its channel.
+/// A branch's or worker's report to its channel, with the standing of the turn that started
+/// it (a turn it re-triggers works on that standing).
+#[derive(Debug, Clone)]
+pub struct ProcessReport {
+    pub standing: Standing,
+    pub result: ProcessResult,
+}
+
 #[derive(Debug, Clone)]
 pub enum ProcessResult {
     BranchConcluded {

@@ -304,8 +304,11 @@ pub struct ApiConfig {
     pub enabled: bool,
     pub bind: IpAddr,
     pub port: u16,
-    /// The resolved bearer token (after `env:` lookup).
+    /// The resolved bearer token (after `env:` lookup); never empty.
     pub token: Option<String>,
+    /// Names (besides IP addresses and `localhost`) the API answers to, e.g. the name a
+    /// reverse proxy serves it under.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The chat platforms, each present only when its `[messaging.NAME]` table is.

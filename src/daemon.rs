@@ -23,7 +23,7 @@ use crate::message::{InboundMessage, Outbox};
 use crate::messaging::MessagingManager;
 use crate::prompts::Prompts;
 use crate::router::Router;
-use crate::sandbox::Redactor;
+use crate::sandbox::{Redactor, Sandbox};
 use crate::supervision::{Lifecycle, RestartPolicy, supervise};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,13 @@ pub enum DaemonError {
     Prompt(#[from] crate::prompts::PromptError),
     #[error(transparent)]
     Provider(#[from] crate::llm::ProviderBuildError),
+    #[error(
+        "refusing to serve the API on {0} without a token: anyone who reaches it could make \
+         the agents act and read every conversation. Set [api] token (e.g. token = \
+         \"env:SPACEBOT_API_TOKEN\"), or bind 127.0.0.1 and reach it through a tunnel or a \
+         proxy that authenticates"
+    )]
+    OpenApi(IpAddr),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -109,6 +116,8 @@ pub struct DaemonState {
     pub messaging: Arc<MessagingManager>,
     /// Who may talk to the agents and make them act.
     pub access: Arc<Access>,
+    /// Where workers' shell commands run.
+    pub sandbox: Arc<Sandbox>,
     /// Shared by every agent's memory store; reports whether recall is hybrid.
     pub embedder: Arc<Embedder>,
     pub started_at: Instant,
@@ -136,6 +145,7 @@ impl Daemon {
         let started = Instant::now();
         let home = options.home.clone();
         create_dir(&home).await?;
+        create_dir(&home.join("agents")).await?;
         let config_path = match &options.config_path {
             Some(path) => path.clone(),
             None => {
@@ -151,6 +161,10 @@ impl Daemon {
         }
         if let Some(port) = options.port {
             config.api.port = port;
+        }
+        let api = &config.api;
+        if api.enabled && options.api.is_some() && !api.bind.is_loopback() && api.token.is_none() {
+            return Err(DaemonError::OpenApi(api.bind));
         }
         tracing::info!(config = %config_path.display(), home = %home.display(), "starting");
         for notice in &config.notices {
@@ -184,6 +198,7 @@ impl Daemon {
                 &home,
             )),
             redactor: Redactor::new(config.secrets()),
+            sandbox: Arc::new(Sandbox::new(&config.sandbox)),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();
@@ -244,6 +259,7 @@ impl Daemon {
             messaging,
             access,
             embedder: shared.embedder.clone(),
+            sandbox: shared.sandbox.clone(),
             started_at: started,
             shutdown: CancellationToken::new(),
         });
@@ -359,13 +375,12 @@ impl CronHost for AgentRuntime {
     }
 }
 
+/// Creates (or tightens) one of the daemon's directories: its user's alone.
 async fn create_dir(path: &Path) -> Result<(), DaemonError> {
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|source| DaemonError::Home {
-            path: path.to_path_buf(),
-            source,
-        })
+    crate::filesystem::private_directory(path).map_err(|source| DaemonError::Home {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes the embedded default config on first run; an existing file is never touched.
@@ -376,16 +391,16 @@ async fn write_default_config(path: &Path) -> Result<(), DaemonError> {
             path: path.to_path_buf(),
             source,
         })?;
-    if !exists {
-        tokio::fs::write(path, DEFAULT_CONFIG)
-            .await
-            .map_err(|source| DaemonError::Home {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        tracing::info!(path = %path.display(), "wrote the default config");
-    }
-    Ok(())
+    let written = if exists {
+        crate::filesystem::private_file(path)
+    } else {
+        tracing::info!(path = %path.display(), "writing the default config");
+        crate::filesystem::write_private_file(path, DEFAULT_CONFIG.as_bytes())
+    };
+    written.map_err(|source| DaemonError::Home {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn start_api(

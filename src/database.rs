@@ -14,6 +14,11 @@ use sqlx::sqlite::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
+    #[error("cannot make database file {path} private: {source}")]
+    Private {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open database {path}: {source}")]
     Open { path: String, source: sqlx::Error },
     #[error("cannot migrate database {path}: {source}")]
@@ -51,6 +56,20 @@ pub async fn open_daemon(path: &Path) -> Result<SqlitePool, DatabaseError> {
 
 async fn connect(path: &Path) -> Result<SqlitePool, DatabaseError> {
     let display = path.display().to_string();
+    // Created (or tightened) 0600 first: SQLite gives its WAL and shared-memory files the
+    // database file's mode.
+    for file in [
+        path.to_path_buf(),
+        path.with_extension("db-wal"),
+        path.with_extension("db-shm"),
+    ] {
+        if file == path || file.exists() {
+            crate::filesystem::private_file(&file).map_err(|source| DatabaseError::Private {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
+    }
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
         .map_err(|source| DatabaseError::Open {
             path: display.clone(),

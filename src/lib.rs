@@ -6,6 +6,7 @@
 pub mod conversation_id;
 pub mod database;
 pub mod event;
+pub mod filesystem;
 pub mod message;
 pub mod schedule;
 pub mod supervision;

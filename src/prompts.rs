@@ -121,7 +121,7 @@ mod tests {
             ("branch", identity),
             (
                 "worker",
-                minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, interactive => true },
+                minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, shell_off => Option::<&str>::None, interactive => true },
             ),
             ("compactor", minijinja::context! { max_words => 100 }),
             (

@@ -38,7 +38,7 @@ use crate::event::{EventBus, ProcessId};
 use crate::memory::MemoryStore;
 use crate::message::{Authority, Standing};
 use crate::prompts::{PromptError, Prompts};
-use crate::sandbox::Workspace;
+use crate::sandbox::{Redactor, Sandbox, Workspace};
 pub use cron::{CronJobs, JobsError};
 pub use schema::{InvalidSchema, check_parameters};
 pub use set_status::WorkerOutcome;
@@ -325,8 +325,11 @@ pub struct ToolServices {
     pub conversations: ConversationStore,
     pub memory: Arc<MemoryStore>,
     pub workspace: Arc<Workspace>,
-    /// Shell output lines are published here as they arrive.
+    /// Where shell commands run; without a working one the shell is not offered.
+    pub sandbox: Arc<Sandbox>,
+    /// Shell output lines are published here as they arrive, secrets redacted.
     pub events: EventBus,
+    pub redactor: Redactor,
     /// The agent's scheduled jobs.
     pub cron: Arc<dyn CronJobs>,
 }
@@ -371,20 +374,26 @@ impl Toolbox {
                     Box::new(spawn_worker::SpawnWorker),
                 ],
             )?,
-            worker: ToolSet::new(
-                prompts,
-                vec![
-                    Box::new(shell::Shell::new(
+            worker: ToolSet::new(prompts, {
+                let mut tools: Vec<Box<dyn Registered<WorkerEffect>>> = Vec::new();
+                if services.sandbox.shell_off().is_none() {
+                    tools.push(Box::new(shell::Shell::new(
                         workspace.clone(),
+                        services.sandbox.clone(),
                         services.events.clone(),
-                    )),
-                    Box::new(file_read::FileRead::new(workspace.clone())),
+                        services.redactor.clone(),
+                    )));
+                }
+                tools.extend([
+                    Box::new(file_read::FileRead::new(workspace.clone()))
+                        as Box<dyn Registered<WorkerEffect>>,
                     Box::new(file_write::FileWrite::new(workspace.clone())),
                     Box::new(file_edit::FileEdit::new(workspace.clone())),
                     Box::new(file_list::FileList::new(workspace.clone())),
                     Box::new(set_status::SetStatus),
-                ],
-            )?,
+                ]);
+                tools
+            })?,
         })
     }
 }

@@ -17,7 +17,6 @@ use crate::conversation_id::ConversationId;
 use crate::event::{ProcessEvent, ProcessId, ProcessType, WorkerState};
 use crate::llm::LlmRequest;
 use crate::message::Standing;
-use crate::sandbox::sandbox_available;
 use crate::tools::{WorkerEffect, WorkerOutcome, WorkerRequest};
 
 /// Follow-ups an interactive worker can hold before `route` reports it busy.
@@ -141,8 +140,9 @@ impl Worker {
             "worker",
             minijinja::context! {
                 agent_name => &self.agent.config.display_name,
-                workspace => self.agent.workspace.root().display().to_string(),
-                sandboxed => sandbox_available(),
+                workspace => crate::sandbox::SANDBOX_ROOT,
+                sandboxed => self.agent.sandbox.contained(),
+                shell_off => self.agent.sandbox.shell_off(),
                 interactive => self.interactive,
             },
         )

@@ -52,8 +52,20 @@ pub(super) fn parse(
             .api
             .token
             .as_ref()
-            .map(|token| resolver.secret(token, "api.token"))
+            .map(|token| {
+                let value = resolver.secret(token, "api.token")?;
+                if value.trim().is_empty() {
+                    return Err(resolver.error(
+                        Some(token.span()),
+                        "api.token",
+                        "the token is empty, which would lock every client out; remove the \
+                         key for no token, or set a long random value",
+                    ));
+                }
+                Ok(value)
+            })
             .transpose()?,
+        allowed_hosts: raw.api.allowed_hosts.clone(),
     };
     Ok(Config {
         path: None,

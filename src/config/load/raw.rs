@@ -216,6 +216,7 @@ pub(super) struct RawApi {
     pub(super) bind: Option<IpAddr>,
     pub(super) port: Option<u16>,
     pub(super) token: Option<Spanned<String>>,
+    pub(super) allowed_hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]

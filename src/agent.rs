@@ -68,6 +68,12 @@ pub enum SpawnError {
         plural(*kind)
     )]
     AtLimit { kind: ProcessType, limit: usize },
+    #[error(
+        "{limit} {} are already running for this agent across all conversations (the limit); \
+         wait for one to finish",
+        plural(*kind)
+    )]
+    AgentAtLimit { kind: ProcessType, limit: usize },
 }
 
 fn plural(kind: ProcessType) -> &'static str {

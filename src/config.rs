@@ -247,6 +247,8 @@ impl Default for CortexConfig {
 pub struct ProcessLimits {
     pub max_concurrent_branches: usize,
     pub max_concurrent_workers: usize,
+    /// Workers running at once across all of an agent's conversations.
+    pub max_agent_workers: usize,
     /// LLM calls a branch may make before it must conclude.
     pub branch_max_turns: usize,
     /// LLM calls a worker may make before it is failed.

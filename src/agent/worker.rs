@@ -45,6 +45,13 @@ pub fn spawn(
             limit,
         });
     }
+    let agent_limit = agent.config.limits.max_agent_workers;
+    if agent.processes.count_all(ProcessType::Worker) >= agent_limit {
+        return Err(SpawnError::AgentAtLimit {
+            kind: ProcessType::Worker,
+            limit: agent_limit,
+        });
+    }
     let id = uuid::Uuid::new_v4();
     let process_id = ProcessId::Worker(id);
     let stop = StopSignal::child_of(&agent.lifecycle.closing);

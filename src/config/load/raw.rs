@@ -121,6 +121,7 @@ pub(super) struct RawDefaults {
     pub(super) shutdown_grace_secs: Option<u64>,
     pub(super) max_concurrent_branches: Option<Spanned<usize>>,
     pub(super) max_concurrent_workers: Option<Spanned<usize>>,
+    pub(super) max_workers_per_agent: Option<Spanned<usize>>,
     pub(super) branch_max_turns: Option<Spanned<usize>>,
     pub(super) worker_max_turns: Option<Spanned<usize>>,
     pub(super) worker_timeout_secs: Option<Spanned<u64>>,
@@ -139,6 +140,7 @@ pub(super) struct RawDefaults {
 pub(super) struct RawCronDefaults {
     pub(super) grace: Option<Spanned<String>>,
     pub(super) timeout: Option<Spanned<String>>,
+    pub(super) min_interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

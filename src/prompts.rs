@@ -11,6 +11,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("worker", include_str!("../prompts/worker.md.j2")),
     ("compactor", include_str!("../prompts/compactor.md.j2")),
     ("status", include_str!("../prompts/status.md.j2")),
+    ("speakers", include_str!("../prompts/speakers.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
     ("cron", include_str!("../prompts/cron.md.j2")),
     ("memories", include_str!("../prompts/memories.md.j2")),
@@ -120,7 +121,7 @@ mod tests {
             ("branch", identity),
             (
                 "worker",
-                minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, interactive => true },
+                minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, shell_off => Option::<&str>::None, interactive => true },
             ),
             ("compactor", minijinja::context! { max_words => 100 }),
             (
@@ -139,6 +140,13 @@ mod tests {
                 },
             ),
             ("retrigger", minijinja::context! { results => vec!["r"] }),
+            (
+                "speakers",
+                minijinja::context! {
+                    speakers => vec![minijinja::context! { name => "Ana", id => "telegram:1", role => "member" }],
+                    role => "member", may_act => false,
+                },
+            ),
             ("identity/soul", minijinja::context! { agent_name => "Ada" }),
         ];
         for (name, context) in cases {

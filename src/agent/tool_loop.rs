@@ -12,6 +12,7 @@ use crate::config::RoutingConfig;
 use crate::conversation_id::ConversationId;
 use crate::event::{EventBus, ProcessEvent, ProcessId};
 use crate::llm::{LlmError, LlmManager, LlmRequest, LlmResponse, UsageRecorder};
+use crate::message::Standing;
 use crate::prompts::Prompts;
 use crate::sandbox::Redactor;
 use crate::tools::{ToolCall, ToolSet};
@@ -29,6 +30,14 @@ pub struct ToolLoop {
     pub redactor: Redactor,
     /// Tool calls are published here.
     pub events: EventBus,
+}
+
+/// Which process runs a loop, in which conversation, on whose behalf.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopScope<'a> {
+    pub process_id: &'a ProcessId,
+    pub conversation: &'a ConversationId,
+    pub standing: Standing,
 }
 
 /// How a loop ended.
@@ -117,17 +126,22 @@ impl ToolLoop {
     /// `request.messages`, so the caller can persist the whole exchange.
     pub async fn run<Effect: Send + 'static, T>(
         &self,
-        process_id: &ProcessId,
-        conversation: &ConversationId,
+        scope: LoopScope<'_>,
         request: &mut LlmRequest,
         tools: &ToolSet<Effect>,
         max_turns: usize,
         mut handle: impl FnMut(Effect, CallResult, &[Message]) -> Handled<T>,
     ) -> LoopEnd<T> {
-        let scope = ToolCall {
+        let LoopScope {
+            process_id,
+            conversation,
+            standing,
+        } = scope;
+        let call_scope = ToolCall {
             agent_id: &self.agent_id,
             conversation,
             process_id,
+            standing,
         };
         for _ in 0..max_turns {
             let response = match self.complete(process_id, request).await {
@@ -161,7 +175,7 @@ impl ToolLoop {
                     tool: name.clone(),
                 });
                 let output = tools
-                    .call(&scope, &name, call.function.arguments.clone())
+                    .call(&call_scope, &name, call.function.arguments.clone())
                     .await;
                 let mut result = CallResult {
                     content: output.content,

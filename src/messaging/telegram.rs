@@ -37,7 +37,6 @@ struct Identity {
 
 pub struct TelegramAdapter {
     bot: Bot,
-    dm_allowed_users: Vec<String>,
 }
 
 impl TelegramAdapter {
@@ -50,19 +49,12 @@ impl TelegramAdapter {
             })?;
             bot = bot.set_api_url(url);
         }
-        Ok(Self {
-            bot,
-            dm_allowed_users: config
-                .dm_allowed_users
-                .iter()
-                .map(|user| user.trim_start_matches('@').to_ascii_lowercase())
-                .collect(),
-        })
+        Ok(Self { bot })
     }
 
     /// The message an update carries, when it is one the bot should see. Edits, deletions and
-    /// other update kinds are never requested; own messages, messages without text and
-    /// direct messages from users not on the allow-list are skipped.
+    /// other update kinds are never requested; own messages and messages without text are
+    /// skipped. Who may talk to the bot is the router's decision.
     fn inbound(&self, update: &Update, identity: &Identity) -> Option<InboundMessage> {
         let UpdateKind::Message(message) = &update.kind else {
             return None;
@@ -76,13 +68,6 @@ impl TelegramAdapter {
             return None;
         };
         let is_direct = message.chat.is_private();
-        if is_direct && !self.dm_allowed(from.id.0, from.username.as_deref()) {
-            tracing::info!(
-                user_id = from.id.0,
-                "direct message from a user not on dm_allowed_users ignored"
-            );
-            return None;
-        }
         let mut inbound = InboundMessage::new(
             ConversationId::telegram(message.chat.id.0),
             from.username
@@ -90,18 +75,11 @@ impl TelegramAdapter {
                 .map_or_else(|| from.full_name(), |username| format!("@{username}")),
             text,
         );
+        inbound.sender_id = Some(format!("telegram:{}", from.id.0));
         inbound.platform_message_id = Some(message.id.0.to_string());
         inbound.is_direct = is_direct;
         inbound.mentions_bot = mentions(message, identity);
         Some(inbound)
-    }
-
-    fn dm_allowed(&self, user_id: u64, username: Option<&str>) -> bool {
-        self.dm_allowed_users.is_empty()
-            || self.dm_allowed_users.iter().any(|allowed| {
-                *allowed == user_id.to_string()
-                    || username.is_some_and(|username| username.eq_ignore_ascii_case(allowed))
-            })
     }
 }
 

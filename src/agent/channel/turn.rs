@@ -7,13 +7,14 @@ use futures::FutureExt;
 use rig::message::Message;
 
 use super::Channel;
-use super::inbox::ProcessResult;
 use super::scheduler::Trigger;
-use crate::agent::tool_loop::{CallResult, Handled, LoopEnd};
+use crate::agent::tool_loop::{CallResult, Handled, LoopEnd, LoopScope};
 use crate::agent::{branch, worker};
 use crate::conversation::StoredMessage;
+use crate::conversation_id::{ConversationId, Platform};
 use crate::llm::LlmRequest;
 use crate::memory::Audience;
+use crate::message::Standing;
 use crate::tools::ChannelEffect;
 
 /// How a turn ended, before delivery.
@@ -30,10 +31,21 @@ pub(super) enum Answer {
 impl Channel {
     pub(super) async fn run_turn(&mut self, trigger: Trigger) {
         self.agent.outbox.typing(&self.conversation).await;
-        let (input, batch) = match trigger {
-            Trigger::Messages(batch) => (user_input(&batch), batch),
-            Trigger::Results(results) => {
-                let lines: Vec<String> = results.iter().map(ProcessResult::describe).collect();
+        let (input, batch, standing) = match trigger {
+            Trigger::Messages(batch) => {
+                let standing = standing_of(&batch, &self.conversation);
+                (user_input(&batch), batch, standing)
+            }
+            Trigger::Results(reports) => {
+                let standing = reports
+                    .iter()
+                    .map(|report| report.standing)
+                    .reduce(Standing::weakest)
+                    .unwrap_or(Standing::OWNER);
+                let lines: Vec<String> = reports
+                    .iter()
+                    .map(|report| report.result.describe())
+                    .collect();
                 let input = self
                     .agent
                     .tool_loop
@@ -43,7 +55,7 @@ impl Channel {
                 } else {
                     input
                 };
-                (input, Vec::new())
+                (input, Vec::new(), standing)
             }
         };
         // The memory block is cached by the store until its memories change. Its audience
@@ -58,14 +70,18 @@ impl Channel {
         if !memories.is_empty() {
             system = format!("{system}\n\n{memories}");
         }
+        let speakers = self.speakers(&batch, standing);
+        if !speakers.is_empty() {
+            system = format!("{system}\n\n{speakers}");
+        }
         let mut request = LlmRequest {
             system,
             messages: self.history(),
-            tools: self.agent.tools.channel.definitions(),
+            tools: self.agent.tools.channel.definitions(standing.authority),
         };
         request.messages.push(Message::user(input));
         let turn_start = request.messages.len() - 1;
-        let answer = AssertUnwindSafe(self.converse(&mut request))
+        let answer = AssertUnwindSafe(self.converse(&mut request, standing))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
@@ -91,18 +107,23 @@ impl Channel {
         messages
     }
 
-    async fn converse(&self, request: &mut LlmRequest) -> Answer {
+    async fn converse(&self, request: &mut LlmRequest, standing: Standing) -> Answer {
         let agent = &self.agent;
         let mut answered = false;
         let end = agent
             .tool_loop
             .run(
-                &self.process_id,
-                &self.conversation,
+                LoopScope {
+                    process_id: &self.process_id,
+                    conversation: &self.conversation,
+                    standing,
+                },
                 request,
                 &agent.tools.channel,
                 agent.config.max_turns,
-                |effect, result, history| self.apply(effect, result, history, &mut answered),
+                |effect, result, history| {
+                    self.apply(effect, result, history, standing, &mut answered)
+                },
             )
             .await;
         match end {
@@ -137,6 +158,7 @@ impl Channel {
         effect: ChannelEffect,
         result: CallResult,
         history: &[Message],
+        standing: Standing,
         answered: &mut bool,
     ) -> Handled<Option<String>> {
         let agent = &self.agent;
@@ -160,6 +182,7 @@ impl Channel {
                 match branch::spawn(
                     agent,
                     &self.conversation,
+                    standing,
                     self.results.clone(),
                     history,
                     prompt,
@@ -171,7 +194,13 @@ impl Channel {
                 },
             ),
             ChannelEffect::SpawnWorker(request) => Handled::continue_with(
-                match worker::spawn(agent, &self.conversation, self.results.clone(), request) {
+                match worker::spawn(
+                    agent,
+                    &self.conversation,
+                    standing,
+                    self.results.clone(),
+                    request,
+                ) {
                     Ok(id) => CallResult::success(format!(
                         "worker `{id}` started; its result will come back to you"
                     )),
@@ -193,6 +222,26 @@ impl Channel {
                 })
             }
         }
+    }
+}
+
+/// On whose behalf a turn answering `batch` works: the weakest authority among its messages,
+/// in private when that is the owner's and nobody else reads the conversation.
+fn standing_of(batch: &[StoredMessage], conversation: &ConversationId) -> Standing {
+    let authority = batch
+        .iter()
+        .map(|message| message.authority)
+        .min()
+        .unwrap_or(crate::message::Authority::Owner);
+    let private = match conversation.platform() {
+        Platform::Portal | Platform::Cron => true,
+        Platform::Telegram | Platform::Discord | Platform::Slack => {
+            batch.iter().all(|message| message.direct)
+        }
+    };
+    Standing {
+        authority,
+        private: private && authority.may_act(),
     }
 }
 
@@ -228,6 +277,7 @@ fn is_tool_result(message: &Message) -> bool {
 mod tests {
     use super::*;
     use crate::conversation::{MessageStatus, Role};
+    use crate::message::Authority;
 
     fn message(sender: &str, content: &str) -> StoredMessage {
         StoredMessage {
@@ -239,6 +289,9 @@ mod tests {
             platform_message_id: None,
             status: MessageStatus::Pending,
             created_at: 0,
+            sender_id: None,
+            authority: Authority::Owner,
+            direct: true,
         }
     }
 

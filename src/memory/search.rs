@@ -147,15 +147,17 @@ pub struct Signals {
 }
 
 pub fn hybrid_score(signals: &Signals) -> f64 {
-    let full_text = signals.full_text * signals.full_text;
-    let words = match signals.similarity {
-        Some(similarity) => full_text * (f64::from(similarity) / MEANING_GATE).clamp(0.0, 1.0),
-        None => full_text,
+    let relevance = match signals.similarity {
+        Some(similarity) => {
+            let similarity = f64::from(similarity);
+            let words = signals.full_text * signals.full_text;
+            similarity + FULL_TEXT_WEIGHT * words * (similarity / MEANING_GATE).clamp(0.0, 1.0)
+        }
+        // Without a query embedding the words' share is the relevance, on the same 0..1
+        // scale as a similarity.
+        None => signals.full_text,
     };
-    f64::from(signals.similarity.unwrap_or(0.0))
-        + FULL_TEXT_WEIGHT * words
-        + RECENCY_WEIGHT * signals.recency
-        + IMPORTANCE_WEIGHT * (signals.importance - 0.5)
+    relevance + RECENCY_WEIGHT * signals.recency + IMPORTANCE_WEIGHT * (signals.importance - 0.5)
 }
 
 #[cfg(test)]

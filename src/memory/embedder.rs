@@ -52,7 +52,14 @@ pub struct Embedder {
     backend: Backend,
     /// Recent query texts and their embeddings (the guard is never held across an await).
     queries: Mutex<QueryCache>,
+    /// Texts waiting to be embedded together (see `embed_batched`), each with where its
+    /// embedding goes. The guard is never held across an await.
+    waiting: Mutex<Vec<(String, Waiter)>>,
+    /// Held by the caller that embeds what is waiting.
+    batching: tokio::sync::Mutex<()>,
 }
+
+type Waiter = tokio::sync::oneshot::Sender<Result<Vec<f32>, EmbedError>>;
 
 /// A small least-recently-used map from query text to embedding.
 #[derive(Default)]
@@ -173,6 +180,8 @@ impl Embedder {
         Self {
             backend,
             queries: Mutex::new(QueryCache::default()),
+            waiting: Mutex::new(Vec::new()),
+            batching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -224,6 +233,60 @@ impl Embedder {
             queries.insert(text.to_string(), Arc::new(vector.clone()));
         }
         Ok(vector)
+    }
+
+    /// Embeds one text together with any others asked for meanwhile: while one batch runs,
+    /// the texts that arrive wait, and the next caller embeds all of them in one pass (one
+    /// forward pass of the model, or one request to the provider). Concurrent saves cost
+    /// little more than one.
+    pub async fn embed_batched(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
+        let queued = self
+            .waiting
+            .lock()
+            .map(|mut waiting| waiting.push((text.to_string(), sender)))
+            .is_ok();
+        if !queued {
+            // A poisoned queue is treated as absent: embed alone.
+            return self.embed_one(text).await;
+        }
+        let _batching = self.batching.lock().await;
+        // An earlier batch may have taken this text already.
+        if let Ok(result) = receiver.try_recv() {
+            return result;
+        }
+        let batch: Vec<(String, Waiter)> = self
+            .waiting
+            .lock()
+            .map(|mut waiting| std::mem::take(&mut *waiting))
+            .unwrap_or_default();
+        let (texts, waiters): (Vec<String>, Vec<Waiter>) = batch.into_iter().unzip();
+        match self.embed(texts).await {
+            Ok(vectors) if vectors.len() == waiters.len() => {
+                for (waiter, vector) in waiters.into_iter().zip(vectors) {
+                    // The caller may have gone (its save was cancelled): nothing to do.
+                    let _ = waiter.send(Ok(vector));
+                }
+            }
+            Ok(vectors) => {
+                let error = EmbedError::Model(format!(
+                    "{} embeddings returned for {} texts",
+                    vectors.len(),
+                    waiters.len()
+                ));
+                for waiter in waiters {
+                    let _ = waiter.send(Err(error.clone()));
+                }
+            }
+            Err(error) => {
+                for waiter in waiters {
+                    let _ = waiter.send(Err(error.clone()));
+                }
+            }
+        }
+        receiver
+            .await
+            .map_err(|_| EmbedError::Task("the embedding batch was dropped".to_string()))?
     }
 
     pub async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {

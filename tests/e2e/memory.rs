@@ -14,6 +14,7 @@ use spacebot::memory::{Embedder, MemoryStore};
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::harness::{TestDaemon, config_for, config_with_memory};
 
+mod batching;
 mod portability;
 mod recall_ranking;
 

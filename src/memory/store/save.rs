@@ -19,7 +19,8 @@ impl MemoryStore {
     /// non-owner says cannot reword an owner's memory or move it to another audience.
     pub async fn save(&self, memory: NewMemory) -> Result<SaveOutcome, MemoryError> {
         let embedding = if self.embedder.is_available() {
-            match self.embedder.embed_one(memory.content.trim()).await {
+            // Saves that arrive together are embedded in one batch.
+            match self.embedder.embed_batched(memory.content.trim()).await {
                 Ok(vector) => Some(vector),
                 Err(error) => {
                     tracing::warn!(agent_id = %self.agent_id, %error, "saving a memory without an embedding; it is found by full text until maintenance embeds it");

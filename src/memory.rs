@@ -7,7 +7,7 @@ pub mod embedder;
 pub mod index;
 mod maintenance;
 mod render;
-mod search;
+pub mod search;
 mod store;
 #[cfg(test)]
 mod tests;

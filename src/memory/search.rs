@@ -47,6 +47,39 @@ pub fn full_text_terms(text: &str) -> Vec<String> {
     terms
 }
 
+/// A word without its commonest English endings ("walked", "walking", "walks" -> "walk"),
+/// for matching words outside FTS5 (which stems with Porter's algorithm).
+pub fn stem(word: &str) -> &str {
+    for ending in ["ing", "ed", "es", "s"] {
+        if let Some(root) = word.strip_suffix(ending)
+            && root.chars().count() >= 3
+        {
+            return root;
+        }
+    }
+    word
+}
+
+/// The share of the query's information a text's words match (as `full_text_strength` does
+/// for BM25 hits): `terms` are the query's terms with their idf, matched by stem.
+pub fn words_share(text: &str, terms: &[(String, f64)]) -> f64 {
+    let information: f64 = terms.iter().map(|(_, weight)| weight).sum();
+    if information <= 0.0 {
+        return 0.0;
+    }
+    let words: std::collections::HashSet<String> = text
+        .split(|character: char| !character.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(|word| stem(&word.to_lowercase()).to_string())
+        .collect();
+    let matched: f64 = terms
+        .iter()
+        .filter(|(term, _)| words.contains(stem(term)))
+        .map(|(_, weight)| weight)
+        .sum();
+    (matched / information).clamp(0.0, 1.0)
+}
+
 /// One term as an FTS5 string: quoted, so FTS5 syntax in user text has no effect.
 pub fn quote_term(term: &str) -> String {
     format!("\"{}\"", term.replace('"', "\"\""))
@@ -258,6 +291,16 @@ mod tests {
             Some("\"cats\" OR \"do\"\"gs\"")
         );
         assert_eq!(match_any(&[]), None);
+    }
+
+    #[test]
+    fn words_match_by_stem_and_weigh_by_their_idf() {
+        let terms = vec![("walked".to_string(), 3.0), ("dog".to_string(), 1.0)];
+        assert!((words_share("I walk the dogs daily", &terms) - 1.0).abs() < 1e-9);
+        assert!((words_share("A dog barked", &terms) - 0.25).abs() < 1e-9);
+        assert_eq!(words_share("nothing here", &terms), 0.0);
+        assert_eq!(stem("walking"), "walk");
+        assert_eq!(stem("is"), "is");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::harness::{TestDaemon, config_for, config_with_memory};
 mod batching;
 mod portability;
 mod recall_ranking;
+mod transcript;
 
 /// The model directory scripts/test fetched. Tests that need the model fail without it.
 pub fn model_dir() -> PathBuf {

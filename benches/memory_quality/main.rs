@@ -8,8 +8,8 @@
 //! Embeddings are kept in Cargo's scratch directory (`target/tmp`) between runs, keyed by a
 //! hash of the texts, so a rerun after a change to recall measures in seconds.
 //!
-//! `cargo bench --bench memory_quality` (needs SPACEBOT_TEST_EMBEDDING_MODEL_DIR, as
-//! scripts/test sets it). Options after `--`: `--seed N`, `--conversations N`, `--dump` (print
+//! `SPACEBOT_TEST_EMBEDDING_MODEL_DIR=$(scripts/fetch-model) cargo bench --bench
+//! memory_quality`. Options after `--`: `--seed N`, `--conversations N`, `--dump` (print
 //! the first conversation and its questions, no model needed). Under
 //! `cargo test` it runs a small smoke pass instead.
 

@@ -311,7 +311,7 @@ impl Builder {
 /// Generates `count` conversations of `sessions` sessions of about `turns` messages each.
 pub fn generate(seed: u64, count: usize, sessions: usize, turns: usize) -> Vec<Conversation> {
     (0..count)
-        .map(|number| conversation(seed ^ (number as u64 + 1) * 0x9E37_79B9, sessions, turns))
+        .map(|number| conversation(seed ^ ((number as u64 + 1) * 0x9E37_79B9), sessions, turns))
         .collect()
 }
 

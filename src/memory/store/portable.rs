@@ -183,7 +183,7 @@ impl MemoryStore {
                 let same_model =
                     model.is_some() && record.embedding_model.as_deref() == model.as_deref();
                 same_model
-                    .then(|| record.embedding.as_deref())
+                    .then_some(record.embedding.as_deref())
                     .flatten()
                     .and_then(base64::decode)
                     .and_then(|bytes| from_blob(&bytes))

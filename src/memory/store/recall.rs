@@ -24,6 +24,15 @@ use crate::memory::{
     RecalledMemory,
 };
 
+/// What the two lists found of one memory.
+#[derive(Default)]
+struct Found {
+    full_text_rank: Option<usize>,
+    strength: f64,
+    vector_rank: Option<usize>,
+    similarity: Option<f32>,
+}
+
 /// One candidate while it is scored.
 struct Candidate {
     memory: Memory,
@@ -209,31 +218,37 @@ impl MemoryStore {
         vector: &[(String, f32)],
         embedding: Option<&[f32]>,
     ) -> Result<Vec<Candidate>, MemoryError> {
-        let mut found: HashMap<&str, (Option<usize>, f64, Option<usize>, Option<f32>)> =
-            HashMap::new();
+        let mut found: HashMap<&str, Found> = HashMap::new();
         for (position, (id, bm25)) in full_text.hits.iter().enumerate() {
-            let strength = full_text_strength(*bm25, full_text.information);
-            found.insert(id, (Some(position + 1), strength, None, None));
+            let entry = found.entry(id).or_default();
+            entry.full_text_rank = Some(position + 1);
+            entry.strength = full_text_strength(*bm25, full_text.information);
         }
         for (position, (id, similarity)) in vector.iter().enumerate() {
-            let entry = found.entry(id).or_insert((None, 0.0, None, None));
-            entry.2 = Some(position + 1);
-            entry.3 = Some(*similarity);
+            let entry = found.entry(id).or_default();
+            entry.vector_rank = Some(position + 1);
+            entry.similarity = Some(*similarity);
         }
         // Full-text hits the vector list did not reach still have a similarity.
         if let Some(embedding) = embedding
             && let Ok(index) = self.index.read()
         {
-            for entry in found.iter_mut() {
-                if entry.1.3.is_none() {
-                    entry.1.3 = index.similarity(entry.0, embedding);
+            for (id, entry) in found.iter_mut() {
+                if entry.similarity.is_none() {
+                    entry.similarity = index.similarity(id, embedding);
                 }
             }
         }
         let ids: Vec<String> = found.keys().map(|id| id.to_string()).collect();
         let mut rows = self.load_remembered(&ids).await?;
         let mut candidates: Vec<Candidate> = Vec::with_capacity(found.len());
-        for (id, (full_text_rank, strength, vector_rank, similarity)) in found {
+        for (id, entry) in found {
+            let Found {
+                full_text_rank,
+                strength,
+                vector_rank,
+                similarity,
+            } = entry;
             let Some(memory) = rows.remove(id) else {
                 continue;
             };
@@ -251,11 +266,7 @@ impl MemoryStore {
                 full_text_rank,
                 // Only hits above the floor count as found by meaning.
                 vector_rank: vector_rank.filter(|_| {
-                    let floor = std::env::var("T_F")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(MINIMUM_SIMILARITY); // TUNING
-                    similarity.is_some_and(|similarity| similarity >= floor)
+                    similarity.is_some_and(|similarity| similarity >= MINIMUM_SIMILARITY)
                 }),
                 via: None,
                 score: 0.0,

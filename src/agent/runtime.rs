@@ -570,7 +570,9 @@ impl AgentRuntime {
             sender,
             stale,
         );
+        // A root span: the channel outlives the message (and the adapter task) that started it.
         let span = tracing::info_span!(
+            parent: None,
             "channel",
             agent_id = %self.id(),
             conversation_id = %conversation,

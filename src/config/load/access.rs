@@ -117,8 +117,24 @@ impl Resolver<'_> {
             self.at_least_one(value.as_ref(), key, default >> 20)
                 .map(|megabytes| megabytes << 20)
         };
+        let bwrap = match &raw.bwrap {
+            None => defaults.bwrap,
+            Some(path) if path.get_ref().is_absolute() => path.get_ref().clone(),
+            Some(path) => {
+                return Err(self.error(
+                    Some(path.span()),
+                    "sandbox.bwrap",
+                    format!(
+                        "`{}` is not an absolute path (leave the key out to use bwrap from \
+                         /usr/local/bin, /usr/bin or /bin)",
+                        path.get_ref().display()
+                    ),
+                ));
+            }
+        };
         Ok(SandboxConfig {
             mode: raw.mode.unwrap_or(defaults.mode),
+            bwrap,
             network: raw.network.unwrap_or(defaults.network),
             cpu_secs: self.at_least_one(
                 raw.cpu_secs.as_ref(),

@@ -42,6 +42,20 @@ impl Redactor {
         text
     }
 
+    /// Redacts every string inside a JSON value (a tool call's arguments).
+    pub fn redact_json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => *text = self.redact(text),
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(|item| self.redact_json(item));
+            }
+            serde_json::Value::Object(fields) => {
+                fields.values_mut().for_each(|item| self.redact_json(item));
+            }
+            _ => {}
+        }
+    }
+
     /// Whether there is anything to redact at all.
     pub fn is_empty(&self) -> bool {
         self.forms.is_empty()
@@ -92,6 +106,25 @@ mod tests {
         assert_eq!(
             redactor.redact(&format!("key={SECRET} abc")),
             "key=[redacted] abc"
+        );
+    }
+
+    #[test]
+    fn every_string_of_a_tool_calls_arguments_is_redacted() {
+        let redactor = Redactor::new(vec![SECRET.into()]);
+        let mut arguments = serde_json::json!({
+            "command": format!("curl -H 'Authorization: {SECRET}'"),
+            "nested": [{"value": SECRET}, 42],
+            "plain": "nothing here",
+        });
+        redactor.redact_json(&mut arguments);
+        assert_eq!(
+            arguments,
+            serde_json::json!({
+                "command": "curl -H 'Authorization: [redacted]'",
+                "nested": [{"value": "[redacted]"}, 42],
+                "plain": "nothing here",
+            })
         );
     }
 

@@ -19,6 +19,9 @@ use crate::memory::{
 
 /// The first line of an export names its format.
 const EXPORT_FORMAT: &str = "spacebot-memories";
+/// Longest line an import reads (a record holds at most 4,000 characters of content and one
+/// embedding), so a body without line breaks cannot fill the memory.
+const MAXIMUM_LINE_BYTES: usize = 1 << 20;
 
 impl From<MemoryError> for ApiError {
     fn from(error: MemoryError) -> Self {
@@ -235,6 +238,16 @@ pub async fn import(
                 finished = true;
                 pending.push(b'\n');
             }
+        }
+        if !pending.contains(&b'\n') && pending.len() > MAXIMUM_LINE_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "line {} is longer than {MAXIMUM_LINE_BYTES} bytes; an export has one memory per line ({} memories before it were imported)",
+                    line_number + 1,
+                    report.imported
+                ),
+            ));
         }
         while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();

@@ -132,3 +132,37 @@ async fn memories_move_between_daemons_with_associations_and_embeddings() {
     assert_eq!(found["memories"][0]["vector_rank"], 1, "{found:#}");
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_import_refuses_malformed_and_endless_lines() {
+    let llm = FakeLlm::start().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &crate::harness::config_for(&llm)).await;
+    let import = |body: Vec<u8>| {
+        daemon
+            .http
+            .post(daemon.url("/api/agents/main/memories/import"))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+    };
+    let malformed = import(b"{\"format\": \"spacebot-memories\"}\n{\"content\": 1}\n".to_vec())
+        .await
+        .expect("request");
+    assert_eq!(malformed.status(), 400);
+    assert!(
+        malformed
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("line 2")
+    );
+    // Just past the limit, so the whole body is sent before the answer comes.
+    let endless = import(vec![b'x'; (1 << 20) + (32 << 10)])
+        .await
+        .expect("request");
+    assert_eq!(endless.status(), 413);
+    let listed = daemon.get("/api/agents/main/memories").await;
+    assert_eq!(listed["total"], 0);
+    daemon.shutdown().await;
+}

@@ -106,6 +106,12 @@ impl MemoryStore {
 
         // The vector scan (a blocking thread) and the full-text query (SQLite's thread) run
         // at the same time.
+        // A hybrid recall scores in full only as many candidates as it may return, plus those
+        // it compares for updates; the other modes re-sort every match.
+        let keep = match query.mode {
+            RecallMode::Hybrid => limit + SUPERSEDE_WINDOW + 10,
+            RecallMode::Recent | RecallMode::Important => usize::MAX,
+        };
         let must_match = embedding.is_none();
         let embedding = embedding.map(|mut vector| {
             normalize(&mut vector);
@@ -126,7 +132,7 @@ impl MemoryStore {
         );
         let (full_text, vector) = (full_text?, vector?);
         let mut candidates = self
-            .candidates(query, &full_text, &vector, embedding.as_deref())
+            .candidates(query, &full_text, &vector, embedding.as_deref(), keep)
             .await?;
 
         // One hop over the associations of the best few.
@@ -217,6 +223,7 @@ impl MemoryStore {
         full_text: &FullTextHits,
         vector: &[(String, f32)],
         embedding: Option<&[f32]>,
+        keep: usize,
     ) -> Result<Vec<Candidate>, MemoryError> {
         let mut found: HashMap<&str, Found> = HashMap::new();
         for (position, (id, bm25)) in full_text.hits.iter().enumerate() {
@@ -239,7 +246,33 @@ impl MemoryStore {
                 }
             }
         }
-        let ids: Vec<String> = found.keys().map(|id| id.to_string()).collect();
+        // A hit by meaning alone below the floor is noise. Of the rest, only the best `keep`
+        // by similarity and words are read from the database: importance and recency only
+        // separate near-ties, and loading rows is most of a recall's time on a large store.
+        let mut found: Vec<(&str, Found)> = found
+            .into_iter()
+            .filter(|(_, entry)| {
+                entry.full_text_rank.is_some()
+                    || entry
+                        .similarity
+                        .is_some_and(|similarity| similarity >= MINIMUM_SIMILARITY)
+            })
+            .collect();
+        let preliminary = |entry: &Found| {
+            hybrid_score(&Signals {
+                similarity: entry.similarity,
+                full_text: entry.strength,
+                importance: 0.5,
+                ..Signals::default()
+            })
+        };
+        found.sort_by(|left, right| {
+            preliminary(&right.1)
+                .total_cmp(&preliminary(&left.1))
+                .then_with(|| left.0.cmp(right.0))
+        });
+        found.truncate(keep);
+        let ids: Vec<String> = found.iter().map(|(id, _)| id.to_string()).collect();
         let mut rows = self.load_remembered(&ids).await?;
         let mut candidates: Vec<Candidate> = Vec::with_capacity(found.len());
         for (id, entry) in found {
@@ -272,10 +305,6 @@ impl MemoryStore {
                 score: 0.0,
             });
         }
-        // A hit by meaning alone below the floor is noise.
-        candidates.retain(|candidate| {
-            candidate.full_text_rank.is_some() || candidate.vector_rank.is_some()
-        });
         for candidate in candidates.iter_mut() {
             candidate.signals.importance = candidate.memory.importance;
             candidate.score = hybrid_score(&candidate.signals);

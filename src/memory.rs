@@ -246,6 +246,17 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// Who reads a turn worked on `standing` in `conversation`: the owner in private sees
+    /// every memory; any other conversation (a group, a member's chat) only the memories that
+    /// came from it, so nothing said elsewhere (the owner's DMs above all) reaches its people.
+    pub fn of(standing: crate::message::Standing, conversation: &str) -> Self {
+        if standing.private {
+            Audience::Everything
+        } else {
+            Audience::Conversation(conversation.to_string())
+        }
+    }
+
     /// Whether a memory of this origin may be shown to this audience.
     pub fn admits(&self, origin_conversation: Option<&str>) -> bool {
         match self {

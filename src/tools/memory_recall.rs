@@ -23,8 +23,8 @@ impl MemoryRecall {
     /// Who reads what this call recalls: the participants of the calling conversation.
     /// Every memory for now; the trust model passes `Audience::Conversation` for a
     /// conversation with non-owners.
-    fn audience(_call: &ToolCall<'_>) -> Audience {
-        Audience::Everything
+    fn audience(call: &ToolCall<'_>) -> Audience {
+        Audience::of(call.standing, call.conversation.as_str())
     }
 }
 

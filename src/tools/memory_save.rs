@@ -20,7 +20,12 @@ impl MemorySave {
     /// Where a memory saved by this call came from: the calling conversation. Trusted, with
     /// no sender, for now; the trust model passes the sender and whether it is an owner.
     fn origin(call: &ToolCall<'_>) -> Origin {
-        Origin::conversation(call.conversation.to_string(), None, true)
+        // Only a turn that may act saves (the tool acts): what it saves is the owner's word.
+        Origin::conversation(
+            call.conversation.to_string(),
+            None,
+            call.standing.authority.may_act(),
+        )
     }
 }
 

@@ -839,3 +839,94 @@ async fn without_bubblewrap_the_shell_is_off_and_everyone_is_told() {
     let log = log_reader.join().expect("log");
     assert!(log.contains("worker shell is OFF"), "{log}");
 }
+
+/// What the owner told the agent in private stays out of a group: the group's prompt and its
+/// branches' recall see only memories that came from the group itself.
+#[tokio::test]
+async fn the_owners_private_memories_stay_out_of_groups() {
+    let llm = FakeLlm::start().await;
+    let telegram = FakeTelegram::start().await;
+    llm.push_when(
+        "what do you know about pins",
+        Scripted::tool_call(
+            "branch",
+            json!({"prompt": "recall what is known about pins"}),
+        ),
+    );
+    llm.push_when(
+        "[Branch task] recall what is known about pins",
+        Scripted::tool_call("memory_recall", json!({"query": "PIN code"})),
+    );
+    llm.push_when(
+        "[Branch task] recall what is known about pins",
+        Scripted::text("nothing found"),
+    );
+    llm.push_when(
+        "remember for the group",
+        Scripted::tool_call("branch", json!({"prompt": "save the group's meetup PIN"})),
+    );
+    llm.push_when(
+        "[Branch task] save the group's meetup PIN",
+        Scripted::tool_call(
+            "memory_save",
+            json!({"content": "The group's meetup PIN code is 7788", "type": "fact"}),
+        ),
+    );
+    llm.push_when(
+        "[Branch task] save the group's meetup PIN",
+        Scripted::text("saved"),
+    );
+    llm.set_fallback(|_| reply("noted"));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config =
+        config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &["telegram:-1001"]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let saved = daemon
+        .http
+        .post(daemon.url("/api/agents/main/memories"))
+        .json(&json!({"content": "The owner's bank card PIN code is 4321", "type": "fact"}))
+        .send()
+        .await
+        .expect("save");
+    assert_eq!(saved.status(), 201);
+
+    // In private, the owner's turn sees it.
+    telegram.push_message(42, 42, "hello in private");
+    telegram.wait_for_sent(1).await;
+    let private = &requests_with(&llm, "hello in private")[0];
+    assert!(FakeLlm::system_text(private).contains("4321"));
+
+    // In the group, neither a guest's turn nor the owner's shows it.
+    telegram.push_message(-1001, 9, "hello from a guest");
+    telegram.wait_for_sent(2).await;
+    telegram.push_message(-1001, 42, "the owner in the group");
+    telegram.wait_for_sent(3).await;
+    for needle in ["hello from a guest", "the owner in the group"] {
+        let request = &requests_with(&llm, needle)[0];
+        assert!(
+            !request.to_string().contains("4321"),
+            "{needle}: {}",
+            FakeLlm::system_text(request)
+        );
+    }
+    // A branch of the group recalls only the group's memories.
+    telegram.push_message(-1001, 42, "remember for the group");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while requests_with(&llm, "[Branch task] save the group's meetup PIN").len() < 2 {
+        assert!(Instant::now() < deadline, "the save never happened");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    telegram.push_message(-1001, 9, "what do you know about pins?");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while requests_with(&llm, "[Branch task] recall what is known about pins").len() < 2 {
+        assert!(Instant::now() < deadline, "the branch never recalled");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let results = FakeLlm::tool_results(
+        &requests_with(&llm, "[Branch task] recall what is known about pins")[1],
+    );
+    let recalled = results.last().expect("the recall's result");
+    assert!(recalled.contains("7788"), "{results:?}");
+    assert!(!recalled.contains("4321"), "{results:?}");
+    daemon.shutdown().await;
+}

@@ -59,12 +59,13 @@ impl Channel {
             }
         };
         // The memory block is cached by the store until its memories change. Its audience
-        // is who takes part in this conversation (every memory for now).
+        // is who takes part in this conversation.
+        let audience = Audience::of(standing, self.conversation.as_str());
         let memories = self
             .agent
             .stores
             .memory
-            .prompt_block(&self.agent.tool_loop.prompts, &Audience::Everything)
+            .prompt_block(&self.agent.tool_loop.prompts, &audience)
             .await;
         let mut system = self.system_with_status();
         if !memories.is_empty() {

@@ -75,6 +75,7 @@ impl Router {
                 in_reply_to: Vec::new(),
                 reply_to: message.platform_message_id.clone(),
                 content: OutboundContent::Text { text: text.clone() },
+                usage: Default::default(),
             };
             if let Err(error) = self.outbox.deliver(&answer).await {
                 tracing::error!(%error, "cannot answer the command");

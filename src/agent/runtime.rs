@@ -170,6 +170,7 @@ impl AgentRuntime {
                 prompts: shared.prompts.clone(),
                 redactor: shared.redactor.clone(),
                 events,
+                daily_token_budget: config.daily_token_budget,
             },
             config: config.clone(),
             stores,
@@ -343,6 +344,7 @@ impl AgentRuntime {
                 content: OutboundContent::Text {
                     text: text.to_string(),
                 },
+                usage: Default::default(),
             })
             .await?;
         let conversation_id = conversation.as_str();

@@ -172,6 +172,7 @@ impl Worker {
                     request,
                     &self.agent.tools.worker,
                     remaining,
+                    &mut (),
                     |effect, result, _| self.handle(effect, result),
                 )
                 .await;
@@ -190,6 +191,12 @@ impl Worker {
                 }
                 LoopEnd::Failed(error) => {
                     return (WorkerState::Failed, format!("LLM error: {error}"));
+                }
+                LoopEnd::Unreadable => {
+                    return (
+                        WorkerState::Failed,
+                        "the model kept writing tool calls that could not be read".to_string(),
+                    );
                 }
                 LoopEnd::TurnLimit => {
                     return (

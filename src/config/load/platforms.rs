@@ -29,6 +29,7 @@ impl Resolver<'_> {
             .map(|discord| -> Result<DiscordConfig, ConfigError> {
                 Ok(DiscordConfig {
                     enabled: discord.enabled.unwrap_or(true),
+                    stream: discord.stream.unwrap_or(true),
                     token: self.secret(&discord.token, "messaging.discord.token")?,
                     dm_allowed_users: discord.dm_allowed_users.clone(),
                     allow_bot_messages: discord.allow_bot_messages,
@@ -42,6 +43,7 @@ impl Resolver<'_> {
             .map(|telegram| -> Result<TelegramConfig, ConfigError> {
                 Ok(TelegramConfig {
                     enabled: telegram.enabled.unwrap_or(true),
+                    stream: telegram.stream.unwrap_or(true),
                     token: self.secret(&telegram.token, "messaging.telegram.token")?,
                     dm_allowed_users: telegram.dm_allowed_users.clone(),
                     api_url: url(&telegram.api_url, "messaging.telegram.api_url")?,
@@ -54,6 +56,7 @@ impl Resolver<'_> {
             .map(|slack| -> Result<SlackConfig, ConfigError> {
                 Ok(SlackConfig {
                     enabled: slack.enabled.unwrap_or(true),
+                    stream: slack.stream.unwrap_or(true),
                     bot_token: self.secret(&slack.bot_token, "messaging.slack.bot_token")?,
                     app_token: self.secret(&slack.app_token, "messaging.slack.app_token")?,
                     api_url: url(&slack.api_url, "messaging.slack.api_url")?,

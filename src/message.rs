@@ -124,6 +124,9 @@ pub struct OutboundResponse {
     pub content: OutboundContent,
     /// Tokens the turn spent (zero for messages no model wrote).
     pub usage: TokenUsage,
+    /// A turn's answer, which may have been shown as a draft (`Outbox::stream`) that
+    /// delivery now makes final; false for messages sent outside a turn.
+    pub turn_answer: bool,
 }
 
 /// An answer while it is being written: what may be shown of it so far, and where it goes.

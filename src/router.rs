@@ -76,6 +76,7 @@ impl Router {
                 reply_to: message.platform_message_id.clone(),
                 content: OutboundContent::Text { text: text.clone() },
                 usage: Default::default(),
+                turn_answer: false,
             };
             if let Err(error) = self.outbox.deliver(&answer).await {
                 tracing::error!(%error, "cannot answer the command");

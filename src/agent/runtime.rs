@@ -345,6 +345,7 @@ impl AgentRuntime {
                     text: text.to_string(),
                 },
                 usage: Default::default(),
+                turn_answer: false,
             })
             .await?;
         let conversation_id = conversation.as_str();

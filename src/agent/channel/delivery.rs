@@ -75,6 +75,7 @@ impl Channel {
                 .find_map(|message| message.platform_message_id.clone()),
             content,
             usage,
+            turn_answer: true,
         };
         let delivered = agent.outbox.deliver(&response).await;
         if let Some(call_id) = &reply_call {

@@ -1,5 +1,6 @@
 //! Answers shown while they are written, on platforms that can edit messages: the first
-//! draft is sent, later drafts edit it at most once per the adapter's `edit_interval` (the
+//! draft is sent once the answer has been coming for one edit interval (a quick answer is
+//! simply sent when done), later drafts edit it at most once per the adapter's `edit_interval` (the
 //! newest text wins, drafts in between are skipped), and delivery turns that message into
 //! the final answer (or removes it when the turn ended without one), so it is sent once.
 
@@ -106,6 +107,11 @@ async fn show(
     stop: CancellationToken,
 ) -> Option<Shown> {
     let mut shown: Option<Shown> = None;
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => return None,
+        () = tokio::time::sleep(interval) => {}
+    }
     text.mark_changed();
     loop {
         tokio::select! {

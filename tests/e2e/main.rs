@@ -22,5 +22,6 @@ mod openai_api;
 mod reliability;
 mod restart;
 mod slack;
+mod streaming;
 mod telegram;
 mod tools;

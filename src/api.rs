@@ -1,5 +1,5 @@
 //! The HTTP API (axum): health and status, portal messages, conversation history, memories,
-//! cron jobs, the cortex, the SSE event stream, an OpenAI-compatible chat endpoint and the web
+//! cron jobs, the cortex, token usage and cost, the SSE event stream, an OpenAI-compatible chat endpoint and the web
 //! chat.
 
 mod cortex;
@@ -9,6 +9,7 @@ mod memories;
 mod messages;
 mod openai;
 mod status;
+mod usage;
 
 use std::sync::Arc;
 
@@ -76,6 +77,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/agents/{agent_id}/memories/{memory_id}",
             get(memories::get).delete(memories::forget),
         )
+        .route("/api/usage", get(usage::report))
         .route("/api/events", get(events::stream))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))

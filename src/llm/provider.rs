@@ -12,7 +12,7 @@ use rig::client::CompletionClient;
 use rig::completion::{
     CompletionError, CompletionModel, CompletionRequest, GetTokenUsage, ToolDefinition, Usage,
 };
-use rig::message::{AssistantContent, ToolCall, ToolFunction};
+use rig::message::{AssistantContent, ReasoningContent, ToolCall, ToolFunction};
 use rig::providers::{anthropic, openai};
 use rig::streaming::{StreamedAssistantContent, StreamingCompletionResponse, ToolCallDeltaContent};
 use serde_json::{Value, json};
@@ -162,7 +162,16 @@ impl ProviderClient {
                     .with_prompt_caching()
                     .stream(request)
                     .await?;
-                drain(response, sink).await
+                let mut streamed = drain(response, sink).await?;
+                // rig keeps the thinking twice: accumulated from its deltas (unsigned) and
+                // whole with its signature. Anthropic wants it back signed, once.
+                streamed.content.retain(|part| match part {
+                    AssistantContent::Reasoning(reasoning) => reasoning.content.iter().all(
+                        |content| !matches!(content, ReasoningContent::Text { signature: None, .. }),
+                    ),
+                    _ => true,
+                });
+                Ok(streamed)
             }
         }
     }

@@ -9,6 +9,8 @@ mod fake_llm;
 mod fake_slack;
 #[path = "../support/fake_telegram.rs"]
 mod fake_telegram;
+#[path = "../support/real_llm.rs"]
+mod real_llm;
 mod harness;
 
 mod cli;
@@ -19,9 +21,13 @@ mod discord;
 mod foundation;
 mod memory;
 mod openai_api;
+mod providers;
+mod real_model;
 mod reliability;
 mod restart;
 mod slack;
 mod streaming;
 mod telegram;
 mod tools;
+mod usage;
+mod weak_models;

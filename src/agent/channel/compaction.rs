@@ -98,13 +98,11 @@ impl Channel {
                 items: count,
                 tokens,
             });
-        let before = self.context_items.len();
         let marker = ContextBody::Marker(
             "earlier conversation dropped: it no longer fit the model's context window"
                 .to_string(),
         );
-        self.replace_span(first, last, count, marker, true).await;
-        self.context_items.len() < before
+        self.replace_span(first, last, count, marker, true).await
     }
 
     pub(super) async fn apply_summary(&mut self, compaction: Compaction) {
@@ -134,7 +132,7 @@ impl Channel {
         count: usize,
         replacement: ContextBody,
         dropped: bool,
-    ) {
+    ) -> bool {
         let replaced = self
             .agent
             .stores
@@ -160,9 +158,16 @@ impl Channel {
                         removed_items: count,
                         dropped,
                     });
+                true
             }
-            Ok(None) => tracing::debug!("the compacted span changed meanwhile; summary discarded"),
-            Err(error) => tracing::error!(%error, "cannot compact the history"),
+            Ok(None) => {
+                tracing::debug!("the compacted span changed meanwhile; summary discarded");
+                false
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot compact the history");
+                false
+            }
         }
     }
 }

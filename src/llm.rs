@@ -405,7 +405,9 @@ impl LlmManager {
     }
 
     fn cool_down(&self, model: &ModelId, wait: Option<Duration>) {
-        let wait = wait.unwrap_or(RATE_LIMIT_COOL_DOWN).min(LONGEST_RETRY_AFTER);
+        let wait = wait
+            .unwrap_or(RATE_LIMIT_COOL_DOWN)
+            .min(LONGEST_RETRY_AFTER);
         if let Ok(mut cool_downs) = self.cool_downs.lock() {
             cool_downs.insert(model.clone(), Instant::now() + wait);
         }

@@ -542,7 +542,11 @@ fn print_status(status: &Value) {
             );
         }
     }
-    for model in status["llm"]["tool_less_models"].as_array().into_iter().flatten() {
+    for model in status["llm"]["tool_less_models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         println!(
             "model {} is in tool-less mode (its server refused tools): its text is the reply",
             model.as_str().unwrap_or("?")
@@ -576,7 +580,10 @@ fn print_status(status: &Value) {
             } else {
                 ""
             };
-            println!("  tokens today {} of {budget}{spent}", agent["tokens_today"]);
+            println!(
+                "  tokens today {} of {budget}{spent}",
+                agent["tokens_today"]
+            );
         }
         for job in agent["cron"]["disabled"].as_array().into_iter().flatten() {
             println!(

@@ -224,12 +224,7 @@ impl AgentRuntime {
 
     /// Token usage since `since` (Unix milliseconds), by day, model and process kind.
     pub async fn usage(&self, since: i64) -> Result<Vec<UsageRow>, AgentError> {
-        Ok(self
-            .agent
-            .stores
-            .usage
-            .report(UsageQuery { since })
-            .await?)
+        Ok(self.agent.stores.usage.report(UsageQuery { since }).await?)
     }
 
     /// Stores an inbound message, then queues it on its conversation's channel. Waits while the

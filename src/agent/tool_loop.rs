@@ -197,7 +197,11 @@ impl ToolLoop {
                 if !parsed.calls.is_empty() || parsed.malformed {
                     if !problems.is_empty() && corrections < MAX_CORRECTIONS {
                         corrections += 1;
-                        tracing::info!(?problems, corrections, "the model wrote a tool call as text that cannot be run; telling it how to correct it");
+                        tracing::info!(
+                            ?problems,
+                            corrections,
+                            "the model wrote a tool call as text that cannot be run; telling it how to correct it"
+                        );
                         let correction = self.render(
                             "tool_call_correction",
                             minijinja::context! { problems => &problems, tools => &known },
@@ -215,11 +219,23 @@ impl ToolLoop {
                             let id = format!("text_call_{text_calls}");
                             let arguments = call.arguments.unwrap_or_default();
                             let result = self
-                                .call_tool(&scope, tools, &call.name, arguments, request, &mut handle, &id, &mut finish)
+                                .call_tool(
+                                    &scope,
+                                    tools,
+                                    &call.name,
+                                    arguments,
+                                    request,
+                                    &mut handle,
+                                    &id,
+                                    &mut finish,
+                                )
                                 .await;
                             results.push(minijinja::context! { name => call.name, result => result.content, is_error => result.is_error });
                         }
-                        let results = self.render("text_tool_results", minijinja::context! { results => results });
+                        let results = self.render(
+                            "text_tool_results",
+                            minijinja::context! { results => results },
+                        );
                         request.messages.push(Message::user(results));
                         if let Some((value, call_id)) = finish {
                             return LoopEnd::Finished { value, call_id };
@@ -337,7 +353,8 @@ impl ToolLoop {
 fn text_call_problems(parsed: &text_tools::ParsedText, known: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
     if parsed.malformed {
-        problems.push("a tool call could not be read: it has no tool name or is not JSON".to_string());
+        problems
+            .push("a tool call could not be read: it has no tool name or is not JSON".to_string());
     }
     for TextCall { name, arguments } in &parsed.calls {
         if !known.contains(name) {
@@ -346,7 +363,9 @@ fn text_call_problems(parsed: &text_tools::ParsedText, known: &[String]) -> Vec<
             match arguments {
                 Ok(Value::Object(_)) => {}
                 Ok(_) => problems.push(format!("the arguments of `{name}` must be a JSON object")),
-                Err(raw) => problems.push(format!("the arguments of `{name}` are not valid JSON: {raw}")),
+                Err(raw) => problems.push(format!(
+                    "the arguments of `{name}` are not valid JSON: {raw}"
+                )),
             }
         }
     }

@@ -289,7 +289,8 @@ fn stream_answer(head: ChunkHead, answer: Answer, include_usage: bool) -> Respon
                             if let Some(added) = draft.strip_prefix(state.sent.as_str())
                                 && !added.is_empty()
                             {
-                                let chunk = state.head.chunk(json!({"content": added}), Value::Null);
+                                let chunk =
+                                    state.head.chunk(json!({"content": added}), Value::Null);
                                 state.pending.push_back(chunk);
                                 state.sent = draft;
                             }
@@ -307,7 +308,9 @@ fn stream_answer(head: ChunkHead, answer: Answer, include_usage: bool) -> Respon
                     let chunk = state.head.chunk(json!({"content": rest}), Value::Null);
                     state.pending.push_back(chunk);
                 }
-                None => tracing::warn!("the streamed draft was not the start of the answer; the client's copy differs"),
+                None => tracing::warn!(
+                    "the streamed draft was not the start of the answer; the client's copy differs"
+                ),
             }
             let stop = state.head.chunk(json!({}), json!("stop"));
             state.pending.push_back(stop);

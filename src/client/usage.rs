@@ -26,7 +26,12 @@ pub fn render(report: &Value) -> String {
         let Some(groups) = report[key].as_object().filter(|groups| !groups.is_empty()) else {
             continue;
         };
-        let width = groups.keys().map(String::len).max().unwrap_or(0).max(title.len());
+        let width = groups
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(title.len());
         out.push_str(&format!(
             "\n{title:<width$}  {:>7}  {:>12}  {:>12}  {:>12}  {:>10}\n",
             "calls", "input", "cached", "output", "cost USD"

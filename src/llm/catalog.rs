@@ -102,14 +102,16 @@ impl ModelCatalog {
         if let Some(price) = self.pricing.get(model).or_else(|| self.pricing.get(name)) {
             return Some(*price);
         }
-        longest_prefix(KNOWN_PRICES.iter().map(|known| (known.0, known)), family_name(name)).map(
-            |(_, input, cache_read, cache_write, output)| Price {
-                input: *input,
-                output: *output,
-                cache_read: *cache_read,
-                cache_write: *cache_write,
-            },
+        longest_prefix(
+            KNOWN_PRICES.iter().map(|known| (known.0, known)),
+            family_name(name),
         )
+        .map(|(_, input, cache_read, cache_write, output)| Price {
+            input: *input,
+            output: *output,
+            cache_read: *cache_read,
+            cache_write: *cache_write,
+        })
     }
 }
 
@@ -168,8 +170,13 @@ mod tests {
             },
         );
         let catalog = ModelCatalog::new(&config);
-        assert_eq!(catalog.price("local/tiny").map(|price| price.output), Some(2.0));
-        let mini = catalog.price("openai/gpt-4o-mini-2024-07-18").expect("known");
+        assert_eq!(
+            catalog.price("local/tiny").map(|price| price.output),
+            Some(2.0)
+        );
+        let mini = catalog
+            .price("openai/gpt-4o-mini-2024-07-18")
+            .expect("known");
         assert_eq!(mini.input, 0.15);
         let routed = catalog
             .price("openrouter/anthropic/claude-sonnet-4-5")

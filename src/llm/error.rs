@@ -105,7 +105,13 @@ impl LlmError {
 
     /// 429 and Anthropic's 529 `overloaded_error`: the model is passed over for a while.
     pub(super) fn is_rate_limit(&self) -> bool {
-        matches!(self, LlmError::Status { status: 429 | 529, .. })
+        matches!(
+            self,
+            LlmError::Status {
+                status: 429 | 529,
+                ..
+            }
+        )
     }
 
     pub(super) fn retry_after(&self) -> Option<Duration> {
@@ -141,9 +147,13 @@ impl LlmError {
             CompletionError::HttpError(HttpError::InvalidStatusCodeWithMessage(status, body)) => {
                 Self::from_status(&name, status.as_u16(), body, exchange, offered_tools)
             }
-            CompletionError::HttpError(HttpError::InvalidStatusCode(status)) => {
-                Self::from_status(&name, status.as_u16(), String::new(), exchange, offered_tools)
-            }
+            CompletionError::HttpError(HttpError::InvalidStatusCode(status)) => Self::from_status(
+                &name,
+                status.as_u16(),
+                String::new(),
+                exchange,
+                offered_tools,
+            ),
             CompletionError::HttpError(HttpError::Instance(inner)) => {
                 let timed_out = inner
                     .downcast_ref::<reqwest::Error>()
@@ -287,7 +297,11 @@ mod tests {
         assert!(matches!(tools, LlmError::ToolsUnsupported { .. }));
         let plain = classify(400, "tools mentioned", false);
         assert!(matches!(plain, LlmError::Status { status: 400, .. }));
-        let overloaded = classify(529, r#"{"type":"error","error":{"type":"overloaded_error"}}"#, true);
+        let overloaded = classify(
+            529,
+            r#"{"type":"error","error":{"type":"overloaded_error"}}"#,
+            true,
+        );
         assert!(overloaded.is_retryable() && overloaded.is_rate_limit());
     }
 }

@@ -151,7 +151,10 @@ fn decode_escape(text: &str) -> Escape {
         // Not valid JSON; show it as written.
         return Escape::Decoded(String::from_utf8_lossy(&bytes[..2]).into_owned(), 2);
     }
-    let Some(first) = text.get(2..6).and_then(|hex| u32::from_str_radix(hex, 16).ok()) else {
+    let Some(first) = text
+        .get(2..6)
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+    else {
         return if text.len() < 6 {
             Escape::Incomplete
         } else {

@@ -166,9 +166,17 @@ impl ProviderClient {
                 // rig keeps the thinking twice: accumulated from its deltas (unsigned) and
                 // whole with its signature. Anthropic wants it back signed, once.
                 streamed.content.retain(|part| match part {
-                    AssistantContent::Reasoning(reasoning) => reasoning.content.iter().all(
-                        |content| !matches!(content, ReasoningContent::Text { signature: None, .. }),
-                    ),
+                    AssistantContent::Reasoning(reasoning) => {
+                        reasoning.content.iter().all(|content| {
+                            !matches!(
+                                content,
+                                ReasoningContent::Text {
+                                    signature: None,
+                                    ..
+                                }
+                            )
+                        })
+                    }
                     _ => true,
                 });
                 Ok(streamed)

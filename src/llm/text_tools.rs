@@ -215,20 +215,24 @@ mod tests {
         assert_eq!(hermes.calls[0].name, "reply");
         assert_eq!(hermes.calls[0].arguments, Ok(json!({"content": "hi"})));
 
-        let mistral = parse("[TOOL_CALLS][{\"name\": \"skip\", \"arguments\": \"{\\\"reason\\\": \\\"x\\\"}\"}]");
+        let mistral = parse(
+            "[TOOL_CALLS][{\"name\": \"skip\", \"arguments\": \"{\\\"reason\\\": \\\"x\\\"}\"}]",
+        );
         assert_eq!(mistral.calls[0].name, "skip");
         assert_eq!(mistral.calls[0].arguments, Ok(json!({"reason": "x"})));
         let newer = parse("[TOOL_CALLS]reply[ARGS]{\"content\": \"yo\"}");
         assert_eq!(newer.calls[0].arguments, Ok(json!({"content": "yo"})));
 
-        let bare = parse("```json\n{\"name\": \"reply\", \"parameters\": {\"content\": \"b\"}}\n```");
+        let bare =
+            parse("```json\n{\"name\": \"reply\", \"parameters\": {\"content\": \"b\"}}\n```");
         assert_eq!(bare.calls[0].name, "reply");
         assert!(bare.text.is_empty());
     }
 
     #[test]
     fn broken_calls_are_reported_and_plain_json_answers_are_not_calls() {
-        let broken = parse("<tool_call>{\"name\": \"reply\", \"arguments\": {\"content\": </tool_call>");
+        let broken =
+            parse("<tool_call>{\"name\": \"reply\", \"arguments\": {\"content\": </tool_call>");
         assert_eq!(broken.calls[0].name, "reply");
         assert!(broken.calls[0].arguments.is_err());
         let nameless = parse("Ok <tool_call>garbage</tool_call>");

@@ -168,8 +168,8 @@ impl HttpClientExt for Transport {
             }
             let mut tap = Tap::new(log);
             let mut bytes = response.bytes_stream();
-            let stream = futures::stream::poll_fn(move |context| {
-                match bytes.poll_next_unpin(context) {
+            let stream =
+                futures::stream::poll_fn(move |context| match bytes.poll_next_unpin(context) {
                     Poll::Ready(Some(Ok(chunk))) => {
                         tap.feed(&chunk);
                         Poll::Ready(Some(Ok(chunk)))
@@ -180,8 +180,7 @@ impl HttpClientExt for Transport {
                         Poll::Ready(None)
                     }
                     Poll::Pending => Poll::Pending,
-                }
-            });
+                });
             builder
                 .body(Box::pin(stream) as rig::http_client::sse::BoxedStream)
                 .map_err(HttpError::Protocol)
@@ -323,7 +322,7 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         "anthropic-ratelimit-output-tokens-reset",
     ]
     .into_iter()
-    .filter_map(|name| header(name))
+    .filter_map(&header)
     .filter_map(|value| chrono::DateTime::parse_from_rfc3339(value).ok())
     .filter_map(|reset| (reset.with_timezone(&chrono::Utc) - now).to_std().ok())
     .max();
@@ -332,7 +331,7 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     }
     ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
         .into_iter()
-        .filter_map(|name| header(name))
+        .filter_map(header)
         .filter_map(go_duration)
         .max()
 }

@@ -51,7 +51,11 @@ mod tests {
                 shown.push(visible_prefix(&answer[..end]));
             }
         }
-        assert!(shown.iter().all(|text| !text.contains('<') && !text.contains("hmm")));
+        assert!(
+            shown
+                .iter()
+                .all(|text| !text.contains('<') && !text.contains("hmm"))
+        );
         assert_eq!(shown.last().map(String::as_str), Some("Hello there"));
         assert_eq!(visible_prefix("Hi [TOOL"), "Hi");
         assert_eq!(visible_prefix("Hi [1] and <b>"), "Hi [1] and <b>");

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serenity::all::{
     ChannelId, ChannelType, ConnectionStage, Context, CreateAllowedMentions, CreateMessage,
-    EditMessage, EventHandler, GatewayIntents, Http, HttpBuilder, Message, MessageId, Ready, ResumedEvent,
-    ShardManager, ShardStageUpdateEvent, UserId,
+    EditMessage, EventHandler, GatewayIntents, Http, HttpBuilder, Message, MessageId, Ready,
+    ResumedEvent, ShardManager, ShardStageUpdateEvent, UserId,
 };
 use serenity::http::HttpError;
 use tokio_util::sync::CancellationToken;
@@ -392,5 +392,7 @@ fn message_id_of(message_id: &str) -> Result<MessageId, AdapterError> {
         .ok()
         .filter(|id| *id != 0)
         .map(MessageId::new)
-        .ok_or_else(|| AdapterError::permanent(format!("`{message_id}` is not a Discord message id")))
+        .ok_or_else(|| {
+            AdapterError::permanent(format!("`{message_id}` is not a Discord message id"))
+        })
 }

@@ -93,9 +93,11 @@ impl Outbox for MessagingManager {
             return Ok(());
         };
         match shown {
-            Some(shown) => finish_draft(adapter.as_ref(), conversation, text, shown)
-                .instrument(span)
-                .await,
+            Some(shown) => {
+                finish_draft(adapter.as_ref(), conversation, text, shown)
+                    .instrument(span)
+                    .await
+            }
             None => {
                 send_text(
                     adapter.as_ref(),

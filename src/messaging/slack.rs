@@ -272,7 +272,11 @@ impl SlackAdapter {
     /// The channel and thread of a Slack conversation.
     /// Posts one message; its `ts`. Top-level messages get top-level answers (a new thread
     /// would be a new conversation); thread conversations are answered in their thread.
-    async fn post(&self, conversation: &ConversationId, text: &str) -> Result<String, AdapterError> {
+    async fn post(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+    ) -> Result<String, AdapterError> {
         let (channel, thread) = Self::target(conversation)?;
         let mut request = SlackApiChatPostMessageRequest::new(
             channel,

@@ -335,10 +335,9 @@ impl Adapter for TelegramAdapter {
 
 /// A message id we sent, parsed back.
 fn message_id_of(message_id: &str) -> Result<MessageId, AdapterError> {
-    message_id
-        .parse()
-        .map(MessageId)
-        .map_err(|_| AdapterError::permanent(format!("`{message_id}` is not a Telegram message id")))
+    message_id.parse().map(MessageId).map_err(|_| {
+        AdapterError::permanent(format!("`{message_id}` is not a Telegram message id"))
+    })
 }
 
 /// Renders the Markdown an LLM writes as the HTML subset Telegram accepts: fenced and inline

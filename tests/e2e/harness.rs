@@ -52,10 +52,19 @@ pub fn config_for(llm: &FakeLlm) -> String {
 pub fn anthropic_config_for(llm: &FakeLlm) -> String {
     config_for(llm)
         .replace(
-            &format!("kind = \"openai\"\nbase_url = \"{}\"", llm.openai_base_url()),
-            &format!("kind = \"anthropic\"\nbase_url = \"{}\"", llm.anthropic_base_url()),
+            &format!(
+                "kind = \"openai\"\nbase_url = \"{}\"",
+                llm.openai_base_url()
+            ),
+            &format!(
+                "kind = \"anthropic\"\nbase_url = \"{}\"",
+                llm.anthropic_base_url()
+            ),
         )
-        .replace("channel = \"fake/fake-model\"", "channel = \"fake/fake-claude\"")
+        .replace(
+            "channel = \"fake/fake-model\"",
+            "channel = \"fake/fake-claude\"",
+        )
 }
 
 /// `config_for` with these lines as its `[memory]` table.

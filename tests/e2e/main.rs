@@ -9,9 +9,9 @@ mod fake_llm;
 mod fake_slack;
 #[path = "../support/fake_telegram.rs"]
 mod fake_telegram;
+mod harness;
 #[path = "../support/real_llm.rs"]
 mod real_llm;
-mod harness;
 
 mod cli;
 mod cortex;

@@ -31,7 +31,10 @@ async fn parallel_tool_calls_all_run(anthropic: bool) {
     ]));
     llm.push(reply("next"));
     let (daemon, _home) = start(&llm, anthropic).await;
-    assert_eq!(daemon.send("parallel", "do two things").await["reply"], "both ran");
+    assert_eq!(
+        daemon.send("parallel", "do two things").await["reply"],
+        "both ran"
+    );
     assert_eq!(daemon.send("parallel", "and now?").await["reply"], "next");
     let results = FakeLlm::tool_results(&llm.requests()[1]);
     assert_eq!(results.len(), 2, "{results:?}");
@@ -108,10 +111,15 @@ async fn reasoning_content_is_never_shown_nor_sent_back() {
     );
     daemon.send("think", "another").await;
     let later = llm.requests()[1].to_string();
-    assert!(!later.contains("secret chain"), "DeepSeek refuses reasoning sent back: {later}");
+    assert!(
+        !later.contains("secret chain"),
+        "DeepSeek refuses reasoning sent back: {later}"
+    );
     let transcript = daemon.messages("think").await;
     assert!(
-        replies(&transcript).iter().all(|reply| !reply.contains("secret")),
+        replies(&transcript)
+            .iter()
+            .all(|reply| !reply.contains("secret")),
         "{transcript:?}"
     );
     daemon.shutdown().await;
@@ -142,7 +150,11 @@ async fn anthropic_thinking_is_sent_back_within_the_tool_loop_and_never_shown() 
     assert_eq!(thinking[0]["signature"], "sig-fake");
     assert_eq!(thinking[0]["thinking"], "weighing it");
     let transcript = daemon.messages("thinking").await;
-    assert!(replies(&transcript).iter().all(|reply| !reply.contains("weighing")));
+    assert!(
+        replies(&transcript)
+            .iter()
+            .all(|reply| !reply.contains("weighing"))
+    );
     daemon.shutdown().await;
 }
 
@@ -183,10 +195,16 @@ async fn an_anthropic_overload_and_a_rate_limit_are_retried_after_their_wait() {
 #[tokio::test]
 async fn an_anthropic_overload_inside_the_stream_is_retried() {
     let llm = FakeLlm::start().await;
-    llm.push(Scripted::StreamError("overloaded_error".into(), "Overloaded".into()));
+    llm.push(Scripted::StreamError(
+        "overloaded_error".into(),
+        "Overloaded".into(),
+    ));
     llm.push(reply("second try"));
     let (daemon, _home) = start(&llm, true).await;
-    assert_eq!(daemon.send("midstream", "hello").await["reply"], "second try");
+    assert_eq!(
+        daemon.send("midstream", "hello").await["reply"],
+        "second try"
+    );
     daemon.shutdown().await;
 }
 
@@ -196,16 +214,25 @@ async fn context_overflow_compacts_and_retries_once(anthropic: bool, error: Scri
     llm.push(error);
     llm.push(reply("fits again"));
     let (daemon, _home) = start(&llm, anthropic).await;
-    daemon.send("overflow", "an early message worth dropping").await;
+    daemon
+        .send("overflow", "an early message worth dropping")
+        .await;
     assert_eq!(
         daemon.send("overflow", "the newest message").await["reply"],
         "fits again"
     );
     let requests = llm.requests();
     assert_eq!(requests.len(), 3);
-    assert!(requests[1].to_string().contains("an early message worth dropping"));
+    assert!(
+        requests[1]
+            .to_string()
+            .contains("an early message worth dropping")
+    );
     let retried = requests[2].to_string();
-    assert!(!retried.contains("an early message worth dropping"), "{retried}");
+    assert!(
+        !retried.contains("an early message worth dropping"),
+        "{retried}"
+    );
     assert!(retried.contains("the newest message"));
     daemon.shutdown().await;
 }
@@ -238,10 +265,20 @@ async fn anthropic_requests_mark_the_system_prompt_and_tools_for_caching() {
     daemon.send("cache", "hello").await;
     let request = &llm.requests()[0];
     let system = request["system"].as_array().expect("system blocks");
-    assert_eq!(system.last().expect("a block")["cache_control"]["type"], "ephemeral");
+    assert_eq!(
+        system.last().expect("a block")["cache_control"]["type"],
+        "ephemeral"
+    );
     let tools = request["tools"].as_array().expect("tools");
-    assert_eq!(tools.last().expect("a tool")["cache_control"]["type"], "ephemeral");
-    assert!(tools[..tools.len() - 1].iter().all(|tool| tool.get("cache_control").is_none()));
+    assert_eq!(
+        tools.last().expect("a tool")["cache_control"]["type"],
+        "ephemeral"
+    );
+    assert!(
+        tools[..tools.len() - 1]
+            .iter()
+            .all(|tool| tool.get("cache_control").is_none())
+    );
     daemon.shutdown().await;
 }
 

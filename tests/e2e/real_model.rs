@@ -19,8 +19,10 @@ async fn ask(daemon: &TestDaemon, content: &str) -> String {
     let response = daemon
         .http
         .post(daemon.url("/api/agents/main/messages"))
-        .json(&json!({"content": content, "conversation": "real", "wait": true,
-            "timeout_secs": ANSWER_WAIT_SECS}))
+        .json(
+            &json!({"content": content, "conversation": "real", "wait": true,
+            "timeout_secs": ANSWER_WAIT_SECS}),
+        )
         .timeout(Duration::from_secs(ANSWER_WAIT_SECS + 30))
         .send()
         .await
@@ -28,11 +30,15 @@ async fn ask(daemon: &TestDaemon, content: &str) -> String {
     assert!(response.status().is_success(), "{}", response.status());
     let body: Value = response.json().await.expect("json");
     let reply = body["reply"].as_str().unwrap_or_default().to_string();
-    assert!(!reply.trim().is_empty(), "an empty answer to {content:?}: {body}");
+    assert!(
+        !reply.trim().is_empty(),
+        "an empty answer to {content:?}: {body}"
+    );
     assert!(
         !reply.starts_with("Sorry, I could not answer"),
         "the turn failed: {reply}"
     );
+    eprintln!("real model: {content:?} -> {reply:?}");
     reply
 }
 

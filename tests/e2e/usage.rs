@@ -80,17 +80,26 @@ async fn anthropic_cache_reads_and_writes_are_recorded_and_priced() {
 #[tokio::test]
 async fn a_spent_daily_budget_answers_without_calling_the_model() {
     let llm = FakeLlm::start().await;
-    llm.push(Scripted::tool_call("reply", json!({"content": "within budget"})));
+    llm.push(Scripted::tool_call(
+        "reply",
+        json!({"content": "within budget"}),
+    ));
     let home = tempfile::tempdir().expect("tempdir");
     let config = config_for(&llm).replace(
         "id = \"main\"\ndefault = true\n",
         "id = \"main\"\ndefault = true\ndaily_token_budget = 12\n",
     );
     let daemon = TestDaemon::start(home.path(), &config).await;
-    assert_eq!(daemon.send("budget", "first").await["reply"], "within budget");
+    assert_eq!(
+        daemon.send("budget", "first").await["reply"],
+        "within budget"
+    );
     let refused = daemon.send("budget", "second").await;
     let text = refused["reply"].as_str().expect("a reply");
-    assert!(text.contains("token budget of 12 tokens is spent"), "{text}");
+    assert!(
+        text.contains("token budget of 12 tokens is spent"),
+        "{text}"
+    );
     assert_eq!(llm.request_count(), 1, "the model was not called again");
     let status = daemon.get("/api/status").await;
     let agent = &status["agents"][0];
@@ -99,7 +108,9 @@ async fn a_spent_daily_budget_answers_without_calling_the_model() {
     assert_eq!(agent["budget_spent"], true);
     let command = daemon.send("budget", "/status").await;
     assert!(
-        command["reply"].as_str().is_some_and(|text| text.contains("Tokens today: 15 of 12 (spent)")),
+        command["reply"]
+            .as_str()
+            .is_some_and(|text| text.contains("Tokens today: 15 of 12 (spent)")),
         "{command}"
     );
     daemon.shutdown().await;

@@ -17,7 +17,10 @@ async fn answer_to(llm: &FakeLlm, text: &str) -> (String, Vec<String>) {
     let answer = daemon.send("weak", text).await;
     let transcript = replies(&daemon.messages("weak").await);
     daemon.shutdown().await;
-    (answer["reply"].as_str().unwrap_or_default().to_string(), transcript)
+    (
+        answer["reply"].as_str().unwrap_or_default().to_string(),
+        transcript,
+    )
 }
 
 #[tokio::test]
@@ -52,14 +55,18 @@ async fn a_bare_json_tool_call_is_run() {
 #[tokio::test]
 async fn thinking_tags_are_stripped_from_the_reply() {
     let llm = FakeLlm::start().await;
-    llm.push(Scripted::text("<think>The user greets me.</think>Hello to you!"));
+    llm.push(Scripted::text(
+        "<think>The user greets me.</think>Hello to you!",
+    ));
     assert_eq!(answer_to(&llm, "hello").await.0, "Hello to you!");
 }
 
 #[tokio::test]
 async fn a_malformed_text_call_gets_a_correction_then_runs() {
     let llm = FakeLlm::start().await;
-    llm.push(Scripted::text("Sure! <tool_call>{\"name\": \"reply\", \"arguments\": {\"content\": </tool_call>"));
+    llm.push(Scripted::text(
+        "Sure! <tool_call>{\"name\": \"reply\", \"arguments\": {\"content\": </tool_call>",
+    ));
     llm.push(Scripted::text(
         "<tool_call>{\"name\": \"reply\", \"arguments\": {\"content\": \"fixed\"}}</tool_call>",
     ));
@@ -81,9 +88,16 @@ async fn an_unknown_text_tool_gets_a_correction_at_most_twice() {
     }
     let (answer, _) = answer_to(&llm, "beam me up").await;
     assert_eq!(answer, "On it.", "the readable part, never the syntax");
-    assert_eq!(llm.request_count(), 3, "two corrections, then the text is the answer");
+    assert_eq!(
+        llm.request_count(),
+        3,
+        "two corrections, then the text is the answer"
+    );
     let correction = FakeLlm::last_user_text(&llm.requests()[1]);
-    assert!(correction.contains("no tool named `teleport`"), "{correction}");
+    assert!(
+        correction.contains("no tool named `teleport`"),
+        "{correction}"
+    );
 }
 
 #[tokio::test]
@@ -93,12 +107,22 @@ async fn invalid_arguments_and_unknown_tools_get_a_correction_not_a_failed_turn(
         ("reply".into(), json!("{\"content\": ")),
         ("teleport".into(), json!({"to": "mars"})),
     ]));
-    llm.push(Scripted::tool_call("reply", json!({"content": "recovered"})));
+    llm.push(Scripted::tool_call(
+        "reply",
+        json!({"content": "recovered"}),
+    ));
     let (answer, _) = answer_to(&llm, "hi").await;
     assert_eq!(answer, "recovered");
     let results = FakeLlm::tool_results(&llm.requests()[1]);
-    assert!(results.iter().all(|result| result.starts_with("error:")), "{results:?}");
-    assert!(results.iter().any(|result| result.contains("no tool named `teleport`")));
+    assert!(
+        results.iter().all(|result| result.starts_with("error:")),
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|result| result.contains("no tool named `teleport`"))
+    );
 }
 
 #[tokio::test]
@@ -113,14 +137,20 @@ async fn a_server_that_refuses_tools_puts_the_model_in_tool_less_mode() {
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
     assert_eq!(daemon.send("plain", "hi").await["reply"], "A plain answer.");
-    assert_eq!(daemon.send("plain", "again").await["reply"], "Another plain answer.");
+    assert_eq!(
+        daemon.send("plain", "again").await["reply"],
+        "Another plain answer."
+    );
     let requests = llm.requests();
     assert_eq!(requests.len(), 3);
     assert!(!FakeLlm::tool_names(&requests[0]).is_empty());
     assert!(FakeLlm::tool_names(&requests[1]).is_empty());
     assert!(FakeLlm::tool_names(&requests[2]).is_empty(), "remembered");
     let status = daemon.get("/api/status").await;
-    assert_eq!(status["llm"]["tool_less_models"], json!(["fake/fake-model"]));
+    assert_eq!(
+        status["llm"]["tool_less_models"],
+        json!(["fake/fake-model"])
+    );
     daemon.shutdown().await;
 }
 
@@ -143,7 +173,9 @@ async fn streamed_drafts_never_show_thinking_or_call_syntax() {
     telegram.push_message(42, 42, "go");
     telegram
         .wait_for("the turn", |calls| {
-            calls.iter().any(|call| call.method == "DeleteMessage" || call.method == "SendMessage")
+            calls
+                .iter()
+                .any(|call| call.method == "DeleteMessage" || call.method == "SendMessage")
         })
         .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -154,7 +186,10 @@ async fn streamed_drafts_never_show_thinking_or_call_syntax() {
         .filter_map(|body| body["text"].as_str().map(str::to_string))
         .collect();
     for text in &shown {
-        assert!(!text.contains("think") && !text.contains("tool_call") && !text.contains('{'), "{text}");
+        assert!(
+            !text.contains("think") && !text.contains("tool_call") && !text.contains('{'),
+            "{text}"
+        );
     }
     daemon.shutdown().await;
 }

@@ -16,12 +16,12 @@
 #![allow(dead_code)]
 
 use axum::body::Bytes;
-use futures::StreamExt;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -488,7 +488,12 @@ fn event_stream(events: Vec<String>, pace: Option<Duration>) -> Response {
         tokio::time::sleep(every).await;
         Ok::<_, std::convert::Infallible>(event)
     });
-    (StatusCode::OK, content_type, axum::body::Body::from_stream(paced)).into_response()
+    (
+        StatusCode::OK,
+        content_type,
+        axum::body::Body::from_stream(paced),
+    )
+        .into_response()
 }
 
 fn openai_json(model: &str, text: Option<&str>, calls: &[ToolCall], extras: &Extras) -> Value {
@@ -537,7 +542,10 @@ fn openai_events(
         chunks.push(delta(json!({"reasoning_content": piece}), Value::Null));
     }
     for piece in extras.refusal.as_deref().map(pieces).unwrap_or_default() {
-        chunks.push(delta(json!({"content": null, "refusal": piece}), Value::Null));
+        chunks.push(delta(
+            json!({"content": null, "refusal": piece}),
+            Value::Null,
+        ));
     }
     if let Some((kind, message)) = &extras.stream_error {
         chunks.push(delta(json!({"content": "Partial "}), Value::Null));
@@ -578,9 +586,10 @@ fn anthropic_json(model: &str, text: Option<&str>, calls: &[ToolCall], extras: &
     content.extend(calls.iter().map(|call| {
         json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
     }));
-    let stop_reason = extras
-        .ending
-        .map_or_else(|| ending(calls, "end_turn", "tool_use"), |(_, anthropic)| anthropic);
+    let stop_reason = extras.ending.map_or_else(
+        || ending(calls, "end_turn", "tool_use"),
+        |(_, anthropic)| anthropic,
+    );
     json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
         "content": content, "stop_reason": stop_reason, "stop_sequence": null,
         "usage": {"input_tokens": 10, "output_tokens": 5}})
@@ -632,7 +641,10 @@ fn anthropic_events(
             Value::Object(object) if object.is_empty() => String::new(),
             arguments => arguments.to_string(),
         };
-        let deltas = extras.pieces(&arguments).into_iter().filter(|piece| !piece.is_empty());
+        let deltas = extras
+            .pieces(&arguments)
+            .into_iter()
+            .filter(|piece| !piece.is_empty());
         let deltas = deltas.map(|piece| json!({"type": "input_json_delta", "partial_json": piece}));
         blocks.push((start, deltas.collect()));
     }
@@ -643,9 +655,10 @@ fn anthropic_events(
         }
         events.push(json!({"type": "content_block_stop", "index": index}));
     }
-    let stop_reason = extras
-        .ending
-        .map_or_else(|| ending(calls, "end_turn", "tool_use"), |(_, anthropic)| anthropic);
+    let stop_reason = extras.ending.map_or_else(
+        || ending(calls, "end_turn", "tool_use"),
+        |(_, anthropic)| anthropic,
+    );
     events.push(json!({"type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": null},
         "usage": {"output_tokens": 5}}));

@@ -274,8 +274,10 @@ async fn web_api(
             )
         }
         "assistant.threads.setStatus" => Json(json!({"ok": true})),
-        "chat.update" => Json(json!({"ok": true, "channel": body["channel"], "ts": body["ts"],
-            "text": body["text"], "message": {"text": body["text"], "bot_id": "B1"}})),
+        "chat.update" => Json(
+            json!({"ok": true, "channel": body["channel"], "ts": body["ts"],
+            "text": body["text"], "message": {"text": body["text"], "bot_id": "B1"}}),
+        ),
         "chat.delete" => Json(json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})),
         _ => Json(json!({"ok": false, "error": "unknown_method"})),
     }

@@ -52,7 +52,9 @@ impl RealLlm {
             .stdout(output)
             .stderr(errors)
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start python3 for the llama.cpp server: {error}"));
+            .unwrap_or_else(|error| {
+                panic!("cannot start python3 for the llama.cpp server: {error}")
+            });
         let mut server = RealLlm { child, port, log };
         server.wait_until_ready().await;
         server

@@ -99,8 +99,7 @@ impl Channel {
                 tokens,
             });
         let marker = ContextBody::Marker(
-            "earlier conversation dropped: it no longer fit the model's context window"
-                .to_string(),
+            "earlier conversation dropped: it no longer fit the model's context window".to_string(),
         );
         self.replace_span(first, last, count, marker, true).await
     }

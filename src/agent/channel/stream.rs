@@ -124,8 +124,10 @@ impl StreamSink for AnswerStream {
 
     fn tool_call_name(&mut self, call: &str, name: &str) {
         if name == REPLY_TOOL {
-            self.replies
-                .insert(call.to_string(), (FieldReader::new("content"), String::new()));
+            self.replies.insert(
+                call.to_string(),
+                (FieldReader::new("content"), String::new()),
+            );
             if self.shown_reply.is_none() {
                 self.shown_reply = Some(call.to_string());
             }

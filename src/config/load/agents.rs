@@ -369,7 +369,11 @@ impl Resolver<'_> {
 
 impl Resolver<'_> {
     /// `daily_token_budget` under `prefix`: at least 1 when set.
-    fn budget(&self, value: Option<&Spanned<u64>>, prefix: &str) -> Result<Option<u64>, ConfigError> {
+    fn budget(
+        &self,
+        value: Option<&Spanned<u64>>,
+        prefix: &str,
+    ) -> Result<Option<u64>, ConfigError> {
         value
             .map(|value| self.at_least_one(Some(value), &format!("{prefix}.daily_token_budget"), 1))
             .transpose()

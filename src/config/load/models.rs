@@ -213,9 +213,7 @@ impl Resolver<'_> {
             let max_output_tokens = settings
                 .max_output_tokens
                 .as_ref()
-                .map(|value| {
-                    self.at_least_one(Some(value), &format!("{key}.max_output_tokens"), 1)
-                })
+                .map(|value| self.at_least_one(Some(value), &format!("{key}.max_output_tokens"), 1))
                 .transpose()?;
             models.insert(
                 name.clone(),

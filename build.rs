@@ -1,6 +1,7 @@
-//! Build script: applies every `migrations/*.sql` (in name order) to a fresh scratch SQLite
-//! file in `OUT_DIR` and points the sqlx query macros at it, so each `query!` is checked
-//! against the schema the migrations produce, with no database, env var or tool to set up.
+//! Build script: applies every `migrations/*.sql` and `migrations/daemon/*.sql` (each in name
+//! order) to a fresh scratch SQLite file in `OUT_DIR` and points the sqlx query macros at it,
+//! so each `query!` is checked against the schema the migrations produce, with no database,
+//! env var or tool to set up.
 
 use std::ffi::{CStr, CString};
 use std::fs;
@@ -25,6 +26,7 @@ fn run() -> Result<(), String> {
     let out_directory = PathBuf::from(variable("OUT_DIR")?);
     // A directory is watched with everything in it: an added migration reruns this script.
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations/daemon");
 
     let schema = out_directory.join("schema.db");
     let partial = out_directory.join("schema.db.partial");
@@ -32,7 +34,11 @@ fn run() -> Result<(), String> {
     let database = Database::create(&partial)?;
     // A scratch file: nothing to lose in a crash, so no syncing.
     database.execute("PRAGMA synchronous = OFF")?;
-    for migration in migrations(&manifest_directory.join("migrations"))? {
+    // The agents' migrations, then the daemon database's: their tables do not overlap, so one
+    // scratch schema checks the queries of both.
+    let agent_migrations = migrations(&manifest_directory.join("migrations"))?;
+    let daemon_migrations = migrations(&manifest_directory.join("migrations/daemon"))?;
+    for migration in agent_migrations.into_iter().chain(daemon_migrations) {
         let sql = fs::read_to_string(&migration)
             .map_err(|error| format!("cannot read {}: {error}", migration.display()))?;
         database
@@ -93,7 +99,7 @@ fn migrations(directory: &Path) -> Result<Vec<PathBuf>, String> {
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or_default();
-        if name.ends_with(".sql") && !name.ends_with(".down.sql") {
+        if path.is_file() && name.ends_with(".sql") && !name.ends_with(".down.sql") {
             files.push(path);
         }
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::config::AgentConfig;
 use crate::event::ProcessType;
 use crate::message::Outbox;
-use crate::sandbox::Workspace;
+use crate::sandbox::Sandbox;
 use crate::supervision::Lifecycle;
 use crate::tools::Toolbox;
 use cortex::CortexState;
@@ -53,8 +53,8 @@ pub(crate) struct Agent {
     pub outbox: Arc<dyn Outbox>,
     /// What the cortex watches and did; read by the status block and the API.
     pub cortex: Arc<CortexState>,
-    /// The directory workers act in.
-    pub workspace: Arc<Workspace>,
+    /// Where workers' shell commands run (shared by every agent).
+    pub sandbox: Arc<Sandbox>,
     /// Every task of the agent, and the switches that stop them.
     pub lifecycle: Lifecycle,
 }
@@ -68,6 +68,12 @@ pub enum SpawnError {
         plural(*kind)
     )]
     AtLimit { kind: ProcessType, limit: usize },
+    #[error(
+        "{limit} {} are already running for this agent across all conversations (the limit); \
+         wait for one to finish",
+        plural(*kind)
+    )]
+    AgentAtLimit { kind: ProcessType, limit: usize },
 }
 
 fn plural(kind: ProcessType) -> &'static str {

@@ -2,9 +2,11 @@
 //! cron jobs, the cortex, token usage and cost, the SSE event stream, an OpenAI-compatible chat endpoint and the web
 //! chat.
 
+mod access;
 mod cortex;
 mod cron;
 mod events;
+mod guard;
 mod memories;
 mod messages;
 mod openai;
@@ -13,9 +15,8 @@ mod usage;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,7 +27,8 @@ use crate::messaging::InboundError;
 
 pub type ApiState = Arc<DaemonState>;
 
-/// Every route. The bearer token, when configured, guards all but `/api/health`.
+/// Every route. Every request passes `guard::same_site` (Host, Origin, a JSON body); the
+/// bearer token, when configured, guards all but `/api/health`.
 pub fn router(state: ApiState) -> Router {
     let guarded = Router::new()
         .route("/api/status", get(status::status))
@@ -78,44 +80,22 @@ pub fn router(state: ApiState) -> Router {
             get(memories::get).delete(memories::forget),
         )
         .route("/api/usage", get(usage::report))
+        .route("/api/access", get(access::show))
+        .route("/api/access/approve", post(access::approve))
+        .route("/api/access/revoke", post(access::revoke))
         .route("/api/events", get(events::stream))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::token));
     Router::new()
         .route("/api/health", get(status::health))
         .route("/", get(web_chat))
         .merge(guarded)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_site,
+        ))
         .with_state(state)
-}
-
-async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.config.api.token else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    if presented.is_some_and(|presented| constant_time_equals(presented, token)) {
-        next.run(request).await
-    } else {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "a valid `Authorization: Bearer <token>` header is required",
-        )
-        .into_response()
-    }
-}
-
-fn constant_time_equals(left: &str, right: &str) -> bool {
-    left.len() == right.len()
-        && left
-            .bytes()
-            .zip(right.bytes())
-            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-            == 0
 }
 
 async fn web_chat() -> Html<&'static str> {

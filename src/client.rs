@@ -1,4 +1,4 @@
-//! The HTTP client behind the CLI verbs (`chat`, `send`, `status`, `cron`, `memory`): every verb but
+//! The HTTP client behind the CLI verbs (`chat`, `send`, `status`, `access`, `cron`, `memory`): every verb but
 //! `serve` talks to a running daemon through its API.
 
 mod usage;
@@ -64,6 +64,25 @@ impl ApiClient {
             request = request.query(&[("agent", agent)]);
         }
         self.send(request).await
+    }
+
+    /// Owners, members, approved members and waiting pairing codes.
+    pub async fn access(&self) -> Result<Value, ClientError> {
+        self.send(self.http.get(self.url("/api/access"))).await
+    }
+
+    /// Makes the person behind a pairing code a member.
+    pub async fn approve(&self, code: &str) -> Result<Value, ClientError> {
+        let body = json!({ "code": code });
+        self.send(self.http.post(self.url("/api/access/approve")).json(&body))
+            .await
+    }
+
+    /// Removes an approved member.
+    pub async fn revoke(&self, user_id: &str) -> Result<Value, ClientError> {
+        let body = json!({ "user_id": user_id });
+        self.send(self.http.post(self.url("/api/access/revoke")).json(&body))
+            .await
     }
 
     /// Sends one message to a portal conversation and waits for the answer (`None`: skipped).
@@ -140,7 +159,8 @@ impl ApiClient {
     ) -> Result<Value, ClientError> {
         self.send(
             self.http
-                .post(self.url(&format!("/api/agents/{agent}/cron/{job}/{action}"))),
+                .post(self.url(&format!("/api/agents/{agent}/cron/{job}/{action}")))
+                .json(&json!({})),
         )
         .await
     }

@@ -32,6 +32,11 @@ pub struct Config {
     pub messaging: MessagingConfig,
     pub bindings: Vec<BindingConfig>,
     pub memory: MemoryConfig,
+    pub access: AccessConfig,
+    pub sandbox: SandboxConfig,
+    /// Things the file says that still work but mean something other than they did, or are
+    /// ignored; `config check` prints them and the daemon logs them.
+    pub notices: Vec<String>,
 }
 
 impl Config {
@@ -289,6 +294,8 @@ impl Default for CortexConfig {
 pub struct ProcessLimits {
     pub max_concurrent_branches: usize,
     pub max_concurrent_workers: usize,
+    /// Workers running at once across all of an agent's conversations.
+    pub max_agent_workers: usize,
     /// LLM calls a branch may make before it must conclude.
     pub branch_max_turns: usize,
     /// LLM calls a worker may make before it is failed.
@@ -349,8 +356,11 @@ pub struct ApiConfig {
     pub enabled: bool,
     pub bind: IpAddr,
     pub port: u16,
-    /// The resolved bearer token (after `env:` lookup).
+    /// The resolved bearer token (after `env:` lookup); never empty.
     pub token: Option<String>,
+    /// Names (besides IP addresses and `localhost`) the API answers to, e.g. the name a
+    /// reverse proxy serves it under.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The chat platforms, each present only when its `[messaging.NAME]` table is.
@@ -377,6 +387,69 @@ impl MessagingConfig {
     }
 }
 
+/// Who may talk to the agents and make them act (`[access]`). Everyone not named is a stranger:
+/// a direct message gets a pairing code, a group message is not read unless the group is
+/// allowed.
+#[derive(Debug, Clone, Default)]
+pub struct AccessConfig {
+    /// Stable platform user ids (`telegram:123456789`, `discord:80351110224678912`,
+    /// `slack:U024BE7LH`) of the people who may make the agents act.
+    pub owners: Vec<String>,
+    /// Stable platform user ids of the people who may chat with the agents (besides those
+    /// approved with `spacebot access approve`; `dm_allowed_users` adds to these).
+    pub members: Vec<String>,
+    /// Groups the agents answer in, besides those a `[[bindings]]` scope names:
+    /// `telegram:{chat}`, `discord:{guild}` or `discord:{guild}:{channel}`, `slack:{team}` or
+    /// `slack:{team}:{channel}`.
+    pub groups: Vec<String>,
+    /// In groups, read only messages that mention the bot (a binding may say otherwise).
+    pub require_mention: bool,
+    /// Give unknown people who write a direct message a pairing code (else: nothing).
+    pub pairing: bool,
+    /// How long a pairing code stays valid, in seconds.
+    pub pairing_ttl_secs: u64,
+    /// Messages per minute one person may send in a group before further ones are not read
+    /// (they are told once); 0 means no limit.
+    pub group_messages_per_minute: u32,
+}
+
+/// How worker shell commands are contained (`[sandbox]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    pub mode: SandboxMode,
+    /// Whether commands can reach the network.
+    pub network: bool,
+    /// Limits of each command: CPU seconds, address space and file size in bytes, processes.
+    pub cpu_secs: u64,
+    pub memory_bytes: u64,
+    pub file_bytes: u64,
+    pub processes: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            mode: SandboxMode::Bubblewrap,
+            network: true,
+            cpu_secs: 300,
+            memory_bytes: 2 << 30,
+            file_bytes: 256 << 20,
+            processes: 128,
+        }
+    }
+}
+
+/// `[sandbox] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxMode {
+    /// Commands run inside bubblewrap; without a working `bwrap` the shell is off.
+    Bubblewrap,
+    /// Commands run with the daemon's rights, limited only by rlimits and a clean
+    /// environment. Only when the owner says so.
+    None,
+}
+
 #[derive(Debug, Clone)]
 pub struct DiscordConfig {
     pub enabled: bool,
@@ -384,8 +457,6 @@ pub struct DiscordConfig {
     pub stream: bool,
     /// The resolved bot token.
     pub token: String,
-    /// User ids allowed to talk to the bot in direct messages; empty: nobody.
-    pub dm_allowed_users: Vec<String>,
     /// Answer messages written by other bots (never its own).
     pub allow_bot_messages: bool,
     /// Instead of `https://discord.com` (REST `/api/v10/...`; the gateway URL comes from it).
@@ -399,8 +470,6 @@ pub struct TelegramConfig {
     pub stream: bool,
     /// The resolved bot token.
     pub token: String,
-    /// User ids or usernames allowed in private chats; empty: everyone.
-    pub dm_allowed_users: Vec<String>,
     /// Instead of `https://api.telegram.org`.
     pub api_url: Option<String>,
 }
@@ -428,7 +497,9 @@ pub struct BindingConfig {
     pub channel_ids: Vec<String>,
     pub chat_id: Option<String>,
     pub team_id: Option<String>,
-    pub require_mention: bool,
+    /// Read only messages that mention the bot here; `None` follows `[access]
+    /// require_mention`.
+    pub require_mention: Option<bool>,
 }
 
 /// Where the download of the local embedding model comes from by default.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::database::now_millis;
+use crate::message::Authority;
 
 pub use worker_runs::WorkerRunStore;
 
@@ -152,6 +153,12 @@ pub struct StoredMessage {
     pub status: MessageStatus,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The sender's stable platform id (`telegram:123`); `None` for the API, jobs and replies.
+    pub sender_id: Option<String>,
+    /// What the sender may make the agent do.
+    pub authority: Authority,
+    /// Sent in a direct conversation (one person and the bot).
+    pub direct: bool,
 }
 
 /// A message to store. `platform_message_id`, when set, makes storing idempotent.
@@ -164,6 +171,9 @@ pub struct NewMessage<'a> {
     pub content: &'a str,
     pub platform_message_id: Option<&'a str>,
     pub status: MessageStatus,
+    pub sender_id: Option<&'a str>,
+    pub authority: Authority,
+    pub direct: bool,
 }
 
 impl NewMessage<'_> {
@@ -178,6 +188,9 @@ impl NewMessage<'_> {
             platform_message_id: self.platform_message_id.map(str::to_string),
             status: self.status,
             created_at,
+            sender_id: self.sender_id.map(str::to_string),
+            authority: self.authority,
+            direct: self.direct,
         }
     }
 }
@@ -197,8 +210,8 @@ pub struct ConversationStore {
     pool: SqlitePool,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, role, sender, content, platform_message_id, status, created_at";
+const MESSAGE_COLUMNS: &str = "id, conversation_id, role, sender, content, platform_message_id, \
+     status, created_at, sender_id, authority, direct";
 
 impl ConversationStore {
     pub fn new(pool: SqlitePool) -> Self {
@@ -218,8 +231,8 @@ impl ConversationStore {
         // a failed COMMIT (a full disk), and the caller would take a lost message as stored.
         let insert_message = sqlx::query!(
             "INSERT INTO messages (id, conversation_id, role, sender, content, platform_message_id,
-                                   status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                   status, created_at, sender_id, authority, direct)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT DO NOTHING",
             message.id,
             message.conversation_id,
@@ -229,6 +242,9 @@ impl ConversationStore {
             message.platform_message_id,
             message.status,
             now,
+            message.sender_id,
+            message.authority,
+            message.direct,
         );
         let inserted = if conversation_known {
             insert_message.execute(&self.pool).await?.rows_affected()
@@ -350,7 +366,8 @@ impl ConversationStore {
         let mut messages = sqlx::query_as!(
             StoredMessage,
             r#"SELECT id, conversation_id, role AS "role: Role", sender, content,
-                      platform_message_id, status AS "status: MessageStatus", created_at
+                      platform_message_id, status AS "status: MessageStatus", created_at,
+                      sender_id, authority AS "authority: Authority", direct AS "direct: bool"
                FROM messages WHERE conversation_id = ?
                ORDER BY seq DESC LIMIT ?"#,
             conversation_id,
@@ -378,7 +395,8 @@ impl ConversationStore {
         Ok(sqlx::query_as!(
             StoredMessage,
             r#"SELECT id, conversation_id, role AS "role: Role", sender, content,
-                      platform_message_id, status AS "status: MessageStatus", created_at
+                      platform_message_id, status AS "status: MessageStatus", created_at,
+                      sender_id, authority AS "authority: Authority", direct AS "direct: bool"
                FROM messages
                WHERE conversation_id = ? AND status = 'pending' ORDER BY seq"#,
             conversation_id,

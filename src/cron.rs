@@ -19,7 +19,8 @@ use crate::message::InboundMessage;
 use crate::prompts::Prompts;
 // `ScheduleSpec` is read by `store` through this module.
 use crate::schedule::{
-    CronSettings, InvalidJob, JobDraft, JobSpec, ScheduleSpec, Zone, format_instant,
+    CronSettings, InvalidJob, JobDraft, JobSpec, ScheduleSpec, Zone, format_duration,
+    format_instant, shortest_gap,
 };
 use crate::supervision::Lifecycle;
 use crate::tools::{CronJobs, JobsError};
@@ -256,6 +257,22 @@ impl CronService {
             draft.delivery_target = default_target.map(ToString::to_string);
         }
         let spec = draft.validate(&self.settings, self.zone)?;
+        if source == JobSource::Tool && !spec.run_once {
+            let gap = shortest_gap(&spec, self.zone)
+                .map_err(|error| InvalidJob::new("schedule", error))?;
+            let minimum = self.settings.min_interval;
+            if let Some(gap) = gap.filter(|gap| *gap < minimum) {
+                return Err(CronError::Invalid(InvalidJob::new(
+                    "schedule",
+                    format!(
+                        "it would run every {}; a job made from a chat runs at most every {} \
+                         ([defaults.cron] min_interval)",
+                        format_duration(gap),
+                        format_duration(minimum)
+                    ),
+                )));
+            }
+        }
         let host = self.host()?;
         if let Some(target) = &spec.delivery_target {
             let reachable = ConversationId::parse(target).is_ok_and(|target| host.reaches(&target));
@@ -390,6 +407,11 @@ impl CronService {
     }
 }
 
+/// Whether a job belongs to `scope` (every job does when there is none).
+fn delivers_to(job: &JobRecord, scope: Option<&ConversationId>) -> bool {
+    scope.is_none_or(|scope| job.delivery_target.as_deref() == Some(scope.as_str()))
+}
+
 /// The `cron` tool's view of the jobs.
 #[async_trait::async_trait]
 impl CronJobs for CronService {
@@ -402,12 +424,20 @@ impl CronJobs for CronService {
         Ok(self.describe(&job))
     }
 
-    async fn list(&self) -> Result<Vec<String>, JobsError> {
+    async fn list(&self, scope: Option<&ConversationId>) -> Result<Vec<String>, JobsError> {
         let jobs = CronService::list(self).await?;
-        Ok(jobs.iter().map(|job| self.describe(job)).collect())
+        Ok(jobs
+            .iter()
+            .filter(|job| delivers_to(job, scope))
+            .map(|job| self.describe(job))
+            .collect())
     }
 
-    async fn delete(&self, id: &str) -> Result<(), JobsError> {
+    async fn delete(&self, id: &str, scope: Option<&ConversationId>) -> Result<(), JobsError> {
+        let job = self.get(id).await?;
+        if !delivers_to(&job, scope) {
+            return Err(CronError::NotFound(id.to_string()).into());
+        }
         Ok(CronService::delete(self, id).await?)
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::{Access, AccessStore};
 use crate::agent::{AgentLinks, AgentRuntime, SharedServices};
 use crate::config::{AgentConfig, Config, ConfigError, DEFAULT_CONFIG};
 use crate::conversation_id::ConversationId;
@@ -22,7 +23,7 @@ use crate::message::{InboundMessage, Outbox};
 use crate::messaging::MessagingManager;
 use crate::prompts::Prompts;
 use crate::router::Router;
-use crate::sandbox::Redactor;
+use crate::sandbox::{Redactor, Sandbox};
 use crate::supervision::{Lifecycle, RestartPolicy, supervise};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,13 @@ pub enum DaemonError {
     Prompt(#[from] crate::prompts::PromptError),
     #[error(transparent)]
     Provider(#[from] crate::llm::ProviderBuildError),
+    #[error(
+        "refusing to serve the API on {0} without a token: anyone who reaches it could make \
+         the agents act and read every conversation. Set [api] token (e.g. token = \
+         \"env:SPACEBOT_API_TOKEN\"), or bind 127.0.0.1 and reach it through a tunnel or a \
+         proxy that authenticates"
+    )]
+    OpenApi(IpAddr),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -52,6 +60,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Messaging(#[from] crate::messaging::MessagingError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
     #[error("cannot start the cron jobs of agent `{agent}`: {source}")]
     Cron {
         agent: String,
@@ -104,6 +114,10 @@ pub struct DaemonState {
     pub agents: BTreeMap<String, AgentEntry>,
     pub llm: Arc<LlmManager>,
     pub messaging: Arc<MessagingManager>,
+    /// Who may talk to the agents and make them act.
+    pub access: Arc<Access>,
+    /// Where workers' shell commands run.
+    pub sandbox: Arc<Sandbox>,
     /// Shared by every agent's memory store; reports whether recall is hybrid.
     pub embedder: Arc<Embedder>,
     pub started_at: Instant,
@@ -131,6 +145,7 @@ impl Daemon {
         let started = Instant::now();
         let home = options.home.clone();
         create_dir(&home).await?;
+        create_dir(&home.join("agents")).await?;
         let config_path = match &options.config_path {
             Some(path) => path.clone(),
             None => {
@@ -147,7 +162,24 @@ impl Daemon {
         if let Some(port) = options.port {
             config.api.port = port;
         }
+        let api = &config.api;
+        if api.enabled && options.api.is_some() && !api.bind.is_loopback() && api.token.is_none() {
+            return Err(DaemonError::OpenApi(api.bind));
+        }
         tracing::info!(config = %config_path.display(), home = %home.display(), "starting");
+        for notice in &config.notices {
+            tracing::warn!("{notice}");
+        }
+        let access = Arc::new(
+            Access::open(
+                config.access.clone(),
+                AccessStore::new(crate::database::open_daemon(&home.join("daemon.db")).await?),
+            )
+            .await?,
+        );
+        for warning in access.warnings() {
+            tracing::warn!("{warning}");
+        }
 
         let llm = Arc::new(LlmManager::new(&config)?);
         if llm.is_configured() {
@@ -166,6 +198,7 @@ impl Daemon {
                 &home,
             )),
             redactor: Redactor::new(config.secrets()),
+            sandbox: Arc::new(Sandbox::new(&config.sandbox)),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();
@@ -213,6 +246,7 @@ impl Daemon {
                 .collect(),
             config.bindings.clone(),
             config.default_agent().id.clone(),
+            access.clone(),
             platforms,
         ));
         messaging.start(router);
@@ -223,7 +257,9 @@ impl Daemon {
             agents,
             llm,
             messaging,
+            access,
             embedder: shared.embedder.clone(),
+            sandbox: shared.sandbox.clone(),
             started_at: started,
             shutdown: CancellationToken::new(),
         });
@@ -339,13 +375,12 @@ impl CronHost for AgentRuntime {
     }
 }
 
+/// Creates (or tightens) one of the daemon's directories: its user's alone.
 async fn create_dir(path: &Path) -> Result<(), DaemonError> {
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|source| DaemonError::Home {
-            path: path.to_path_buf(),
-            source,
-        })
+    crate::filesystem::private_directory(path).map_err(|source| DaemonError::Home {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes the embedded default config on first run; an existing file is never touched.
@@ -356,16 +391,16 @@ async fn write_default_config(path: &Path) -> Result<(), DaemonError> {
             path: path.to_path_buf(),
             source,
         })?;
-    if !exists {
-        tokio::fs::write(path, DEFAULT_CONFIG)
-            .await
-            .map_err(|source| DaemonError::Home {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        tracing::info!(path = %path.display(), "wrote the default config");
-    }
-    Ok(())
+    let written = if exists {
+        crate::filesystem::private_file(path)
+    } else {
+        tracing::info!(path = %path.display(), "writing the default config");
+        crate::filesystem::write_private_file(path, DEFAULT_CONFIG.as_bytes())
+    };
+    written.map_err(|source| DaemonError::Home {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn start_api(

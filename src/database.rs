@@ -1,4 +1,5 @@
-//! Opening an agent's SQLite database: WAL mode, a small pool, and the embedded migrations.
+//! Opening a SQLite database (an agent's, or the daemon's own): WAL mode, one connection, and
+//! the embedded migrations (`migrations/` for agents, `migrations/daemon/` for the daemon).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -13,6 +14,11 @@ use sqlx::sqlite::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
+    #[error("cannot make database file {path} private: {source}")]
+    Private {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open database {path}: {source}")]
     Open { path: String, source: sqlx::Error },
     #[error("cannot migrate database {path}: {source}")]
@@ -22,9 +28,48 @@ pub enum DatabaseError {
     },
 }
 
-/// Opens (creating if needed) the database at `path` and brings its schema up to date.
+/// Opens (creating if needed) an agent's database at `path` and brings its schema up to date.
 pub async fn open(path: &Path) -> Result<SqlitePool, DatabaseError> {
+    let pool = connect(path).await?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(|source| DatabaseError::Migrate {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(pool)
+}
+
+/// Opens (creating if needed) the daemon's own database (access: members and pairing codes).
+pub async fn open_daemon(path: &Path) -> Result<SqlitePool, DatabaseError> {
+    let pool = connect(path).await?;
+    sqlx::migrate!("./migrations/daemon")
+        .run(&pool)
+        .await
+        .map_err(|source| DatabaseError::Migrate {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(pool)
+}
+
+async fn connect(path: &Path) -> Result<SqlitePool, DatabaseError> {
     let display = path.display().to_string();
+    // Created (or tightened) 0600 first: SQLite gives its WAL and shared-memory files the
+    // database file's mode.
+    for file in [
+        path.to_path_buf(),
+        path.with_extension("db-wal"),
+        path.with_extension("db-shm"),
+    ] {
+        if file == path || file.exists() {
+            crate::filesystem::private_file(&file).map_err(|source| DatabaseError::Private {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
+    }
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{display}"))
         .map_err(|source| DatabaseError::Open {
             path: display.clone(),
@@ -56,13 +101,6 @@ pub async fn open(path: &Path) -> Result<SqlitePool, DatabaseError> {
         .await
         .map_err(|source| DatabaseError::Open {
             path: display.clone(),
-            source,
-        })?;
-    sqlx::migrate!("./migrations")
-        .run(&pool)
-        .await
-        .map_err(|source| DatabaseError::Migrate {
-            path: display,
             source,
         })?;
     Ok(pool)

@@ -6,12 +6,14 @@
 pub mod conversation_id;
 pub mod database;
 pub mod event;
+pub mod filesystem;
 pub mod message;
 pub mod schedule;
 pub mod supervision;
 // Configuration: imports only leaves.
 pub mod config;
 // Services.
+pub mod access;
 pub mod conversation;
 pub mod llm;
 pub mod memory;

@@ -72,6 +72,11 @@ enum Command {
         #[arg(long)]
         agent: Option<String>,
     },
+    /// Who may talk to the agents: approve a pairing code, list, revoke.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
     /// Scheduled jobs of an agent.
     Cron {
         /// The agent (default: the daemon's default agent).
@@ -92,6 +97,16 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AccessCommand {
+    /// Owners, members, and the pairing codes waiting for approval.
+    List,
+    /// Let the person behind a pairing code in, as a member.
+    Approve { code: String },
+    /// Remove an approved member (a platform id such as telegram:123456789).
+    Revoke { user_id: String },
 }
 
 #[derive(Subcommand)]
@@ -242,6 +257,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let path = path.or(config).unwrap_or_else(|| home.join("config.toml"));
             let config = Config::load(&path, &*environment)?;
+            for notice in &config.notices {
+                println!("note: {notice}");
+            }
             println!(
                 "{}: ok ({} agent{}, {} provider{})",
                 path.display(),
@@ -284,6 +302,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = client(&cli.url, cli.token, &home)?;
             let agent = resolve_agent(&client, agent).await?;
             cron(&client, &agent, command).await
+        }
+        Command::Access { command } => {
+            let client = client(&cli.url, cli.token, &home)?;
+            access(&client, command).await
         }
         Command::Memory { agent, command } => {
             let client = client(&cli.url, cli.token, &home)?;
@@ -524,6 +546,58 @@ async fn resolve_agent(client: &ApiClient, agent: Option<String>) -> anyhow::Res
         .context("the daemon reports no default agent")
 }
 
+async fn access(client: &ApiClient, command: AccessCommand) -> anyhow::Result<()> {
+    match command {
+        AccessCommand::List => {
+            let access = client.access().await?;
+            let list = |key: &str| {
+                access[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!("owners: {}", list("owners"));
+            println!("members (config): {}", list("members"));
+            println!("groups: {}", list("groups"));
+            for member in access["approved"].as_array().into_iter().flatten() {
+                println!(
+                    "approved: {} ({})",
+                    member["user_id"].as_str().unwrap_or("?"),
+                    member["display_name"].as_str().unwrap_or("?")
+                );
+            }
+            for pairing in access["pending"].as_array().into_iter().flatten() {
+                println!(
+                    "waiting: {}  {} ({})  approve with: spacebot access approve {}",
+                    pairing["code"].as_str().unwrap_or("?"),
+                    pairing["user_id"].as_str().unwrap_or("?"),
+                    pairing["display_name"].as_str().unwrap_or("?"),
+                    pairing["code"].as_str().unwrap_or("?"),
+                );
+            }
+            for warning in access["warnings"].as_array().into_iter().flatten() {
+                println!("warning: {}", warning.as_str().unwrap_or("?"));
+            }
+        }
+        AccessCommand::Approve { code } => {
+            let answer = client.approve(&code).await?;
+            println!(
+                "approved {} ({}); they were told",
+                answer["approved"]["user_id"].as_str().unwrap_or("?"),
+                answer["approved"]["display_name"].as_str().unwrap_or("?")
+            );
+        }
+        AccessCommand::Revoke { user_id } => {
+            client.revoke(&user_id).await?;
+            println!("revoked {user_id}");
+        }
+    }
+    Ok(())
+}
+
 fn print_status(status: &Value) {
     println!(
         "spacebot {}  up {}s",
@@ -551,6 +625,13 @@ fn print_status(status: &Value) {
             "model {} is in tool-less mode (its server refused tools): its text is the reply",
             model.as_str().unwrap_or("?")
         );
+    }
+    for warning in status["access"]["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!("access: {}", warning.as_str().unwrap_or("?"));
     }
     let memory = &status["memory"];
     if memory.is_object() {

@@ -1,9 +1,72 @@
 //! What crosses the daemon's edge: a message a person sent on its way in, an answer on its way
 //! out, and the `Outbox` through which an agent sends answers without knowing the platforms.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::conversation_id::ConversationId;
+
+/// How far a message's sender may make the agent act. A turn answering several messages acts
+/// with the weakest of their authorities.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum Authority {
+    /// Someone the owner did not name, in a group the owner allowed: may chat.
+    Guest,
+    /// Someone the owner named or approved: may chat, and have the agent recall and think.
+    Member,
+    /// The owner, whoever holds the API, or a job they scheduled: may make the agent act
+    /// (start workers, schedule jobs, change memories).
+    Owner,
+}
+
+impl Authority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authority::Guest => "guest",
+            Authority::Member => "member",
+            Authority::Owner => "owner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Authority::Guest, Authority::Member, Authority::Owner]
+            .into_iter()
+            .find(|authority| authority.as_str() == text)
+    }
+
+    /// Whether tools that act (not only talk, recall or think) may run for it.
+    pub fn may_act(self) -> bool {
+        self == Authority::Owner
+    }
+}
+
+/// On whose behalf a turn, and the branches and workers it starts, work: the weakest authority
+/// of the messages it answers, and whether only owners read the conversation (a direct one
+/// with an owner, the API, a scheduled job), so that anything the agent remembers may be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub authority: Authority,
+    pub private: bool,
+}
+
+impl Standing {
+    /// The owner, in private.
+    pub const OWNER: Standing = Standing {
+        authority: Authority::Owner,
+        private: true,
+    };
+
+    /// The weaker of two standings (a turn answering both works for the weaker).
+    pub fn weakest(self, other: Standing) -> Standing {
+        Standing {
+            authority: self.authority.min(other.authority),
+            private: self.private && other.private,
+        }
+    }
+}
 
 /// A message a person (or a scheduled job) sent, on its way to an agent.
 #[derive(Debug, Clone)]
@@ -16,6 +79,12 @@ pub struct InboundMessage {
     pub agent: Option<String>,
     /// The sender's display name.
     pub sender: String,
+    /// The sender's stable platform id (`telegram:123456789`, `discord:80351110224678912`,
+    /// `slack:U024BE7LH`); `None` for the HTTP API and scheduled jobs.
+    pub sender_id: Option<String>,
+    /// What the sender may make the agent do: set by the router from the access lists (the
+    /// adapters leave the weakest), by a scheduled job to its creator's.
+    pub authority: Authority,
     pub content: String,
     /// The platform's own id, when it has one: storing is idempotent on it, and the answer
     /// is threaded under it.
@@ -40,6 +109,8 @@ impl InboundMessage {
             conversation,
             agent: None,
             sender: sender.into(),
+            sender_id: None,
+            authority: Authority::Guest,
             content: content.into(),
             platform_message_id: None,
             mentions_bot: false,

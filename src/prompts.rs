@@ -11,6 +11,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("worker", include_str!("../prompts/worker.md.j2")),
     ("compactor", include_str!("../prompts/compactor.md.j2")),
     ("status", include_str!("../prompts/status.md.j2")),
+    ("speakers", include_str!("../prompts/speakers.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
     ("cron", include_str!("../prompts/cron.md.j2")),
     (
@@ -128,7 +129,7 @@ mod tests {
             ("branch", identity),
             (
                 "worker",
-                minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, interactive => true },
+                minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, shell_off => Option::<&str>::None, interactive => true },
             ),
             ("compactor", minijinja::context! { max_words => 100 }),
             (
@@ -155,6 +156,13 @@ mod tests {
                 "text_tool_results",
                 minijinja::context! {
                     results => vec![minijinja::context! { name => "reply", result => "ok", is_error => false }],
+                },
+            ),
+            (
+                "speakers",
+                minijinja::context! {
+                    speakers => vec![minijinja::context! { name => "Ana", id => "telegram:1", role => "member" }],
+                    role => "member", may_act => false,
                 },
             ),
             ("identity/soul", minijinja::context! { agent_name => "Ada" }),

@@ -1,7 +1,9 @@
 //! The router: between messaging, which knows no agent, and the agents. It takes every
 //! inbound message (from the chat platforms and the portal alike), resolves the agent it is
-//! for (named by the sender, else by `[[bindings]]`), answers the daemon's own commands
-//! (`/help`, `/status`, `/new`), and hands everything else to the agent to store and answer.
+//! for (named by the sender, else by `[[bindings]]`), asks `access` whether and with what
+//! authority it may be read (a stranger's direct message gets a pairing code instead),
+//! answers the daemon's own commands (`/help`, `/status`, `/new`), and hands everything else
+//! to the agent to store and answer.
 
 mod bindings;
 mod commands;
@@ -11,16 +13,19 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use crate::access::{Access, Admission, GroupRule};
 use crate::agent::{AgentError, AgentRuntime, RouteOutcome};
 use crate::config::BindingConfig;
-use crate::message::{InboundMessage, OutboundContent, OutboundResponse, Outbox};
+use crate::conversation_id::Platform;
+use crate::message::{Authority, InboundMessage, OutboundContent, OutboundResponse, Outbox};
 use crate::messaging::{InboundError, InboundHandler, Receipt};
-use bindings::{Bindings, Resolution};
+use bindings::Bindings;
 
 pub struct Router {
     agents: BTreeMap<String, Arc<AgentRuntime>>,
     bindings: Bindings,
-    /// Where command answers go (the platforms' outbox).
+    access: Arc<Access>,
+    /// Where the router's own answers go (commands, pairing codes): the platforms' outbox.
     outbox: Arc<dyn Outbox>,
 }
 
@@ -29,58 +34,112 @@ impl Router {
         agents: BTreeMap<String, Arc<AgentRuntime>>,
         bindings: Vec<BindingConfig>,
         default_agent: String,
+        access: Arc<Access>,
         outbox: Arc<dyn Outbox>,
     ) -> Self {
         Self {
             agents,
             bindings: Bindings::new(bindings, default_agent),
+            access,
             outbox,
         }
     }
 
-    /// The agent a message is for, or why it is for none.
+    /// The agent a message is for, and what its binding says about the group.
     fn agent_for(
         &self,
         message: &InboundMessage,
-    ) -> Result<Option<&Arc<AgentRuntime>>, InboundError> {
-        let agent_id = match &message.agent {
-            Some(agent_id) => agent_id.as_str(),
-            None => match self.bindings.resolve(message) {
-                Resolution::Agent(agent_id) => agent_id,
-                Resolution::NotAddressed => {
-                    tracing::debug!("not addressed to the bot; ignored");
-                    return Ok(None);
-                }
-            },
+    ) -> Result<(&Arc<AgentRuntime>, GroupRule), InboundError> {
+        let (agent_id, rule) = match &message.agent {
+            Some(agent_id) => (agent_id.as_str(), GroupRule::default()),
+            None => self.bindings.resolve(message),
         };
-        self.agents
+        let agent = self
+            .agents
             .get(agent_id)
-            .map(Some)
             .ok_or_else(|| InboundError::UnknownAgent {
                 agent: agent_id.to_string(),
                 known: self.agents.keys().cloned().collect(),
-            })
+            })?;
+        Ok((agent, rule))
     }
 
-    async fn handle(&self, message: InboundMessage) -> Result<Receipt, InboundError> {
-        let Some(agent) = self.agent_for(&message)? else {
-            return Ok(Receipt::Ignored);
+    /// Sends the router's own answer to the message's conversation.
+    async fn answer(&self, agent: &AgentRuntime, message: &InboundMessage, text: &str) {
+        let answer = OutboundResponse {
+            agent_id: agent.id().to_string(),
+            conversation: message.conversation.clone(),
+            in_reply_to: Vec::new(),
+            reply_to: message.platform_message_id.clone(),
+            content: OutboundContent::Text {
+                text: text.to_string(),
+            },
+            usage: Default::default(),
+            turn_answer: false,
+        };
+        if let Err(error) = self.outbox.deliver(&answer).await {
+            tracing::error!(%error, "cannot send the router's answer");
+        }
+    }
+
+    /// The authority the message is read with, or the receipt when it is not read.
+    async fn admit(
+        &self,
+        agent: &AgentRuntime,
+        message: &InboundMessage,
+        rule: GroupRule,
+    ) -> Result<Result<Authority, Receipt>, InboundError> {
+        if message.conversation.platform() == Platform::Portal {
+            // The HTTP API is the owner's: loopback, or the token.
+            return Ok(Ok(Authority::Owner));
+        }
+        let admission = self.access.admit(message, rule).await.map_err(|error| {
+            // Not taken; a platform that redelivers brings it again.
+            tracing::error!(%error, "cannot decide on the message's access");
+            InboundError::Storage(error.to_string())
+        })?;
+        Ok(match admission {
+            Admission::Admit(authority) => Ok(authority),
+            Admission::Pair(pairing) => {
+                let valid = u64::try_from(pairing.expires_at - pairing.created_at).unwrap_or(0);
+                let text = format!(
+                    "Hello! I only talk with people my owner knows. To be let in, ask them to \
+                     run: spacebot access approve {} (valid for {}).",
+                    pairing.code,
+                    crate::schedule::format_duration(std::time::Duration::from_millis(valid))
+                );
+                self.answer(agent, message, &text).await;
+                Err(Receipt::Answered { text })
+            }
+            Admission::Ignore(reason) => {
+                tracing::debug!(reason, sender_id = ?message.sender_id, "not read");
+                Err(Receipt::Ignored)
+            }
+            Admission::Throttle { notify } => {
+                tracing::info!(sender_id = ?message.sender_id, "over the group message rate; not read");
+                if notify {
+                    let text = format!(
+                        "{}, you are writing faster than I read here; I will skip your \
+                         messages for a minute.",
+                        message.sender
+                    );
+                    self.answer(agent, message, &text).await;
+                }
+                Err(Receipt::Ignored)
+            }
+        })
+    }
+
+    async fn handle(&self, mut message: InboundMessage) -> Result<Receipt, InboundError> {
+        let (agent, rule) = self.agent_for(&message)?;
+        message.authority = match self.admit(agent, &message, rule).await? {
+            Ok(authority) => authority,
+            Err(receipt) => return Ok(receipt),
         };
         if let Some(command) = commands::parse(&message.content) {
             tracing::info!(agent_id = %agent.id(), ?command, "command");
             let text = commands::run(command, agent, &message.conversation).await;
-            let answer = OutboundResponse {
-                agent_id: agent.id().to_string(),
-                conversation: message.conversation.clone(),
-                in_reply_to: Vec::new(),
-                reply_to: message.platform_message_id.clone(),
-                content: OutboundContent::Text { text: text.clone() },
-                usage: Default::default(),
-                turn_answer: false,
-            };
-            if let Err(error) = self.outbox.deliver(&answer).await {
-                tracing::error!(%error, "cannot answer the command");
-            }
+            self.answer(agent, &message, &text).await;
             return Ok(Receipt::Answered { text });
         }
         match agent.route(message).await {

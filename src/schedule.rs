@@ -7,7 +7,7 @@ mod timing;
 
 pub use job::{
     CronSettings, JobDraft, JobSpec, ScheduleSpec, check_fires, format_instant, parse_schedule,
-    validate_id, validate_prompt, validate_target,
+    shortest_gap, validate_id, validate_prompt, validate_target,
 };
 pub use timing::{
     ActiveHours, Cadence, CronExpression, Due, Timing, Zone, due, format_duration, parse_duration,

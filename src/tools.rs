@@ -36,8 +36,9 @@ use crate::conversation::ConversationStore;
 use crate::conversation_id::ConversationId;
 use crate::event::{EventBus, ProcessId};
 use crate::memory::MemoryStore;
+use crate::message::{Authority, Standing};
 use crate::prompts::{PromptError, Prompts};
-use crate::sandbox::Workspace;
+use crate::sandbox::{Redactor, Sandbox, Workspace};
 pub use cron::{CronJobs, JobsError};
 pub use schema::{InvalidSchema, check_parameters};
 pub use set_status::WorkerOutcome;
@@ -52,6 +53,9 @@ pub trait Tool<Effect>: Send + Sync + 'static {
     type Arguments: DeserializeOwned + Send;
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
+    /// The tool acts (starts work, schedules, changes memories or files) rather than only
+    /// talking, recalling or thinking: only an owner's turn is offered it or may call it.
+    const ACTS: bool = false;
 
     /// JSON schema of `Arguments`.
     fn parameters(&self) -> Value;
@@ -63,12 +67,14 @@ pub trait Tool<Effect>: Send + Sync + 'static {
     ) -> impl Future<Output = ToolOutput<Effect>> + Send;
 }
 
-/// Who is calling a tool: the agent, the conversation and the process.
+/// Who is calling a tool: the agent, the conversation, the process, and on whose authority.
 #[derive(Debug, Clone, Copy)]
 pub struct ToolCall<'a> {
     pub agent_id: &'a str,
     pub conversation: &'a ConversationId,
     pub process_id: &'a ProcessId,
+    /// On whose behalf the process works.
+    pub standing: Standing,
 }
 
 /// What a tool gives back: the text the model reads, and an effect for the calling process.
@@ -164,6 +170,7 @@ impl From<WorkerRequest> for BranchEffect {
 /// A tool behind the registry's uniform interface: arguments still JSON.
 trait Registered<Effect>: Send + Sync {
     fn name(&self) -> &'static str;
+    fn acts(&self) -> bool;
     fn description(&self) -> &'static str;
     fn parameters(&self) -> Value;
     fn call<'a>(
@@ -176,6 +183,10 @@ trait Registered<Effect>: Send + Sync {
 impl<Effect: Send + 'static, T: Tool<Effect>> Registered<Effect> for T {
     fn name(&self) -> &'static str {
         T::NAME
+    }
+
+    fn acts(&self) -> bool {
+        T::ACTS
     }
 
     fn description(&self) -> &'static str {
@@ -213,10 +224,12 @@ pub enum ToolSetError {
     },
 }
 
-/// The tools of one process kind, with the definitions the model sees rendered once.
+/// The tools of one process kind, with the definitions the model sees rendered once: all of
+/// them for an owner's turn, those that do not act for anyone else's.
 pub struct ToolSet<Effect> {
     tools: Vec<Box<dyn Registered<Effect>>>,
     definitions: Arc<[ToolDefinition]>,
+    talking: Arc<[ToolDefinition]>,
 }
 
 impl<Effect: Send + 'static> ToolSet<Effect> {
@@ -251,18 +264,31 @@ impl<Effect: Send + 'static> ToolSet<Effect> {
                 parameters,
             });
         }
+        let talking: Vec<ToolDefinition> = tools
+            .iter()
+            .zip(&definitions)
+            .filter(|(tool, _)| !tool.acts())
+            .map(|(_, definition)| definition.clone())
+            .collect();
         Ok(Self {
             tools,
             definitions: definitions.into(),
+            talking: talking.into(),
         })
     }
 
-    /// Shared, so a request takes them without copying every JSON schema.
-    pub fn definitions(&self) -> Arc<[ToolDefinition]> {
-        self.definitions.clone()
+    /// The definitions offered to a turn on `authority`. Shared, so a request takes them
+    /// without copying every JSON schema.
+    pub fn definitions(&self, authority: Authority) -> Arc<[ToolDefinition]> {
+        if authority.may_act() {
+            self.definitions.clone()
+        } else {
+            self.talking.clone()
+        }
     }
 
-    /// Runs the tool the model named; an unknown name is an error the model can correct.
+    /// Runs the tool the model named; an unknown name, or a tool that acts called on a turn
+    /// that may not act, is an error the model reads.
     pub async fn call(
         &self,
         call: &ToolCall<'_>,
@@ -270,6 +296,17 @@ impl<Effect: Send + 'static> ToolSet<Effect> {
         arguments: Value,
     ) -> ToolOutput<Effect> {
         match self.tools.iter().find(|tool| tool.name() == name) {
+            Some(tool) if tool.acts() && !call.standing.authority.may_act() => {
+                tracing::warn!(
+                    tool = name,
+                    authority = call.standing.authority.as_str(),
+                    "a tool that acts was refused to a turn that may not act"
+                );
+                ToolOutput::error(format!(
+                    "`{name}` is not available: only the owner can have you do that. Tell the \
+                     person you cannot."
+                ))
+            }
             Some(tool) => tool.call(call, arguments).await,
             None => ToolOutput::error(format!(
                 "there is no tool named `{name}`; the tools you have are: {}",
@@ -288,8 +325,11 @@ pub struct ToolServices {
     pub conversations: ConversationStore,
     pub memory: Arc<MemoryStore>,
     pub workspace: Arc<Workspace>,
-    /// Shell output lines are published here as they arrive.
+    /// Where shell commands run; without a working one the shell is not offered.
+    pub sandbox: Arc<Sandbox>,
+    /// Shell output lines are published here as they arrive, secrets redacted.
     pub events: EventBus,
+    pub redactor: Redactor,
     /// The agent's scheduled jobs.
     pub cron: Arc<dyn CronJobs>,
 }
@@ -334,20 +374,26 @@ impl Toolbox {
                     Box::new(spawn_worker::SpawnWorker),
                 ],
             )?,
-            worker: ToolSet::new(
-                prompts,
-                vec![
-                    Box::new(shell::Shell::new(
+            worker: ToolSet::new(prompts, {
+                let mut tools: Vec<Box<dyn Registered<WorkerEffect>>> = Vec::new();
+                if services.sandbox.shell_off().is_none() {
+                    tools.push(Box::new(shell::Shell::new(
                         workspace.clone(),
+                        services.sandbox.clone(),
                         services.events.clone(),
-                    )),
-                    Box::new(file_read::FileRead::new(workspace.clone())),
+                        services.redactor.clone(),
+                    )));
+                }
+                tools.extend([
+                    Box::new(file_read::FileRead::new(workspace.clone()))
+                        as Box<dyn Registered<WorkerEffect>>,
                     Box::new(file_write::FileWrite::new(workspace.clone())),
                     Box::new(file_edit::FileEdit::new(workspace.clone())),
                     Box::new(file_list::FileList::new(workspace.clone())),
                     Box::new(set_status::SetStatus),
-                ],
-            )?,
+                ]);
+                tools
+            })?,
         })
     }
 }

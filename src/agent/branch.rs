@@ -7,19 +7,21 @@ use rig::message::Message;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::channel::{ChannelInput, ProcessResult};
+use super::channel::{ChannelInput, ProcessReport, ProcessResult};
 use super::processes::{ProcessEntry, StopReason, StopSignal};
-use super::tool_loop::{CallResult, Handled, LoopEnd};
+use super::tool_loop::{CallResult, Handled, LoopEnd, LoopScope};
 use super::{Agent, SpawnError, worker};
 use crate::conversation_id::ConversationId;
 use crate::event::{ProcessEvent, ProcessId, ProcessType};
 use crate::llm::LlmRequest;
+use crate::message::Standing;
 use crate::tools::BranchEffect;
 
-/// Starts a branch of `conversation` forked from `history`.
+/// Starts a branch of `conversation` forked from `history`, working on `standing`.
 pub fn spawn(
     agent: &Arc<Agent>,
     conversation: &ConversationId,
+    standing: Standing,
     results: mpsc::Sender<ChannelInput>,
     history: &[Message],
     prompt: String,
@@ -68,7 +70,7 @@ pub fn spawn(
         async move {
             let agent = task_agent;
             let conclusion = tokio::select! {
-                conclusion = think(&agent, &process_id, &conversation, &results, history, &prompt) => conclusion,
+                conclusion = think(&agent, &process_id, &conversation, standing, &results, history, &prompt) => conclusion,
                 reason = stop.stopped() => match reason {
                     StopReason::Cancelled => "the branch was cancelled before it concluded".to_string(),
                     StopReason::TimedOut(why) => format!("the branch was stopped before it concluded: {why}"),
@@ -80,12 +82,15 @@ pub fn spawn(
                 process_id: process_id.clone(),
                 conclusion: conclusion.clone(),
             });
-            let result = ProcessResult::BranchConcluded {
-                process_id: process_id.clone(),
-                prompt,
-                conclusion,
+            let report = ProcessReport {
+                standing,
+                result: ProcessResult::BranchConcluded {
+                    process_id: process_id.clone(),
+                    prompt,
+                    conclusion,
+                },
             };
-            if results.send(ChannelInput::Result(result)).await.is_err() {
+            if results.send(ChannelInput::Result(report)).await.is_err() {
                 tracing::warn!("the channel is gone; the branch conclusion is only logged");
             }
             // Unregistered only once the conclusion is queued (see `Worker::finish`).
@@ -100,6 +105,7 @@ async fn think(
     agent: &Arc<Agent>,
     process_id: &ProcessId,
     conversation: &ConversationId,
+    standing: Standing,
     results: &mpsc::Sender<ChannelInput>,
     history: Vec<Message>,
     prompt: &str,
@@ -119,20 +125,23 @@ async fn think(
     let mut request = LlmRequest {
         system: format!("{branch}\n\n{guidance}"),
         messages,
-        tools: agent.tools.branch.definitions(),
+        tools: agent.tools.branch.definitions(standing.authority),
     };
     let max_turns = agent.config.limits.branch_max_turns;
     let end = tool_loop
         .run::<BranchEffect, std::convert::Infallible>(
-            process_id,
-            conversation,
+            LoopScope {
+                process_id,
+                conversation,
+                standing,
+            },
             &mut request,
             &agent.tools.branch,
             max_turns,
             &mut (),
             |effect, _, _| match effect {
                 BranchEffect::SpawnWorker(request) => Handled::continue_with(
-                    match worker::spawn(agent, conversation, results.clone(), request) {
+                    match worker::spawn(agent, conversation, standing, results.clone(), request) {
                         Ok(worker_id) => CallResult::success(format!(
                             "worker `{worker_id}` started; its result goes to the conversation"
                         )),

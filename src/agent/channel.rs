@@ -18,6 +18,7 @@ mod turn;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -27,7 +28,9 @@ use super::Agent;
 use crate::conversation::{ContextItem, StoreError};
 use crate::conversation_id::ConversationId;
 use crate::event::ProcessId;
-pub use inbox::{ChannelDirectory, ChannelInput, ProcessResult};
+pub use inbox::{
+    ChannelDirectory, ChannelGone, ChannelHandle, ChannelInput, ProcessReport, ProcessResult,
+};
 use scheduler::{Timing, TurnScheduler};
 pub use status::degraded;
 
@@ -39,6 +42,8 @@ pub struct Channel {
     inbox: mpsc::Receiver<ChannelInput>,
     /// Given to branches and workers so their results come back here.
     results: mpsc::Sender<ChannelInput>,
+    /// Set when an input was not queued because the inbox was full: the store has it.
+    stale: Arc<AtomicBool>,
     /// What the model sees, oldest first.
     context_items: VecDeque<ContextItem>,
     /// Messages and results waiting for a turn.
@@ -64,6 +69,7 @@ impl Channel {
         conversation: ConversationId,
         inbox: mpsc::Receiver<ChannelInput>,
         results: mpsc::Sender<ChannelInput>,
+        stale: Arc<AtomicBool>,
     ) -> Self {
         let config = &agent.config;
         let timing = Timing {
@@ -79,6 +85,7 @@ impl Channel {
             conversation,
             inbox,
             results,
+            stale,
             context_items: VecDeque::new(),
             completed: VecDeque::new(),
             loaded: HashSet::new(),
@@ -110,6 +117,9 @@ impl Channel {
             }
             while let Ok(input) = self.inbox.try_recv() {
                 self.accept(input).await;
+            }
+            if self.stale.swap(false, Ordering::AcqRel) {
+                self.reload().await;
             }
             if self.closed {
                 break;
@@ -163,6 +173,38 @@ impl Channel {
             },
         );
         Ok(())
+    }
+
+    /// Reads the context and the pending messages from the store again, after inputs were
+    /// left out of a full inbox (their effects are all stored).
+    async fn reload(&mut self) {
+        let store = &self.agent.stores.conversations;
+        let conversation_id = self.conversation.as_str();
+        match store.load_context(conversation_id).await {
+            Ok(mut items) => {
+                let limit = self.agent.config.history_messages.max(1) * 4;
+                if items.len() > limit {
+                    items.drain(..items.len() - limit);
+                }
+                self.context_items = items.into();
+            }
+            Err(error) => tracing::error!(%error, "cannot reload the context"),
+        }
+        match store.pending(conversation_id).await {
+            Ok(pending) => {
+                let now = Instant::now();
+                for message in pending {
+                    let known =
+                        self.loaded.contains(&message.id) || self.scheduler.is_pending(&message.id);
+                    if !known {
+                        self.loaded.insert(message.id.clone());
+                        let direct = message.direct;
+                        self.scheduler.queue_message(message, direct, now);
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot read pending messages"),
+        }
     }
 
     async fn accept(&mut self, input: ChannelInput) {

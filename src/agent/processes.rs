@@ -179,6 +179,16 @@ impl ProcessRegistry {
         })
     }
 
+    /// Running processes of one kind, in all conversations.
+    pub fn count_all(&self, kind: ProcessType) -> usize {
+        self.entries.lock().map_or(0, |entries| {
+            entries
+                .values()
+                .filter(|entry| entry.process_id.process_type() == kind)
+                .count()
+        })
+    }
+
     /// Running processes, oldest first, of one conversation or of all.
     pub fn list(&self, conversation_id: Option<&str>) -> Vec<ProcessSummary> {
         let Ok(entries) = self.entries.lock() else {

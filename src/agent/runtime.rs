@@ -13,7 +13,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
-use super::channel::{Channel, ChannelDirectory, ChannelInput};
+use super::channel::{Channel, ChannelDirectory, ChannelGone, ChannelHandle, ChannelInput};
 use super::cortex::{self, CortexSnapshot, CortexState};
 use super::processes::{ProcessSummary, StopReason};
 use super::stores::Stores;
@@ -29,10 +29,11 @@ use crate::event::{EventBus, ProcessEvent};
 use crate::llm::{LlmManager, UsageQuery, UsageRow};
 use crate::memory::{Embedder, MemoryStore};
 use crate::message::{
-    DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox, new_message_id,
+    Authority, DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox,
+    new_message_id,
 };
 use crate::prompts::Prompts;
-use crate::sandbox::{Redactor, Workspace};
+use crate::sandbox::{Redactor, Sandbox, Workspace};
 use crate::supervision::Lifecycle;
 use crate::tools::{CronJobs, ToolServices, ToolSetError, Toolbox};
 
@@ -91,6 +92,8 @@ pub struct SharedServices {
     pub embedder: Arc<Embedder>,
     /// Every configured secret, kept out of what models and people see.
     pub redactor: Redactor,
+    /// Where workers' shell commands run.
+    pub sandbox: Arc<Sandbox>,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -126,13 +129,13 @@ impl AgentRuntime {
             move |source| AgentError::Home { path, source }
         };
         let workspace_root = home.join("workspace");
-        tokio::fs::create_dir_all(&workspace_root)
-            .await
+        crate::filesystem::private_directory(&workspace_root)
             .map_err(home_error(&workspace_root))?;
         identity::seed(home, &config.display_name, &shared.prompts)
             .await
             .map_err(home_error(home))?;
-        let workspace = Workspace::new(&workspace_root).map_err(home_error(&workspace_root))?;
+        let workspace = Workspace::new(&workspace_root, shared.sandbox.workspace_owner())
+            .map_err(home_error(&workspace_root))?;
         let events = EventBus::new(EVENT_BUS_CAPACITY);
         let stores = Stores::open(
             database,
@@ -148,7 +151,9 @@ impl AgentRuntime {
                 conversations: stores.conversations.clone(),
                 memory: stores.memory.clone(),
                 workspace: workspace.clone(),
+                sandbox: shared.sandbox.clone(),
                 events: events.clone(),
+                redactor: shared.redactor.clone(),
                 cron: links.cron,
             },
         )?;
@@ -185,7 +190,7 @@ impl AgentRuntime {
             processes: Default::default(),
             outbox: links.outbox,
             cortex,
-            workspace,
+            sandbox: shared.sandbox.clone(),
             lifecycle: links.lifecycle,
         };
         Ok(Self {
@@ -251,6 +256,9 @@ impl AgentRuntime {
                     content: &message.content,
                     platform_message_id: message.platform_message_id.as_deref(),
                     status: MessageStatus::Pending,
+                    sender_id: message.sender_id.as_deref(),
+                    authority: message.authority,
+                    direct: message.is_direct,
                 },
                 conversation_known,
             )
@@ -292,9 +300,9 @@ impl AgentRuntime {
             .conversations
             .reset_context(conversation.as_str())
             .await?;
-        if let Some(sender) = self.running_channel(conversation) {
+        if let Some(channel) = self.running_channel(conversation) {
             // A channel that has just ended reloads from the store, which is already reset.
-            let _ = sender.send(ChannelInput::Reset).await;
+            let _ = channel.offer(ChannelInput::Reset);
         }
         Ok(())
     }
@@ -312,9 +320,9 @@ impl AgentRuntime {
             .lock()
             .ok()
             .and_then(|mut channels| channels.remove(conversation));
-        if let Some(sender) = sender {
+        if let Some(channel) = sender {
             // A channel that has already ended needs no telling.
-            let _ = sender.send(ChannelInput::Close).await;
+            let _ = channel.send(ChannelInput::Close).await;
         }
         let store = &self.agent.stores.conversations;
         match store.pending(conversation_id).await {
@@ -375,6 +383,9 @@ impl AgentRuntime {
                     content: text,
                     platform_message_id: None,
                     status: MessageStatus::Sent,
+                    sender_id: None,
+                    authority: Authority::Owner,
+                    direct: false,
                 },
                 false,
             )
@@ -388,9 +399,9 @@ impl AgentRuntime {
                 context: vec![ContextBody::Message(Message::assistant(text))],
             })
             .await?;
-        if let Some(sender) = self.running_channel(conversation) {
+        if let Some(channel) = self.running_channel(conversation) {
             // A channel that has just ended loads the stored context when it starts again.
-            let _ = sender.send(ChannelInput::Announced(items)).await;
+            let _ = channel.offer(ChannelInput::Announced(items));
         }
         if let Some(stored) = stored {
             agent.tool_loop.events.publish(ProcessEvent::MessageSent {
@@ -433,6 +444,9 @@ impl AgentRuntime {
                         content: text,
                         platform_message_id: None,
                         status,
+                        sender_id: None,
+                        authority: Authority::Owner,
+                        direct: true,
                     },
                     false,
                 )
@@ -522,29 +536,30 @@ impl AgentRuntime {
         self.agent.tool_loop.events.subscribe()
     }
 
-    fn running_channel(&self, conversation: &ConversationId) -> Option<mpsc::Sender<ChannelInput>> {
+    fn running_channel(&self, conversation: &ConversationId) -> Option<ChannelHandle> {
         self.channels
             .lock()
             .ok()
             .and_then(|channels| channels.get(conversation).cloned())
     }
 
+    /// Hands an input to the conversation's channel, starting it when none runs, without
+    /// ever waiting for room in its inbox (the input's effect is already stored), so one
+    /// conversation can never hold up another's messages.
     async fn dispatch(&self, conversation: &ConversationId, mut input: ChannelInput) {
-        // A send fails only when the channel task has ended; the message is already stored
-        // as pending, so a fresh channel picks it up.
         for _ in 0..3 {
-            let Some(sender) = self.channel_sender(conversation) else {
+            let Some(channel) = self.channel_handle(conversation) else {
                 return;
             };
-            match sender.send(input).await {
+            match channel.offer(input) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(returned)) => {
-                    input = returned;
+                Err(ChannelGone(returned)) => {
+                    input = *returned;
                     // Only this ended channel's entry: a successor may already be there.
                     if let Ok(mut channels) = self.channels.lock()
                         && channels
                             .get(conversation)
-                            .is_some_and(|current| current.same_channel(&sender))
+                            .is_some_and(|current| current.same_channel(&channel))
                     {
                         channels.remove(conversation);
                     }
@@ -554,21 +569,24 @@ impl AgentRuntime {
         tracing::error!(conversation_id = %conversation, "channel keeps failing to start; the message stays pending");
     }
 
-    fn channel_sender(&self, conversation: &ConversationId) -> Option<mpsc::Sender<ChannelInput>> {
+    fn channel_handle(&self, conversation: &ConversationId) -> Option<ChannelHandle> {
         let mut channels = self.channels.lock().ok()?;
-        if let Some(sender) = channels.get(conversation) {
-            return Some(sender.clone());
+        if let Some(channel) = channels.get(conversation) {
+            return Some(channel.clone());
         }
         if !self.accepting.load(Ordering::Acquire) {
             return None;
         }
         let (sender, receiver) = mpsc::channel(self.agent.config.channel_inbox);
+        let stale = Arc::new(AtomicBool::new(false));
+        let handle = ChannelHandle::new(sender.clone(), stale.clone());
         let channel = Channel::new(
             self.agent.clone(),
             self.channels.clone(),
             conversation.clone(),
             receiver,
-            sender.clone(),
+            sender,
+            stale,
         );
         let span = tracing::info_span!(
             "channel",
@@ -585,8 +603,8 @@ impl AgentRuntime {
             }
             .instrument(span),
         );
-        channels.insert(conversation.clone(), sender.clone());
-        Some(sender)
+        channels.insert(conversation.clone(), handle.clone());
+        Some(handle)
     }
 
     /// Stops intake, lets running turns finish up to `grace`, cancels branches and workers,

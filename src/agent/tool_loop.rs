@@ -19,6 +19,7 @@ use crate::llm::text_tools::{self, TextCall};
 use crate::llm::{
     Finish, LlmError, LlmManager, LlmRequest, LlmResponse, StreamSink, TokenUsage, UsageRecorder,
 };
+use crate::message::Standing;
 use crate::prompts::Prompts;
 use crate::sandbox::Redactor;
 use crate::tools::{ToolCall, ToolSet};
@@ -53,6 +54,14 @@ pub struct ToolLoop {
     pub events: EventBus,
     /// Tokens the agent may spend per UTC day; `None`: no limit.
     pub daily_token_budget: Option<u64>,
+}
+
+/// Which process runs a loop, in which conversation, on whose behalf.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopScope<'a> {
+    pub process_id: &'a ProcessId,
+    pub conversation: &'a ConversationId,
+    pub standing: Standing,
 }
 
 /// How a loop ended.
@@ -156,18 +165,23 @@ impl ToolLoop {
     #[allow(clippy::too_many_arguments)]
     pub async fn run<Effect: Send + 'static, T>(
         &self,
-        process_id: &ProcessId,
-        conversation: &ConversationId,
+        loop_scope: LoopScope<'_>,
         request: &mut LlmRequest,
         tools: &ToolSet<Effect>,
         max_turns: usize,
         sink: &mut dyn LoopSink,
         mut handle: impl FnMut(Effect, CallResult, &[Message]) -> Handled<T>,
     ) -> LoopEnd<T> {
+        let LoopScope {
+            process_id,
+            conversation,
+            standing,
+        } = loop_scope;
         let scope = ToolCall {
             agent_id: &self.agent_id,
             conversation,
             process_id,
+            standing,
         };
         let mut corrections = 0;
         let mut text_calls = 0;
@@ -189,7 +203,7 @@ impl ToolLoop {
             if calls.is_empty() {
                 let parsed = text_tools::parse(&text);
                 let known: Vec<String> = tools
-                    .definitions()
+                    .definitions(standing.authority)
                     .iter()
                     .map(|tool| tool.name.clone())
                     .collect();

@@ -9,14 +9,14 @@ use rig::message::Message;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::channel::{ChannelInput, ProcessResult};
+use super::channel::{ChannelInput, ProcessReport, ProcessResult};
 use super::processes::{ProcessEntry, StopReason, StopSignal};
-use super::tool_loop::{CallResult, Handled, LoopEnd};
+use super::tool_loop::{CallResult, Handled, LoopEnd, LoopScope};
 use super::{Agent, SpawnError};
 use crate::conversation_id::ConversationId;
 use crate::event::{ProcessEvent, ProcessId, ProcessType, WorkerState};
 use crate::llm::LlmRequest;
-use crate::sandbox::sandbox_available;
+use crate::message::Standing;
 use crate::tools::{WorkerEffect, WorkerOutcome, WorkerRequest};
 
 /// Follow-ups an interactive worker can hold before `route` reports it busy.
@@ -24,10 +24,12 @@ const INPUT_CAPACITY: usize = 8;
 /// Times a worker that stops without `set_status` is reminded before it is failed.
 const REMINDERS: usize = 2;
 
-/// Starts a worker on the requested task for the channel of `conversation`.
+/// Starts a worker on the requested task for the channel of `conversation`. Only a turn that
+/// may act starts one (`spawn_worker` acts); the worker works on its standing.
 pub fn spawn(
     agent: &Arc<Agent>,
     conversation: &ConversationId,
+    standing: Standing,
     results: mpsc::Sender<ChannelInput>,
     request: WorkerRequest,
 ) -> Result<ProcessId, SpawnError> {
@@ -41,6 +43,13 @@ pub fn spawn(
         return Err(SpawnError::AtLimit {
             kind: ProcessType::Worker,
             limit,
+        });
+    }
+    let agent_limit = agent.config.limits.max_agent_workers;
+    if agent.processes.count_all(ProcessType::Worker) >= agent_limit {
+        return Err(SpawnError::AgentAtLimit {
+            kind: ProcessType::Worker,
+            limit: agent_limit,
         });
     }
     let id = uuid::Uuid::new_v4();
@@ -81,6 +90,7 @@ pub fn spawn(
         id,
         process_id: process_id.clone(),
         conversation: conversation.clone(),
+        standing,
         task,
         interactive,
         results,
@@ -101,6 +111,7 @@ struct Worker {
     id: uuid::Uuid,
     process_id: ProcessId,
     conversation: ConversationId,
+    standing: Standing,
     task: String,
     interactive: bool,
     results: mpsc::Sender<ChannelInput>,
@@ -114,7 +125,7 @@ impl Worker {
         let mut request = LlmRequest {
             system: self.system_prompt(),
             messages: vec![Message::user(self.task.clone())],
-            tools: self.agent.tools.worker.definitions(),
+            tools: self.agent.tools.worker.definitions(self.standing.authority),
         };
         let mut input = self.input.take();
         let (state, result) = tokio::select! {
@@ -136,8 +147,9 @@ impl Worker {
             "worker",
             minijinja::context! {
                 agent_name => &self.agent.config.display_name,
-                workspace => self.agent.workspace.root().display().to_string(),
-                sandboxed => sandbox_available(),
+                workspace => crate::sandbox::SANDBOX_ROOT,
+                sandboxed => self.agent.sandbox.contained(),
+                shell_off => self.agent.sandbox.shell_off(),
                 interactive => self.interactive,
             },
         )
@@ -167,8 +179,11 @@ impl Worker {
                 .agent
                 .tool_loop
                 .run(
-                    &self.process_id,
-                    &self.conversation,
+                    LoopScope {
+                        process_id: &self.process_id,
+                        conversation: &self.conversation,
+                        standing: self.standing,
+                    },
                     request,
                     &self.agent.tools.worker,
                     remaining,
@@ -207,10 +222,13 @@ impl Worker {
                 LoopEnd::Text(text) => match input.as_deref_mut() {
                     Some(input) => {
                         // Interactive: pass the message on and wait for the follow-up.
-                        let waiting = ProcessResult::WorkerWaiting {
-                            process_id: self.process_id.clone(),
-                            task: self.task.clone(),
-                            message: text,
+                        let waiting = ProcessReport {
+                            standing: self.standing,
+                            result: ProcessResult::WorkerWaiting {
+                                process_id: self.process_id.clone(),
+                                task: self.task.clone(),
+                                message: text,
+                            },
                         };
                         if self
                             .results
@@ -311,11 +329,14 @@ impl Worker {
                 state,
                 result: result.clone(),
             });
-        let finished = ProcessResult::WorkerFinished {
-            process_id: self.process_id.clone(),
-            task: self.task.clone(),
-            state,
-            result,
+        let finished = ProcessReport {
+            standing: self.standing,
+            result: ProcessResult::WorkerFinished {
+                process_id: self.process_id.clone(),
+                task: self.task.clone(),
+                state,
+                result,
+            },
         };
         if self
             .results

@@ -42,8 +42,14 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
             "hint": state.llm_hint(),
         },
         "memory": state.embedder.status(),
+        "sandbox": state.sandbox.status(),
         "agents": agents,
         "messaging": state.messaging.statuses(),
+        "access": {
+            "owners": state.access.config().owners.len(),
+            "members": state.access.config().members.len(),
+            "warnings": state.access.warnings(),
+        },
     }))
 }
 

@@ -4,6 +4,7 @@
 //! (`models`), defaults, agents and their jobs (`agents`), platforms, bindings and memory
 //! (`platforms`).
 
+mod access;
 mod agents;
 mod models;
 mod platforms;
@@ -40,6 +41,9 @@ pub(super) fn parse(
     let memory = resolver.memory(&raw.memory)?;
     let agents = resolver.agents(&raw.agents, &defaults, &messaging, &memory)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
+    let mut notices = Vec::new();
+    let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
+    let sandbox = resolver.sandbox(&raw.sandbox)?;
     let api = ApiConfig {
         enabled: raw.api.enabled.unwrap_or(true),
         bind: raw.api.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -48,8 +52,20 @@ pub(super) fn parse(
             .api
             .token
             .as_ref()
-            .map(|token| resolver.secret(token, "api.token"))
+            .map(|token| {
+                let value = resolver.secret(token, "api.token")?;
+                if value.trim().is_empty() {
+                    return Err(resolver.error(
+                        Some(token.span()),
+                        "api.token",
+                        "the token is empty, which would lock every client out; remove the \
+                         key for no token, or set a long random value",
+                    ));
+                }
+                Ok(value)
+            })
             .transpose()?,
+        allowed_hosts: raw.api.allowed_hosts.clone(),
     };
     Ok(Config {
         path: None,
@@ -64,6 +80,9 @@ pub(super) fn parse(
         messaging,
         bindings,
         memory,
+        access,
+        sandbox,
+        notices,
     })
 }
 

@@ -69,10 +69,28 @@ fn example_config_parses_with_empty_environment() {
     .expect("example parses");
     let discord = config.messaging.discord.as_ref().expect("discord");
     assert_eq!(discord.token, "discord-token");
-    assert_eq!(discord.dm_allowed_users, vec!["123456789012345678"]);
     assert!(discord.enabled && !discord.allow_bot_messages && discord.api_base.is_none());
-    let telegram = config.messaging.telegram.as_ref().expect("telegram");
-    assert_eq!(telegram.dm_allowed_users, vec!["@alice", "987654321"]);
+    // The old allow-lists add members; a username is not a stable id and is ignored, loudly.
+    assert!(
+        config
+            .access
+            .members
+            .contains(&"discord:123456789012345678".to_string())
+    );
+    assert!(
+        config
+            .access
+            .members
+            .contains(&"telegram:987654321".to_string())
+    );
+    assert!(
+        config
+            .notices
+            .iter()
+            .any(|notice| notice.contains("`@alice` is ignored")),
+        "{:#?}",
+        config.notices
+    );
     let slack = config.messaging.slack.as_ref().expect("slack");
     assert_eq!(
         (slack.bot_token.as_str(), slack.app_token.as_str()),
@@ -223,7 +241,7 @@ fn messaging_tables_resolve_tokens_and_report_located_errors() {
     let telegram = config.messaging.telegram.expect("telegram");
     assert_eq!(telegram.token, "123:abc");
     assert_eq!(telegram.api_url.as_deref(), Some("http://127.0.0.1:9"));
-    assert!(telegram.dm_allowed_users.is_empty() && telegram.enabled);
+    assert!(telegram.enabled);
 
     let (line, _, key, message) = invalid(text);
     assert_eq!((line, key.as_str()), (2, "messaging.telegram.token"));
@@ -455,7 +473,7 @@ fn bindings_need_a_known_agent_and_platform() {
             "{message}"
         );
     }
-    assert!(!config.bindings[0].require_mention);
+    assert_eq!(config.bindings[0].require_mention, None);
     let (line, _, key, message) =
         invalid("[[bindings]]\nagent = \"ghost\"\nplatform = \"slack\"\n");
     assert_eq!((line, key.as_str()), (2, "bindings[0].agent"));
@@ -585,4 +603,66 @@ fn bad_memory_settings_are_located() {
     assert_eq!((line, key.as_str()), (2, "memory.model_download_url"));
     let (_, _, key, _) = invalid("[memory]\nembeder = \"none\"\n");
     assert!(key.contains("embeder"), "{key}");
+}
+
+#[test]
+fn access_names_people_by_stable_ids_and_denies_by_default() {
+    let config = parse("");
+    assert!(config.access.owners.is_empty() && config.access.members.is_empty());
+    assert!(config.access.require_mention && config.access.pairing);
+    assert!(
+        config
+            .notices
+            .iter()
+            .any(|notice| notice.contains("owners is empty")),
+        "{:#?}",
+        config.notices
+    );
+    let config = parse(
+        "[access]\nowners = [\"telegram:123456789\", \"slack:U024BE7LH\"]\n\
+         members = [\"discord:80351110224678912\"]\ngroups = [\"telegram:-1001\", \"discord:7:8\"]\n\
+         pairing_ttl = \"30m\"\n",
+    );
+    assert_eq!(
+        config.access.owners,
+        vec!["telegram:123456789", "slack:U024BE7LH"]
+    );
+    assert_eq!(config.access.pairing_ttl_secs, 1800);
+    assert!(
+        !config
+            .notices
+            .iter()
+            .any(|notice| notice.contains("owners is empty"))
+    );
+    for (text, key) in [
+        (
+            "[access]\nowners = [\"telegram:@alice\"]\n",
+            "access.owners[0]",
+        ),
+        ("[access]\nowners = [\"alice\"]\n", "access.owners[0]"),
+        (
+            "[access]\nmembers = [\"slack:alice\"]\n",
+            "access.members[0]",
+        ),
+        ("[access]\ngroups = [\"irc:x\"]\n", "access.groups[0]"),
+    ] {
+        let (line, _, found, message) = invalid(text);
+        assert_eq!((line, found.as_str()), (2, key), "{message}");
+    }
+    let (_, _, _, message) = invalid("[access]\nowners = [\"telegram:@alice\"]\n");
+    assert!(message.contains("usernames"), "{message}");
+}
+
+#[test]
+fn an_empty_dm_allow_list_no_longer_lets_everyone_in_and_says_so() {
+    let config = parse("[messaging.telegram]\ntoken = \"t\"\ndm_allowed_users = []\n");
+    assert!(config.access.members.is_empty());
+    assert!(
+        config
+            .notices
+            .iter()
+            .any(|notice| notice.contains("no longer lets everyone in")),
+        "{:#?}",
+        config.notices
+    );
 }

@@ -15,7 +15,7 @@ use super::store::{ExecutionRecord, ExecutionState, Finish, JobRecord, Trigger};
 use super::{CronHost, CronService, FAILURES_BEFORE_DISABLE, HostError, RunReport};
 use crate::conversation_id::ConversationId;
 use crate::database::now_millis;
-use crate::message::InboundMessage;
+use crate::message::{Authority, InboundMessage};
 use crate::schedule::{Due, due, format_duration};
 use crate::supervision::{RestartPolicy, TaskError, supervise};
 
@@ -337,6 +337,9 @@ fn firing_message(
     let mut message = InboundMessage::new(conversation.clone(), "cron", content);
     message.platform_message_id = Some(execution.id.clone());
     message.mentions_bot = true;
+    // Jobs come from the config, or were made by an owner (the tool is theirs alone, the API
+    // and the CLI are the owner's).
+    message.authority = Authority::Owner;
     message
 }
 

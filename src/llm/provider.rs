@@ -223,6 +223,9 @@ where
     // Calls started and their raw arguments, by rig's internal id, until rig completes them.
     let mut open_calls: HashMap<String, (String, String, String)> = HashMap::new();
     let mut broken_calls = Vec::new();
+    // Provider ids of the calls in the order they began: rig hands parallel OpenAI calls
+    // over in hash order, and the first call must stay first (the first `reply` wins).
+    let mut call_order: Vec<String> = Vec::new();
     while let Some(item) = response.next().await {
         let item = match item {
             Ok(item) => item,
@@ -242,6 +245,9 @@ where
             } => match content {
                 ToolCallDeltaContent::Name(name) => {
                     sink.tool_call_name(&internal_call_id, &name);
+                    if !call_order.contains(&id) {
+                        call_order.push(id.clone());
+                    }
                     open_calls.insert(internal_call_id, (id, name, String::new()));
                 }
                 ToolCallDeltaContent::Delta(fragment) => {
@@ -268,6 +274,15 @@ where
         .into_iter()
         .filter(|part| !matches!(part, AssistantContent::Text(text) if text.text.is_empty()))
         .collect();
+    let position = |part: &AssistantContent| match part {
+        AssistantContent::ToolCall(call) => call_order
+            .iter()
+            .position(|id| *id == call.id)
+            .unwrap_or(usize::MAX),
+        _ => 0,
+    };
+    // Stable: text and reasoning keep their place before the calls.
+    content.sort_by_key(position);
     content.extend(broken_calls.into_iter().map(|(id, name, arguments)| {
         AssistantContent::ToolCall(ToolCall {
             id,

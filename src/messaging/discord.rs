@@ -1,7 +1,6 @@
 //! The Discord adapter (serenity: gateway for inbound messages, REST for replies). Guild
 //! channels and threads (threads are channels) are `discord:{guild}:{channel}`, direct messages
-//! `discord:dm:{user}`. Replies reference the triggering message; DMs are accepted only from
-//! `dm_allowed_users`. serenity resumes a dropped gateway session itself; its stage changes
+//! `discord:dm:{user}`. Replies reference the triggering message. serenity resumes a dropped gateway session itself; its stage changes
 //! feed the adapter's health.
 
 use std::collections::HashMap;
@@ -31,7 +30,6 @@ const EDIT_INTERVAL: Duration = Duration::from_millis(1200);
 
 /// What the gateway event handler and the REST side share.
 struct Shared {
-    dm_allowed_users: Vec<String>,
     allow_bot_messages: bool,
     /// The bot's own user, learnt from READY.
     bot_user: Mutex<Option<UserId>>,
@@ -80,7 +78,6 @@ impl DiscordAdapter {
             api_base: config.api_base.clone(),
             http: Arc::new(build_http(&config.token, config.api_base.as_deref())),
             shared: Arc::new(Shared {
-                dm_allowed_users: config.dm_allowed_users.clone(),
                 allow_bot_messages: config.allow_bot_messages,
                 bot_user: Mutex::new(None),
                 dm_channels: Mutex::new(HashMap::new()),
@@ -167,13 +164,6 @@ impl Handler {
         let author = message.author.id.get();
         let (conversation, is_direct, thread_parent) = match message.guild_id {
             None => {
-                if !self.shared.dm_allowed_users.contains(&author.to_string()) {
-                    tracing::info!(
-                        user_id = author,
-                        "direct message from a user not on dm_allowed_users ignored"
-                    );
-                    return None;
-                }
                 if let Ok(mut channels) = self.shared.dm_channels.lock() {
                     channels.insert(author, message.channel_id);
                 }
@@ -225,6 +215,7 @@ impl Handler {
                 .unwrap_or_else(|| message.author.name.clone()),
             content,
         );
+        inbound.sender_id = Some(format!("discord:{author}"));
         inbound.platform_message_id = Some(message.id.to_string());
         inbound.is_direct = is_direct;
         inbound.mentions_bot = replied_to_bot

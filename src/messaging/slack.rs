@@ -187,6 +187,7 @@ impl SlackAdapter {
         let content = self.resolve_mentions(&text).await;
         let sender = self.user_name(&user).await;
         let mut inbound = InboundMessage::new(conversation, sender, content);
+        inbound.sender_id = Some(format!("slack:{user}"));
         inbound.platform_message_id = Some(ts);
         inbound.mentions_bot = mentions_bot;
         inbound.is_direct = origin
@@ -258,6 +259,7 @@ impl SlackAdapter {
                     self.user_name(command.user_id.value()).await,
                     text.trim(),
                 );
+                message.sender_id = Some(format!("slack:{}", command.user_id.value()));
                 message.platform_message_id = Some(command.trigger_id.value().to_string());
                 message.mentions_bot = true;
                 if let Err(error) = inbound.deliver(message).await {

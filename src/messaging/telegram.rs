@@ -40,7 +40,6 @@ struct Identity {
 
 pub struct TelegramAdapter {
     bot: Bot,
-    dm_allowed_users: Vec<String>,
     /// Answers are shown as they are written.
     stream: bool,
 }
@@ -91,17 +90,12 @@ impl TelegramAdapter {
         Ok(Self {
             bot,
             stream: config.stream,
-            dm_allowed_users: config
-                .dm_allowed_users
-                .iter()
-                .map(|user| user.trim_start_matches('@').to_ascii_lowercase())
-                .collect(),
         })
     }
 
     /// The message an update carries, when it is one the bot should see. Edits, deletions and
-    /// other update kinds are never requested; own messages, messages without text and
-    /// direct messages from users not on the allow-list are skipped.
+    /// other update kinds are never requested; own messages and messages without text are
+    /// skipped. Who may talk to the bot is the router's decision.
     fn inbound(&self, update: &Update, identity: &Identity) -> Option<InboundMessage> {
         let UpdateKind::Message(message) = &update.kind else {
             return None;
@@ -115,13 +109,6 @@ impl TelegramAdapter {
             return None;
         };
         let is_direct = message.chat.is_private();
-        if is_direct && !self.dm_allowed(from.id.0, from.username.as_deref()) {
-            tracing::info!(
-                user_id = from.id.0,
-                "direct message from a user not on dm_allowed_users ignored"
-            );
-            return None;
-        }
         let mut inbound = InboundMessage::new(
             ConversationId::telegram(message.chat.id.0),
             from.username
@@ -129,18 +116,11 @@ impl TelegramAdapter {
                 .map_or_else(|| from.full_name(), |username| format!("@{username}")),
             text,
         );
+        inbound.sender_id = Some(format!("telegram:{}", from.id.0));
         inbound.platform_message_id = Some(message.id.0.to_string());
         inbound.is_direct = is_direct;
         inbound.mentions_bot = mentions(message, identity);
         Some(inbound)
-    }
-
-    fn dm_allowed(&self, user_id: u64, username: Option<&str>) -> bool {
-        self.dm_allowed_users.is_empty()
-            || self.dm_allowed_users.iter().any(|allowed| {
-                *allowed == user_id.to_string()
-                    || username.is_some_and(|username| username.eq_ignore_ascii_case(allowed))
-            })
     }
 }
 

@@ -1,18 +1,11 @@
 //! Which agent answers an inbound platform message: the first `[[bindings]]` entry whose
-//! platform and scope match wins, else the default agent; `require_mention` bindings only
-//! take messages that mention the bot (or are direct messages).
+//! platform and scope match wins, else the default agent. A binding with a scope also names
+//! its group for the access rules, with its own `require_mention`.
 
+use crate::access::GroupRule;
 use crate::config::BindingConfig;
 use crate::conversation_id::Place;
 use crate::message::InboundMessage;
-
-/// The outcome of resolving a message.
-pub enum Resolution<'a> {
-    /// The id of the agent that answers it.
-    Agent(&'a str),
-    /// Matched a `require_mention` binding without a mention: not addressed to the bot.
-    NotAddressed,
-}
 
 pub struct Bindings {
     bindings: Vec<BindingConfig>,
@@ -27,21 +20,25 @@ impl Bindings {
         }
     }
 
-    pub fn resolve(&self, message: &InboundMessage) -> Resolution<'_> {
+    /// The agent that answers the message, and what the matching binding says about its
+    /// group.
+    pub fn resolve(&self, message: &InboundMessage) -> (&str, GroupRule) {
         let matched = self
             .bindings
             .iter()
             .find(|binding| matches(binding, message));
         match matched {
-            Some(binding) if binding.require_mention && !message.mentions_bot => {
-                if message.is_direct {
-                    Resolution::Agent(&binding.agent)
-                } else {
-                    Resolution::NotAddressed
-                }
-            }
-            Some(binding) => Resolution::Agent(&binding.agent),
-            None => Resolution::Agent(&self.default_agent),
+            Some(binding) => (
+                &binding.agent,
+                GroupRule {
+                    named: binding.guild_id.is_some()
+                        || binding.chat_id.is_some()
+                        || binding.team_id.is_some()
+                        || !binding.channel_ids.is_empty(),
+                    require_mention: binding.require_mention,
+                },
+            ),
+            None => (&self.default_agent, GroupRule::default()),
         }
     }
 }
@@ -96,7 +93,7 @@ mod tests {
             channel_ids: Vec::new(),
             chat_id: None,
             team_id: None,
-            require_mention: false,
+            require_mention: None,
         }
     }
 
@@ -137,21 +134,21 @@ mod tests {
     }
 
     #[test]
-    fn a_group_binding_that_needs_a_mention_ignores_the_rest() {
+    fn a_scoped_binding_names_its_group_and_its_mention_rule() {
         let mut group = binding(Platform::Telegram);
-        group.require_mention = true;
-        let bindings = Bindings::new(vec![group], "main".into());
-        let mut quiet = message("telegram:-100");
-        quiet.is_direct = false;
-        assert!(matches!(bindings.resolve(&quiet), Resolution::NotAddressed));
-        quiet.mentions_bot = true;
-        assert!(matches!(
-            bindings.resolve(&quiet),
-            Resolution::Agent("second")
-        ));
-        assert!(matches!(
-            Bindings::new(Vec::new(), "main".into()).resolve(&quiet),
-            Resolution::Agent("main")
-        ));
+        group.chat_id = Some("-100".into());
+        group.require_mention = Some(false);
+        let bindings = Bindings::new(vec![group, binding(Platform::Slack)], "main".into());
+        let (agent, rule) = bindings.resolve(&message("telegram:-100"));
+        assert_eq!(agent, "second");
+        assert!(rule.named);
+        assert_eq!(rule.require_mention, Some(false));
+        // A platform-only binding routes, but names no group.
+        let (agent, rule) = bindings.resolve(&message("slack:T1:C1"));
+        assert_eq!(agent, "second");
+        assert!(!rule.named);
+        let (agent, rule) = bindings.resolve(&message("telegram:-5"));
+        assert_eq!(agent, "main");
+        assert!(!rule.named && rule.require_mention.is_none());
     }
 }

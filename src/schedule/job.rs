@@ -16,6 +16,8 @@ pub struct CronSettings {
     pub grace: Duration,
     /// The timeout of a job that names none.
     pub timeout: Duration,
+    /// The shortest time between two runs of a job made from a chat (the `cron` tool).
+    pub min_interval: Duration,
 }
 
 impl Default for CronSettings {
@@ -23,6 +25,7 @@ impl Default for CronSettings {
         Self {
             grace: Duration::from_secs(300),
             timeout: Duration::from_secs(600),
+            min_interval: Duration::from_secs(300),
         }
     }
 }
@@ -239,6 +242,29 @@ pub fn check_fires(spec: &JobSpec, fallback: Zone) -> Result<(), ScheduleError> 
             spec.active_hours.as_deref().unwrap_or("(none)")
         ))),
     }
+}
+
+/// The shortest time between two of the job's next runs (a dozen are looked at), if it runs
+/// twice at all.
+pub fn shortest_gap(spec: &JobSpec, fallback: Zone) -> Result<Option<Duration>, ScheduleError> {
+    if let ScheduleSpec::Every(seconds) = spec.schedule {
+        return Ok(Some(Duration::from_secs(seconds)));
+    }
+    let timing = spec.timing(fallback)?;
+    let mut previous = None;
+    let mut shortest: Option<Duration> = None;
+    let now = chrono::Utc::now();
+    for _ in 0..12 {
+        let Some(slot) = timing.next_slot(previous, now) else {
+            break;
+        };
+        if let Some(before) = previous {
+            let gap = (slot - before).to_std().unwrap_or_default();
+            shortest = Some(shortest.map_or(gap, |shortest| shortest.min(gap)));
+        }
+        previous = Some(slot);
+    }
+    Ok(shortest)
 }
 
 /// An instant (Unix milliseconds) as RFC 3339 in `zone`, e.g. `2026-03-09T09:00:00+01:00`.

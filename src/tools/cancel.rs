@@ -16,6 +16,7 @@ impl Tool<ChannelEffect> for Cancel {
     type Arguments = Arguments;
     const NAME: &'static str = "cancel";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/cancel.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

@@ -18,16 +18,18 @@ pub type JobsError = Box<dyn std::error::Error + Send + Sync>;
 /// model.
 #[async_trait::async_trait]
 pub trait CronJobs: Send + Sync {
-    /// Validates and stores a job that delivers to `target` unless the draft names one;
-    /// returns a line describing it.
+    /// Validates and stores a job made from a chat, delivering to `target` unless the draft
+    /// names another conversation; returns a line describing it. Such a job may not run
+    /// more often than the configured minimum interval.
     async fn create(
         &self,
         draft: JobDraft,
         target: Option<&ConversationId>,
     ) -> Result<String, JobsError>;
-    /// A line per job.
-    async fn list(&self) -> Result<Vec<String>, JobsError>;
-    async fn delete(&self, id: &str) -> Result<(), JobsError>;
+    /// A line per job; only the jobs delivering to `scope` when one is given.
+    async fn list(&self, scope: Option<&ConversationId>) -> Result<Vec<String>, JobsError>;
+    /// Deletes a job; only one delivering to `scope` when one is given.
+    async fn delete(&self, id: &str, scope: Option<&ConversationId>) -> Result<(), JobsError>;
 }
 
 pub struct Cron {
@@ -76,6 +78,7 @@ impl<Effect: Send + 'static> Tool<Effect> for Cron {
     type Arguments = Arguments;
     const NAME: &'static str = "cron";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/cron.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({
@@ -97,8 +100,11 @@ impl<Effect: Send + 'static> Tool<Effect> for Cron {
     }
 
     async fn call(&self, call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
+        // The owner manages every job; anyone else (should the tool ever be theirs) only
+        // the jobs of the conversation they are in.
+        let scope = (!call.standing.authority.may_act()).then_some(call.conversation);
         match arguments.action {
-            Action::List => match self.jobs.list().await {
+            Action::List => match self.jobs.list(scope).await {
                 Ok(jobs) if jobs.is_empty() => ToolOutput::success("there are no scheduled jobs"),
                 Ok(jobs) => ToolOutput::success(
                     jobs.iter()
@@ -113,7 +119,7 @@ impl<Effect: Send + 'static> Tool<Effect> for Cron {
                     return ToolOutput::error("`delete` needs the job's `id`");
                 };
                 let id = id.trim();
-                match self.jobs.delete(id).await {
+                match self.jobs.delete(id, scope).await {
                     Ok(()) => {
                         ToolOutput::success(format!("deleted job `{id}`; it will not fire again"))
                     }
@@ -133,6 +139,16 @@ impl<Effect: Send + 'static> Tool<Effect> for Cron {
                     return ToolOutput::error(
                         "this scheduled run has no conversation of its own to deliver to; give \
                          `delivery_target`",
+                    );
+                }
+                let elsewhere = arguments
+                    .delivery_target
+                    .as_deref()
+                    .is_some_and(|target| target.trim() != call.conversation.as_str());
+                if elsewhere && !call.standing.authority.may_act() {
+                    return ToolOutput::error(
+                        "a job made here delivers here; only the owner may send one to another \
+                         conversation",
                     );
                 }
                 let draft = JobDraft {

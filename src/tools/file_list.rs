@@ -1,13 +1,12 @@
 //! `file_list`: list a workspace directory, a few levels deep.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolCall, ToolOutput};
-use crate::sandbox::Workspace;
+use crate::sandbox::{EntryKind, SandboxError, Workspace};
 
 const DEFAULT_DEPTH: usize = 2;
 const MAXIMUM_DEPTH: usize = 5;
@@ -48,17 +47,15 @@ impl<Effect: Send + 'static> Tool<Effect> for FileList {
 
     async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
         let requested = arguments.path.unwrap_or_else(|| ".".to_string());
-        let path = match self.workspace.resolve(&requested) {
-            Ok(path) => path,
-            Err(error) => return ToolOutput::error(error.to_string()),
-        };
         let depth = arguments
             .depth
             .unwrap_or(DEFAULT_DEPTH)
             .clamp(1, MAXIMUM_DEPTH);
+        let workspace = self.workspace.clone();
+        let start = requested.clone();
         let listing = tokio::task::spawn_blocking(move || {
             let mut lines = Vec::new();
-            list(&path, &path, depth, &mut lines).map(|()| lines)
+            list(&workspace, &start, "", depth, &mut lines).map(|()| lines)
         })
         .await;
         match listing {
@@ -75,39 +72,36 @@ impl<Effect: Send + 'static> Tool<Effect> for FileList {
     }
 }
 
-/// Appends `relative/path [size]` lines, directories first at each level, never following
-/// symlinks.
+/// Appends `relative/path (size)` lines, at most `depth` levels deep, never following
+/// symlinks (they are shown as such).
 fn list(
-    root: &Path,
-    directory: &Path,
+    workspace: &Workspace,
+    directory: &str,
+    prefix: &str,
     depth: usize,
     lines: &mut Vec<String>,
-) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(directory)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
+) -> Result<(), SandboxError> {
+    for entry in workspace.list(directory)? {
         if lines.len() >= MAXIMUM_ENTRIES {
             return Ok(());
         }
-        let path = entry.path();
-        let relative = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
-        let file_type = entry.file_type()?;
-        if file_type.is_symlink() {
-            let target = std::fs::read_link(&path)
-                .map(|target| target.display().to_string())
-                .unwrap_or_default();
-            lines.push(format!("{relative} -> {target}"));
-        } else if file_type.is_dir() {
-            lines.push(format!("{relative}/"));
-            if depth > 1 {
-                list(root, &path, depth - 1, lines)?;
+        let relative = format!("{prefix}{}", entry.name);
+        match entry.kind {
+            EntryKind::Directory => {
+                lines.push(format!("{relative}/"));
+                if depth > 1 {
+                    list(
+                        workspace,
+                        &format!("{directory}/{}", entry.name),
+                        &format!("{relative}/"),
+                        depth - 1,
+                        lines,
+                    )?;
+                }
             }
-        } else {
-            lines.push(format!("{relative} ({} bytes)", entry.metadata()?.len()));
+            EntryKind::Symlink => lines.push(format!("{relative} (symlink, not followed)")),
+            EntryKind::File => lines.push(format!("{relative} ({} bytes)", entry.size)),
+            EntryKind::Other => lines.push(format!("{relative} (not a regular file)")),
         }
     }
     Ok(())

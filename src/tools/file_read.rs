@@ -50,42 +50,24 @@ impl<Effect: Send + 'static> Tool<Effect> for FileRead {
     }
 
     async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
-        let path = match self.workspace.resolve(&arguments.path) {
-            Ok(path) => path,
-            Err(error) => return ToolOutput::error(error.to_string()),
+        let workspace = self.workspace.clone();
+        let requested = arguments.path.clone();
+        let read =
+            tokio::task::spawn_blocking(move || workspace.read(&requested, MAXIMUM_BYTES)).await;
+        let contents = match read {
+            Ok(Ok(contents)) => contents,
+            Ok(Err(error)) => return ToolOutput::error(format!("cannot read: {error}")),
+            Err(error) => return ToolOutput::error(format!("reading failed: {error}")),
         };
-        let metadata = match tokio::fs::metadata(&path).await {
-            Ok(metadata) => metadata,
-            Err(error) => {
-                return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
+        let text = match std::str::from_utf8(&contents.bytes) {
+            Ok(text) if !text.contains('\0') => text,
+            _ => {
+                return ToolOutput::success(format!(
+                    "`{}` is a binary file ({} bytes); not shown",
+                    arguments.path, contents.size
+                ));
             }
         };
-        if metadata.is_dir() {
-            return ToolOutput::error(format!(
-                "`{}` is a directory; use file_list",
-                arguments.path
-            ));
-        }
-        let bytes = match read_prefix(&path, MAXIMUM_BYTES).await {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                return ToolOutput::error(format!("cannot read `{}`: {error}", arguments.path));
-            }
-        };
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            return ToolOutput::success(format!(
-                "`{}` is a binary file ({} bytes); not shown",
-                arguments.path,
-                metadata.len()
-            ));
-        };
-        if text.contains('\0') {
-            return ToolOutput::success(format!(
-                "`{}` is a binary file ({} bytes); not shown",
-                arguments.path,
-                metadata.len()
-            ));
-        }
         let first = arguments.offset.unwrap_or(1).max(1);
         let mut selected: String = text
             .lines()
@@ -94,10 +76,10 @@ impl<Effect: Send + 'static> Tool<Effect> for FileRead {
             .collect::<Vec<_>>()
             .join("\n");
         let mut notes = Vec::new();
-        if metadata.len() > MAXIMUM_BYTES {
+        if contents.size > MAXIMUM_BYTES {
             notes.push(format!(
                 "only the first {MAXIMUM_BYTES} of {} bytes were read",
-                metadata.len()
+                contents.size
             ));
         }
         if selected.len() > MAXIMUM_OUTPUT {
@@ -113,12 +95,4 @@ impl<Effect: Send + 'static> Tool<Effect> for FileRead {
         }
         ToolOutput::success(selected)
     }
-}
-
-async fn read_prefix(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(path).await?;
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes).await?;
-    Ok(bytes)
 }

@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use super::{Tool, ToolCall, ToolOutput};
 use crate::sandbox::Workspace;
 
+/// The largest file written at once.
+const MAXIMUM_BYTES: usize = 8 * 1024 * 1024;
+
 pub struct FileWrite {
     workspace: Arc<Workspace>,
 }
@@ -28,6 +31,7 @@ impl<Effect: Send + 'static> Tool<Effect> for FileWrite {
     type Arguments = Arguments;
     const NAME: &'static str = "file_write";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/file_write.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({
@@ -38,22 +42,24 @@ impl<Effect: Send + 'static> Tool<Effect> for FileWrite {
     }
 
     async fn call(&self, _call: &ToolCall<'_>, arguments: Arguments) -> ToolOutput<Effect> {
-        let path = match self.workspace.resolve(&arguments.path) {
-            Ok(path) => path,
-            Err(error) => return ToolOutput::error(error.to_string()),
-        };
-        if let Some(parent) = path.parent()
-            && let Err(error) = tokio::fs::create_dir_all(parent).await
-        {
-            return ToolOutput::error(format!("cannot create the directory: {error}"));
+        let size = arguments.content.len();
+        if size > MAXIMUM_BYTES {
+            return ToolOutput::error(format!(
+                "the content is {size} bytes; a file is written {MAXIMUM_BYTES} bytes at most"
+            ));
         }
-        match tokio::fs::write(&path, arguments.content.as_bytes()).await {
-            Ok(()) => ToolOutput::success(format!(
-                "wrote {} bytes to `{}`",
-                arguments.content.len(),
-                arguments.path
-            )),
-            Err(error) => ToolOutput::error(format!("cannot write `{}`: {error}", arguments.path)),
+        let workspace = self.workspace.clone();
+        let path = arguments.path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            workspace.write(&path, arguments.content.as_bytes())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                ToolOutput::success(format!("wrote {size} bytes to `{}`", arguments.path))
+            }
+            Ok(Err(error)) => ToolOutput::error(format!("cannot write: {error}")),
+            Err(error) => ToolOutput::error(format!("writing failed: {error}")),
         }
     }
 }

@@ -28,6 +28,7 @@ impl<Effect: Send + 'static> Tool<Effect> for MemoryDelete {
     type Arguments = Arguments;
     const NAME: &'static str = "memory_delete";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/memory_delete.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

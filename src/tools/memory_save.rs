@@ -34,6 +34,7 @@ impl<Effect: Send + 'static> Tool<Effect> for MemorySave {
     type Arguments = Arguments;
     const NAME: &'static str = "memory_save";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/memory_save.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

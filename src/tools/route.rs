@@ -17,6 +17,7 @@ impl Tool<ChannelEffect> for Route {
     type Arguments = Arguments;
     const NAME: &'static str = "route";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/route.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

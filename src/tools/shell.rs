@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Tool, ToolCall, ToolOutput};
 use crate::event::{EventBus, ProcessEvent};
-use crate::sandbox::Workspace;
+use crate::sandbox::{Redactor, Sandbox, Workspace};
 
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
 const MAXIMUM_TIMEOUT_SECS: u64 = 600;
@@ -20,15 +20,32 @@ const OUTPUT_HEAD: usize = 8 * 1024;
 const OUTPUT_TAIL: usize = 8 * 1024;
 /// Live output lines published per command; the rest still reaches the result.
 const MAXIMUM_EVENT_LINES: usize = 200;
+/// A line is kept up to this long; the rest of it is counted, not kept.
+const LONGEST_LINE: usize = 4 * 1024;
+const READ_CHUNK: usize = 8 * 1024;
+/// Lines waiting for the collector; a command printing faster waits on its pipe.
+const LINES_IN_FLIGHT: usize = 64;
 
 pub struct Shell {
     workspace: Arc<Workspace>,
+    sandbox: Arc<Sandbox>,
     events: EventBus,
+    redactor: Redactor,
 }
 
 impl Shell {
-    pub fn new(workspace: Arc<Workspace>, events: EventBus) -> Self {
-        Self { workspace, events }
+    pub fn new(
+        workspace: Arc<Workspace>,
+        sandbox: Arc<Sandbox>,
+        events: EventBus,
+        redactor: Redactor,
+    ) -> Self {
+        Self {
+            workspace,
+            sandbox,
+            events,
+            redactor,
+        }
     }
 
     async fn run<Effect>(
@@ -38,17 +55,19 @@ impl Shell {
         timeout: Duration,
     ) -> ToolOutput<Effect> {
         let mut child = match self
-            .workspace
-            .command(command)
+            .sandbox
+            .command(&self.workspace, command)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .spawn()
         {
             Ok(child) => child,
             Err(error) => return ToolOutput::error(format!("cannot start the shell: {error}")),
         };
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        // Whatever ends this call (the timeout, a cancelled worker), the command's whole
+        // process group goes with it.
+        let _group = child.id().map(ProcessGroup);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<String>(LINES_IN_FLIGHT);
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(forward_lines(stdout, sender.clone()));
         }
@@ -66,7 +85,7 @@ impl Shell {
                         conversation_id: call.conversation.to_string(),
                         process_id: call.process_id.clone(),
                         tool: "shell".to_string(),
-                        line: line.clone(),
+                        line: self.redactor.redact(&line),
                     });
                 }
                 output.push(&line);
@@ -82,49 +101,84 @@ impl Shell {
                 ToolOutput::success(format!("exit code: {code}\n{}", output.render()))
             }
             Ok(Err(error)) => ToolOutput::error(format!("waiting for the command failed: {error}")),
-            Err(_) => {
-                kill_group(&mut child).await;
-                ToolOutput::error(format!(
-                    "timed out after {}s and was killed\n{}",
-                    timeout.as_secs(),
-                    output.render()
-                ))
+            Err(_) => ToolOutput::error(format!(
+                "timed out after {}s and was killed\n{}",
+                timeout.as_secs(),
+                output.render()
+            )),
+        }
+    }
+}
+
+/// A command's process group, killed when dropped (it may have ended already).
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let Some(group) = i32::try_from(self.0)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return;
+        };
+        if let Err(error) =
+            rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
+        {
+            tracing::trace!(%error, "the command's process group is already gone");
+        }
+    }
+}
+
+/// Sends each line (invalid UTF-8 replaced, lines longer than `LONGEST_LINE` cut, the rest
+/// of them skipped without being kept) until the stream ends. Nothing is buffered beyond one
+/// line, whatever the command prints.
+async fn forward_lines(
+    mut stream: impl AsyncRead + Unpin,
+    sender: tokio::sync::mpsc::Sender<String>,
+) {
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut line: Vec<u8> = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        let read = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        let mut rest = &chunk[..read];
+        while !rest.is_empty() {
+            let (piece, ended) = match rest.iter().position(|byte| *byte == b'\n') {
+                Some(end) => (&rest[..end], true),
+                None => (rest, false),
+            };
+            let room = LONGEST_LINE.saturating_sub(line.len());
+            line.extend_from_slice(&piece[..piece.len().min(room)]);
+            dropped += piece.len().saturating_sub(room);
+            rest = if ended { &rest[piece.len() + 1..] } else { &[] };
+            if ended
+                && sender
+                    .send(finish_line(&mut line, &mut dropped))
+                    .await
+                    .is_err()
+            {
+                return;
             }
         }
     }
-}
-
-/// Kills the command and everything it started (its process group).
-async fn kill_group(child: &mut tokio::process::Child) {
-    if let Some(id) = child.id() {
-        let killed = tokio::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{id}")])
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        if let Err(error) = killed {
-            tracing::warn!(%error, "cannot kill the command's process group");
-        }
-    }
-    if let Err(error) = child.kill().await {
-        tracing::debug!(%error, "command already gone");
+    if !line.is_empty() || dropped > 0 {
+        let _ = sender.send(finish_line(&mut line, &mut dropped)).await;
     }
 }
 
-/// Sends each line (invalid UTF-8 replaced) until the stream ends.
-async fn forward_lines(
-    stream: impl AsyncRead + Unpin,
-    sender: tokio::sync::mpsc::UnboundedSender<String>,
-) {
-    let mut lines = BufReader::new(stream).split(b'\n');
-    while let Ok(Some(line)) = lines.next_segment().await {
-        let text = String::from_utf8_lossy(&line)
-            .trim_end_matches('\r')
-            .to_string();
-        if sender.send(text).is_err() {
-            return;
-        }
+fn finish_line(line: &mut Vec<u8>, dropped: &mut usize) -> String {
+    let mut text = String::from_utf8_lossy(line)
+        .trim_end_matches('\r')
+        .to_string();
+    if *dropped > 0 {
+        text.push_str(&format!(" [... {} more bytes of this line cut]", *dropped));
     }
+    line.clear();
+    *dropped = 0;
+    text
 }
 
 /// Command output: all of it while short, else the head, a gap note and the tail.
@@ -184,6 +238,7 @@ impl<Effect: Send + 'static> Tool<Effect> for Shell {
     type Arguments = Arguments;
     const NAME: &'static str = "shell";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/shell.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({
@@ -224,5 +279,28 @@ mod tests {
         assert!(text.contains("lines omitted"));
         assert!(text.trim_end().ends_with("line 9999"));
         assert!(text.len() < OUTPUT_HEAD + OUTPUT_TAIL + 100);
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_huge_line_is_cut_without_being_kept() {
+        let huge = vec![b'a'; 5 * 1024 * 1024];
+        let mut input = huge.clone();
+        input.extend_from_slice(b"\nnext\r\nlast");
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(forward_lines(std::io::Cursor::new(input), sender));
+        let first = receiver.recv().await.expect("first line");
+        assert!(first.len() < LONGEST_LINE + 100, "{}", first.len());
+        assert!(first.ends_with(&format!(
+            "{} more bytes of this line cut]",
+            huge.len() - LONGEST_LINE
+        )));
+        assert_eq!(receiver.recv().await.as_deref(), Some("next"));
+        assert_eq!(receiver.recv().await.as_deref(), Some("last"));
+        assert_eq!(receiver.recv().await, None);
     }
 }

@@ -25,6 +25,7 @@ impl<Effect: From<WorkerRequest> + Send + 'static> Tool<Effect> for SpawnWorker 
     type Arguments = Arguments;
     const NAME: &'static str = "spawn_worker";
     const DESCRIPTION: &'static str = include_str!("../../prompts/tools/spawn_worker.md.j2");
+    const ACTS: bool = true;
 
     fn parameters(&self) -> Value {
         json!({

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::fake_discord::{BOT_ID, FakeDiscord};
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, wait_for_replies};
+use crate::harness::{TestDaemon, access, config_for, wait_for_replies};
 
 #[tokio::test]
 async fn a_discord_message_gets_a_typing_indicator_then_a_split_reply_to_it() {
@@ -17,7 +17,8 @@ async fn a_discord_message_gets_a_typing_indicator_then_a_split_reply_to_it() {
     let long = vec![line; 60].join("\n");
     llm.push(Scripted::tool_call("reply", json!({"content": long})));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &discord.config(&[]);
+    let config =
+        config_for(&llm) + &discord.config(&[]) + &access(&["discord:4000"], &["discord:500"]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     let message_id = discord.push_guild_message(
@@ -79,13 +80,27 @@ async fn a_discord_dm_is_answered_only_for_users_on_the_allow_list() {
 
     discord.push_direct_message("7000", "4000", "let me in");
     discord.push_direct_message("7001", "4001", "hi, it's me");
-    let posted = discord.wait_for_posted(1).await;
-    assert_eq!(posted[0].0, "7001");
-    assert_eq!(posted[0].1["content"], "hello, friend");
+    let posted = discord.wait_for_posted(2).await;
+    let answer = posted
+        .iter()
+        .find(|(channel, _)| channel == "7001")
+        .expect("answer");
+    assert_eq!(answer.1["content"], "hello, friend");
+    // The stranger got a pairing code and nothing else.
+    let code = posted
+        .iter()
+        .find(|(channel, _)| channel == "7000")
+        .expect("code");
+    assert!(
+        code.1["content"]
+            .as_str()
+            .is_some_and(|text| text.contains("spacebot access approve")),
+        "{posted:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(llm.request_count(), 1);
     assert_eq!(FakeLlm::last_user_text(&llm.requests()[0]), "hi, it's me");
-    assert_eq!(discord.posted().len(), 1);
+    assert_eq!(discord.posted().len(), 2);
     wait_for_replies(&daemon, "main", "discord:dm:4001", 1).await;
     daemon.shutdown().await;
 }
@@ -96,7 +111,8 @@ async fn the_bot_ignores_its_own_discord_messages() {
     let discord = FakeDiscord::start().await;
     llm.push(Scripted::text("answering the human"));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &discord.config(&[]);
+    let config =
+        config_for(&llm) + &discord.config(&[]) + &access(&["discord:4000"], &["discord:500"]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     discord.push_guild_message("500", "3000", BOT_ID, "something I said");
@@ -118,7 +134,8 @@ async fn a_dropped_discord_gateway_reconnects_and_keeps_delivering() {
     llm.push(Scripted::text("first answer"));
     llm.push(Scripted::text("second answer"));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &discord.config(&[]);
+    let config =
+        config_for(&llm) + &discord.config(&[]) + &access(&["discord:4000"], &["discord:500"]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     discord.push_guild_message("500", "3000", "4000", "before the drop");
@@ -151,7 +168,8 @@ async fn a_transient_discord_error_is_retried_and_a_forbidden_one_is_not() {
         json!({"message": "Bad Gateway", "code": 0}),
     );
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &discord.config(&[]);
+    let config =
+        config_for(&llm) + &discord.config(&[]) + &access(&["discord:4000"], &["discord:500"]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     discord.push_guild_message("500", "3000", "4000", "first");

@@ -11,6 +11,12 @@ use spacebot::daemon::{Daemon, DaemonOptions};
 
 use crate::fake_llm::{FakeLlm, Scripted};
 
+/// An `[access]` table: these owners, these allowed groups, and group messages read without
+/// a mention (the fakes' messages do not mention the bot unless a test says so).
+pub fn access(owners: &[&str], groups: &[&str]) -> String {
+    format!("\n[access]\nowners = {owners:?}\ngroups = {groups:?}\nrequire_mention = false\n")
+}
+
 /// The model's answer through the `reply` tool.
 pub fn reply(content: &str) -> Scripted {
     Scripted::tool_call("reply", json!({"content": content}))

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_slack::{BOT_USER, FakeSlack};
-use crate::harness::{TestDaemon, config_for, wait_for_replies};
+use crate::harness::{TestDaemon, access, config_for, wait_for_replies};
 
 #[tokio::test]
 async fn a_slack_thread_message_is_acked_and_answered_in_its_thread_after_a_status() {
@@ -17,7 +17,7 @@ async fn a_slack_thread_message_is_acked_and_answered_in_its_thread_after_a_stat
     let long = [paragraph.trim(); 3].join("\n\n");
     llm.push(Scripted::tool_call("reply", json!({"content": long})));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &slack.config();
+    let config = config_for(&llm) + &(slack.config() + &access(&["slack:U1"], &["slack:T1"]));
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     let (envelope, _) = slack.push_message(
@@ -61,7 +61,7 @@ async fn a_slack_channel_message_gets_a_top_level_answer_and_own_messages_are_ig
     let slack = FakeSlack::start().await;
     llm.push(Scripted::text("**hello** channel"));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &slack.config();
+    let config = config_for(&llm) + &(slack.config() + &access(&["slack:U1"], &["slack:T1"]));
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     let (own, _) = slack.push_message(BOT_USER, "C1", None, "my own words");
@@ -88,7 +88,7 @@ async fn a_dropped_slack_socket_reconnects_and_keeps_delivering() {
     llm.push(Scripted::text("first"));
     llm.push(Scripted::text("second"));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &slack.config();
+    let config = config_for(&llm) + &(slack.config() + &access(&["slack:U1"], &["slack:T1"]));
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     slack.push_message("U1", "C1", None, "before the drop");
@@ -130,7 +130,7 @@ async fn a_slack_rate_limit_retry_after_is_honoured() {
         Some(1),
     );
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &slack.config();
+    let config = config_for(&llm) + &(slack.config() + &access(&["slack:U1"], &["slack:T1"]));
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     slack.push_message("U1", "C1", None, "hello");

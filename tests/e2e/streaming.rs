@@ -14,7 +14,7 @@ use crate::fake_discord::FakeDiscord;
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_slack::FakeSlack;
 use crate::fake_telegram::FakeTelegram;
-use crate::harness::{TestDaemon, config_for, wait_for_replies};
+use crate::harness::{TestDaemon, access, config_for, wait_for_replies};
 
 /// A reply long enough to be written over a few seconds by a paced fake.
 const ANSWER: &str = "Streaming works: this answer arrives piece by piece while it is written.";
@@ -30,7 +30,7 @@ async fn a_telegram_answer_is_sent_once_then_edited_into_the_reply() {
     let telegram = FakeTelegram::start().await;
     llm.push(slow_reply());
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     telegram.push_message(42, 42, "tell me");
     wait_for_replies(&daemon, "main", "telegram:42", 1).await;
@@ -55,7 +55,8 @@ async fn a_discord_answer_is_posted_once_then_edited_into_the_reply() {
     let discord = FakeDiscord::start().await;
     llm.push(slow_reply());
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &discord.config(&[]);
+    let config =
+        config_for(&llm) + &discord.config(&[]) + &access(&["discord:4000"], &["discord:100"]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     discord
         .wait_for("a session", |fake| fake.session_ready())
@@ -81,7 +82,7 @@ async fn a_slack_answer_is_posted_once_then_updated_into_the_reply() {
     let slack = FakeSlack::start().await;
     llm.push(slow_reply());
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &slack.config();
+    let config = config_for(&llm) + &slack.config() + &access(&["slack:U1"], &["slack:T1"]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     slack.wait_for("a socket", |fake| fake.socket_ready()).await;
     slack.push_message("U1", "C1", None, "tell me");
@@ -101,7 +102,10 @@ async fn streaming_can_be_turned_off_per_platform() {
     let telegram = FakeTelegram::start().await;
     llm.push(slow_reply());
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]) + "stream = false\n";
+    let config = config_for(&llm)
+        + &telegram.config(&[])
+        + "stream = false\n"
+        + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     telegram.push_message(42, 42, "tell me");
     wait_for_replies(&daemon, "main", "telegram:42", 1).await;
@@ -124,7 +128,7 @@ async fn a_draft_of_an_answer_that_ends_skipped_is_removed() {
         .paced(PACE),
     );
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     telegram.push_message(42, 42, "ok thanks");
     telegram

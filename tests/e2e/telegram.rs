@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_telegram::{BOT_ID, FakeTelegram};
-use crate::harness::{TestDaemon, config_for, wait_for_replies};
+use crate::harness::{TestDaemon, access, config_for, wait_for_replies};
 
 #[tokio::test]
 async fn a_telegram_message_is_answered_in_its_chat_after_a_typing_indicator() {
@@ -17,7 +17,7 @@ async fn a_telegram_message_is_answered_in_its_chat_after_a_typing_indicator() {
         json!({"content": "Hello **Alice**"}),
     ));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     let message_id = telegram.push_message(42, 42, "hello bot");
@@ -56,7 +56,7 @@ async fn a_long_telegram_reply_is_split_at_4096_and_a_rejected_html_falls_back_t
     llm.push(Scripted::text(long.clone()));
     llm.push(Scripted::text("<b>not really html</b>"));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     telegram.push_message(42, 42, "tell me a lot");
@@ -111,7 +111,7 @@ async fn a_telegram_429_retry_after_is_honoured() {
         json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}),
     );
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     telegram.push_message(42, 42, "hi");
@@ -141,6 +141,7 @@ async fn a_binding_routes_one_telegram_chat_to_a_second_agent() {
     let config = config_for(&llm)
         + "\n[[agents]]\nid = \"second\"\ndisplay_name = \"Second\"\n"
         + &telegram.config(&[])
+        + &access(&["telegram:42", "telegram:7"], &[])
         + "\n[[bindings]]\nagent = \"second\"\nplatform = \"telegram\"\nchat_id = \"-1001\"\n";
     let daemon = TestDaemon::start(home.path(), &config).await;
 
@@ -165,20 +166,33 @@ async fn the_bot_ignores_its_own_telegram_messages_and_dms_outside_the_allow_lis
     let telegram = FakeTelegram::start().await;
     llm.push(Scripted::text("only once"));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&["user42"]);
+    // The old allow-list still lets user 42 in, as a member; a username no longer counts.
+    let config = config_for(&llm) + &telegram.config(&["42", "user7"]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     telegram.push_message(-1001, BOT_ID, "my own message");
     telegram.push_message(7, 7, "a stranger's DM");
     telegram.push_message(42, 42, "from an allowed user");
-    telegram.wait_for_sent(1).await;
+    let sent = telegram.wait_for_sent(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(llm.request_count(), 1);
     assert_eq!(
         FakeLlm::last_user_text(&llm.requests()[0]),
         "from an allowed user"
     );
-    assert_eq!(telegram.sent().len(), 1);
+    // The stranger got a pairing code and nothing else.
+    let to_stranger: Vec<_> = sent
+        .iter()
+        .filter(|message| message["chat_id"] == 7)
+        .collect();
+    assert_eq!(to_stranger.len(), 1, "{sent:?}");
+    assert!(
+        to_stranger[0]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("spacebot access approve")),
+        "{sent:?}"
+    );
+    assert_eq!(telegram.sent().len(), 2);
     daemon.shutdown().await;
 }
 
@@ -189,7 +203,7 @@ async fn telegram_commands_are_answered_without_the_llm() {
     llm.push(Scripted::text("remembered"));
     llm.push(Scripted::text("fresh start"));
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
 
     telegram.push_message(42, 42, "my secret word is lighthouse");
@@ -221,7 +235,7 @@ async fn a_telegram_message_received_before_a_restart_is_answered_exactly_once()
     // The first turn hangs past the shutdown deadline: received and stored, never answered.
     llm.push(Scripted::Hang);
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     telegram.push_message(42, 42, "please answer me");
     llm.wait_for_requests(1, Duration::from_secs(20)).await;
@@ -259,7 +273,7 @@ async fn status_shows_the_telegram_adapter_connected_and_the_others_disabled() {
     let llm = FakeLlm::start().await;
     let telegram = FakeTelegram::start().await;
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::fake_telegram::FakeTelegram;
-use crate::harness::{TestDaemon, config_for, replies};
+use crate::harness::{TestDaemon, access, config_for, replies};
 
 async fn answer_to(llm: &FakeLlm, text: &str) -> (String, Vec<String>) {
     let home = tempfile::tempdir().expect("tempdir");
@@ -168,7 +168,7 @@ async fn streamed_drafts_never_show_thinking_or_call_syntax() {
         .paced(Duration::from_millis(60)),
     );
     let home = tempfile::tempdir().expect("tempdir");
-    let config = config_for(&llm) + &telegram.config(&[]);
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
     let daemon = TestDaemon::start(home.path(), &config).await;
     telegram.push_message(42, 42, "go");
     telegram

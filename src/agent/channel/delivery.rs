@@ -15,7 +15,7 @@ use crate::conversation::{
     ContextBody, ContextItem, MessageStatus, NewMessage, Role, StoredMessage, TurnRecord,
 };
 use crate::event::{ProcessEvent, TurnOutcome};
-use crate::message::{OutboundContent, OutboundResponse, TokenUsage, new_message_id};
+use crate::message::{Authority, OutboundContent, OutboundResponse, TokenUsage, new_message_id};
 use crate::supervision::Backoff;
 
 /// Retrying a turn's record that could not be written: the first wait, doubling to the last.
@@ -97,6 +97,9 @@ impl Channel {
                     content: text,
                     platform_message_id: None,
                     status: MessageStatus::Sent,
+                    sender_id: None,
+                    authority: Authority::Owner,
+                    direct: false,
                 }),
                 answered_status,
             ),

@@ -1,6 +1,7 @@
 //! What a channel's inbox carries, and the directory in which a message finds its channel.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -8,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::conversation::{ContextItem, StoredMessage};
 use crate::conversation_id::ConversationId;
 use crate::event::{ProcessId, WorkerState};
+use crate::message::Standing;
 
 /// What a channel's inbox carries. Everything owed to a channel travels here (mpsc), never
 /// over the lossy event bus.
@@ -21,7 +23,7 @@ pub enum ChannelInput {
     /// Look in the store for messages still owed an answer.
     Wake,
     /// A branch or worker reporting back.
-    Result(ProcessResult),
+    Result(ProcessReport),
     /// A background summary finished (or failed).
     Compacted(Compaction),
     /// `/new`: forget the context held so far (the store is already reset).
@@ -33,7 +35,14 @@ pub enum ChannelInput {
     Close,
 }
 
-/// A branch's or worker's report to its channel.
+/// A branch's or worker's report to its channel, with the standing of the turn that started
+/// it (a turn it re-triggers works on that standing).
+#[derive(Debug, Clone)]
+pub struct ProcessReport {
+    pub standing: Standing,
+    pub result: ProcessResult,
+}
+
 #[derive(Debug, Clone)]
 pub enum ProcessResult {
     BranchConcluded {
@@ -99,7 +108,58 @@ pub struct Compaction {
 }
 
 /// The running channels of an agent, by conversation: where a message finds its channel.
-pub type ChannelDirectory = Arc<Mutex<HashMap<ConversationId, mpsc::Sender<ChannelInput>>>>;
+pub type ChannelDirectory = Arc<Mutex<HashMap<ConversationId, ChannelHandle>>>;
+
+/// How the rest of the agent reaches a running channel. Its inbox is bounded; a sender that
+/// must not wait (the router) offers inputs instead of sending them, and when the inbox is
+/// full the channel is told to read the store again, which holds everything offered.
+#[derive(Debug, Clone)]
+pub struct ChannelHandle {
+    sender: mpsc::Sender<ChannelInput>,
+    stale: Arc<AtomicBool>,
+}
+
+/// The channel behind a handle has stopped.
+#[derive(Debug)]
+pub struct ChannelGone(pub Box<ChannelInput>);
+
+impl ChannelHandle {
+    pub fn new(sender: mpsc::Sender<ChannelInput>, stale: Arc<AtomicBool>) -> Self {
+        Self { sender, stale }
+    }
+
+    /// Hands over an input whose effect is already in the store (a stored message, a reset
+    /// context, an announcement) without waiting: when the inbox is full, the channel reloads
+    /// from the store instead.
+    pub fn offer(&self, input: ChannelInput) -> Result<(), ChannelGone> {
+        match self.sender.try_send(input) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stale.store(true, Ordering::Release);
+                tracing::debug!("channel inbox full; it will read the store again");
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(input)) => Err(ChannelGone(Box::new(input))),
+        }
+    }
+
+    /// Sends an input that exists nowhere else, waiting for room.
+    pub async fn send(&self, input: ChannelInput) -> Result<(), ChannelGone> {
+        self.sender
+            .send(input)
+            .await
+            .map_err(|mpsc::error::SendError(input)| ChannelGone(Box::new(input)))
+    }
+
+    /// Whether `sender` is this channel's inbox.
+    pub fn is(&self, sender: &mpsc::Sender<ChannelInput>) -> bool {
+        self.sender.same_channel(sender)
+    }
+
+    pub fn same_channel(&self, other: &ChannelHandle) -> bool {
+        self.sender.same_channel(&other.sender)
+    }
+}
 
 /// The first `limit` characters of `text`, with an ellipsis when cut.
 pub fn excerpt(text: &str, limit: usize) -> String {

@@ -23,7 +23,9 @@ impl Channel {
     /// the store; if none has started, this channel takes its place again and handles them.
     /// Returns whether it stopped.
     pub(super) async fn retire(&mut self) -> bool {
-        if self.agent.processes.count_in(self.conversation.as_str()) > 0 {
+        if self.agent.processes.count_in(self.conversation.as_str()) > 0
+            || self.stale.load(std::sync::atomic::Ordering::Acquire)
+        {
             self.last_activity = Instant::now();
             return false;
         }
@@ -33,7 +35,7 @@ impl Channel {
             };
             if channels
                 .get(&self.conversation)
-                .is_some_and(|sender| sender.same_channel(&self.results))
+                .is_some_and(|handle| handle.is(&self.results))
             {
                 channels.remove(&self.conversation);
             }
@@ -55,7 +57,10 @@ impl Channel {
             if channels.contains_key(&self.conversation) {
                 return true;
             }
-            channels.insert(self.conversation.clone(), sender.clone());
+            channels.insert(
+                self.conversation.clone(),
+                super::ChannelHandle::new(sender.clone(), self.stale.clone()),
+            );
         }
         self.inbox = inbox;
         self.results = sender;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::inbox::ProcessResult;
+use super::inbox::ProcessReport;
 use crate::config::CoalesceConfig;
 use crate::conversation::StoredMessage;
 
@@ -25,7 +25,7 @@ pub struct Timing {
 #[derive(Debug)]
 pub enum Trigger {
     Messages(Vec<StoredMessage>),
-    Results(Vec<ProcessResult>),
+    Results(Vec<ProcessReport>),
 }
 
 /// Messages and results waiting for a turn.
@@ -36,7 +36,7 @@ pub struct TurnScheduler {
     pending_direct: bool,
     first_pending_at: Option<Instant>,
     last_pending_at: Option<Instant>,
-    results: Vec<ProcessResult>,
+    results: Vec<ProcessReport>,
     first_result_at: Option<Instant>,
     retriggers_since_user: usize,
 }
@@ -77,7 +77,7 @@ impl TurnScheduler {
         self.pending.iter().any(|message| message.id == id)
     }
 
-    pub fn queue_result(&mut self, result: ProcessResult, now: Instant) {
+    pub fn queue_result(&mut self, result: ProcessReport, now: Instant) {
         self.first_result_at.get_or_insert(now);
         self.results.push(result);
     }
@@ -111,7 +111,7 @@ impl TurnScheduler {
 
     /// The turn to run now, if any, and the results that will not get a turn of their own
     /// (they go into the status block instead).
-    pub fn ready(&mut self, now: Instant) -> (Option<Trigger>, Vec<ProcessResult>) {
+    pub fn ready(&mut self, now: Instant) -> (Option<Trigger>, Vec<ProcessReport>) {
         if !self.pending.is_empty() {
             if self.pending_ready_at(now) > now {
                 return (None, Vec::new());
@@ -149,8 +149,10 @@ impl TurnScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::channel::inbox::ProcessResult;
     use crate::conversation::{MessageStatus, Role};
     use crate::event::{ProcessId, WorkerState};
+    use crate::message::{Authority, Standing};
 
     fn timing() -> Timing {
         Timing {
@@ -174,15 +176,21 @@ mod tests {
             platform_message_id: None,
             status: MessageStatus::Pending,
             created_at: 0,
+            sender_id: None,
+            authority: Authority::Owner,
+            direct: true,
         }
     }
 
-    fn result() -> ProcessResult {
-        ProcessResult::WorkerFinished {
-            process_id: ProcessId::Worker(uuid::Uuid::nil()),
-            task: "t".into(),
-            state: WorkerState::Succeeded,
-            result: "r".into(),
+    fn result() -> ProcessReport {
+        ProcessReport {
+            standing: Standing::OWNER,
+            result: ProcessResult::WorkerFinished {
+                process_id: ProcessId::Worker(uuid::Uuid::nil()),
+                task: "t".into(),
+                state: WorkerState::Succeeded,
+                result: "r".into(),
+            },
         }
     }
 

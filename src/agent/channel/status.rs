@@ -6,8 +6,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Channel;
-use super::inbox::{ProcessResult, excerpt};
+use super::inbox::{ProcessReport, excerpt};
 use crate::agent::Agent;
+use crate::conversation::StoredMessage;
+use crate::message::Standing;
 
 /// Finished results listed in the status block at most, and for how long.
 const COMPLETED_SHOWN: usize = 10;
@@ -34,17 +36,44 @@ pub fn degraded(agent: &Agent) -> Vec<String> {
 
 impl Channel {
     /// Keeps results that get no turn of their own, to be listed in the status block.
-    pub(super) fn note_completed(&mut self, results: Vec<ProcessResult>) {
-        if results.is_empty() {
+    pub(super) fn note_completed(&mut self, reports: Vec<ProcessReport>) {
+        if reports.is_empty() {
             return;
         }
         let now = Instant::now();
-        for result in results {
-            self.completed.push_back((now, result.describe()));
+        for report in reports {
+            self.completed.push_back((now, report.result.describe()));
         }
         while self.completed.len() > COMPLETED_SHOWN {
             self.completed.pop_front();
         }
+    }
+
+    /// Who is speaking in a turn on `standing`: each sender of `batch` with their role, or
+    /// for a turn of background results, on whose behalf the work was done.
+    pub(super) fn speakers(&self, batch: &[StoredMessage], standing: Standing) -> String {
+        let mut speakers: Vec<minijinja::Value> = Vec::new();
+        let mut seen = Vec::new();
+        for message in batch {
+            let key = (message.sender.as_str(), message.sender_id.as_deref());
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            speakers.push(minijinja::context! {
+                name => &message.sender,
+                id => &message.sender_id,
+                role => message.authority.as_str(),
+            });
+        }
+        self.agent.tool_loop.render(
+            "speakers",
+            minijinja::context! {
+                speakers => speakers,
+                role => standing.authority.as_str(),
+                may_act => standing.authority.may_act(),
+            },
+        )
     }
 
     /// The system prompt with the status block: running processes and results since the

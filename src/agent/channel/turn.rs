@@ -9,13 +9,14 @@ use futures::FutureExt;
 use rig::message::Message;
 
 use super::Channel;
-use super::inbox::ProcessResult;
 use super::scheduler::Trigger;
 use super::stream::AnswerStream;
-use crate::agent::tool_loop::{CallResult, Handled, LoopEnd};
+use crate::agent::tool_loop::{CallResult, Handled, LoopEnd, LoopScope};
 use crate::agent::{branch, worker};
 use crate::conversation::StoredMessage;
+use crate::conversation_id::{ConversationId, Platform};
 use crate::llm::{LlmError, LlmRequest};
+use crate::message::Standing;
 use crate::tools::ChannelEffect;
 
 /// How a turn ended, before delivery.
@@ -32,10 +33,21 @@ pub(super) enum Answer {
 impl Channel {
     pub(super) async fn run_turn(&mut self, trigger: Trigger) {
         self.agent.outbox.typing(&self.conversation).await;
-        let (input, batch) = match trigger {
-            Trigger::Messages(batch) => (user_input(&batch), batch),
-            Trigger::Results(results) => {
-                let lines: Vec<String> = results.iter().map(ProcessResult::describe).collect();
+        let (input, batch, standing) = match trigger {
+            Trigger::Messages(batch) => {
+                let standing = standing_of(&batch, &self.conversation);
+                (user_input(&batch), batch, standing)
+            }
+            Trigger::Results(reports) => {
+                let standing = reports
+                    .iter()
+                    .map(|report| report.standing)
+                    .reduce(Standing::weakest)
+                    .unwrap_or(Standing::OWNER);
+                let lines: Vec<String> = reports
+                    .iter()
+                    .map(|report| report.result.describe())
+                    .collect();
                 let input = self
                     .agent
                     .tool_loop
@@ -45,7 +57,7 @@ impl Channel {
                 } else {
                     input
                 };
-                (input, Vec::new())
+                (input, Vec::new(), standing)
             }
         };
         // The memory block is cached by the store until its memories change.
@@ -58,6 +70,10 @@ impl Channel {
         let mut system = self.system_with_status();
         if !memories.is_empty() {
             system = format!("{system}\n\n{memories}");
+        }
+        let speakers = self.speakers(&batch, standing);
+        if !speakers.is_empty() {
+            system = format!("{system}\n\n{speakers}");
         }
         let agent = self.agent.clone();
         let mut stream = AnswerStream::new(
@@ -76,11 +92,11 @@ impl Channel {
             let mut request = LlmRequest {
                 system: system.clone(),
                 messages: self.history(),
-                tools: agent.tools.channel.definitions(),
+                tools: agent.tools.channel.definitions(standing.authority),
             };
             request.messages.push(Message::user(input.clone()));
             let turn_start = request.messages.len() - 1;
-            let outcome = AssertUnwindSafe(self.converse(&mut request, &mut stream))
+            let outcome = AssertUnwindSafe(self.converse(&mut request, standing, &mut stream))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| {
@@ -130,6 +146,7 @@ impl Channel {
     async fn converse(
         &self,
         request: &mut LlmRequest,
+        standing: Standing,
         stream: &mut AnswerStream,
     ) -> Result<Answer, LlmError> {
         let agent = &self.agent;
@@ -137,13 +154,18 @@ impl Channel {
         let end = agent
             .tool_loop
             .run(
-                &self.process_id,
-                &self.conversation,
+                LoopScope {
+                    process_id: &self.process_id,
+                    conversation: &self.conversation,
+                    standing,
+                },
                 request,
                 &agent.tools.channel,
                 agent.config.max_turns,
                 stream,
-                |effect, result, history| self.apply(effect, result, history, &mut answered),
+                |effect, result, history| {
+                    self.apply(effect, result, history, standing, &mut answered)
+                },
             )
             .await;
         Ok(match end {
@@ -182,6 +204,7 @@ impl Channel {
         effect: ChannelEffect,
         result: CallResult,
         history: &[Message],
+        standing: Standing,
         answered: &mut bool,
     ) -> Handled<Option<String>> {
         let agent = &self.agent;
@@ -205,6 +228,7 @@ impl Channel {
                 match branch::spawn(
                     agent,
                     &self.conversation,
+                    standing,
                     self.results.clone(),
                     history,
                     prompt,
@@ -216,7 +240,13 @@ impl Channel {
                 },
             ),
             ChannelEffect::SpawnWorker(request) => Handled::continue_with(
-                match worker::spawn(agent, &self.conversation, self.results.clone(), request) {
+                match worker::spawn(
+                    agent,
+                    &self.conversation,
+                    standing,
+                    self.results.clone(),
+                    request,
+                ) {
                     Ok(id) => CallResult::success(format!(
                         "worker `{id}` started; its result will come back to you"
                     )),
@@ -238,6 +268,26 @@ impl Channel {
                 })
             }
         }
+    }
+}
+
+/// On whose behalf a turn answering `batch` works: the weakest authority among its messages,
+/// in private when that is the owner's and nobody else reads the conversation.
+fn standing_of(batch: &[StoredMessage], conversation: &ConversationId) -> Standing {
+    let authority = batch
+        .iter()
+        .map(|message| message.authority)
+        .min()
+        .unwrap_or(crate::message::Authority::Owner);
+    let private = match conversation.platform() {
+        Platform::Portal | Platform::Cron => true,
+        Platform::Telegram | Platform::Discord | Platform::Slack => {
+            batch.iter().all(|message| message.direct)
+        }
+    };
+    Standing {
+        authority,
+        private: private && authority.may_act(),
     }
 }
 
@@ -273,6 +323,7 @@ fn is_tool_result(message: &Message) -> bool {
 mod tests {
     use super::*;
     use crate::conversation::{MessageStatus, Role};
+    use crate::message::Authority;
 
     fn message(sender: &str, content: &str) -> StoredMessage {
         StoredMessage {
@@ -284,6 +335,9 @@ mod tests {
             platform_message_id: None,
             status: MessageStatus::Pending,
             created_at: 0,
+            sender_id: None,
+            authority: Authority::Owner,
+            direct: true,
         }
     }
 

@@ -72,6 +72,11 @@ impl Resolver<'_> {
                     "defaults.max_concurrent_workers",
                     5,
                 )?,
+                max_agent_workers: self.at_least_one(
+                    raw.max_workers_per_agent.as_ref(),
+                    "defaults.max_workers_per_agent",
+                    10,
+                )?,
                 branch_max_turns: self.at_least_one(
                     raw.branch_max_turns.as_ref(),
                     "defaults.branch_max_turns",
@@ -140,6 +145,11 @@ impl Resolver<'_> {
                 raw.timeout.as_ref(),
                 "defaults.cron.timeout",
                 defaults.timeout,
+            )?,
+            min_interval: self.duration(
+                raw.min_interval.as_ref(),
+                "defaults.cron.min_interval",
+                defaults.min_interval,
             )?,
         })
     }

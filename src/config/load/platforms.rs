@@ -31,7 +31,6 @@ impl Resolver<'_> {
                     enabled: discord.enabled.unwrap_or(true),
                     stream: discord.stream.unwrap_or(true),
                     token: self.secret(&discord.token, "messaging.discord.token")?,
-                    dm_allowed_users: discord.dm_allowed_users.clone(),
                     allow_bot_messages: discord.allow_bot_messages,
                     api_base: url(&discord.api_base, "messaging.discord.api_base")?,
                 })
@@ -45,7 +44,6 @@ impl Resolver<'_> {
                     enabled: telegram.enabled.unwrap_or(true),
                     stream: telegram.stream.unwrap_or(true),
                     token: self.secret(&telegram.token, "messaging.telegram.token")?,
-                    dm_allowed_users: telegram.dm_allowed_users.clone(),
                     api_url: url(&telegram.api_url, "messaging.telegram.api_url")?,
                 })
             })

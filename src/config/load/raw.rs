@@ -19,6 +19,31 @@ pub(super) struct RawConfig {
     pub(super) messaging: RawMessaging,
     pub(super) bindings: Vec<RawBinding>,
     pub(super) memory: RawMemory,
+    pub(super) access: RawAccess,
+    pub(super) sandbox: RawSandbox,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAccess {
+    pub(super) owners: Vec<Spanned<String>>,
+    pub(super) members: Vec<Spanned<String>>,
+    pub(super) groups: Vec<Spanned<String>>,
+    pub(super) require_mention: Option<bool>,
+    pub(super) pairing: Option<bool>,
+    pub(super) pairing_ttl: Option<Spanned<String>>,
+    pub(super) group_messages_per_minute: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawSandbox {
+    pub(super) mode: Option<crate::config::SandboxMode>,
+    pub(super) network: Option<bool>,
+    pub(super) cpu_secs: Option<Spanned<u64>>,
+    pub(super) memory_mb: Option<Spanned<u64>>,
+    pub(super) file_mb: Option<Spanned<u64>>,
+    pub(super) processes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -47,7 +72,7 @@ pub(super) struct RawDiscord {
     pub(super) stream: Option<bool>,
     pub(super) token: Spanned<String>,
     #[serde(default)]
-    pub(super) dm_allowed_users: Vec<String>,
+    pub(super) dm_allowed_users: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) allow_bot_messages: bool,
     pub(super) api_base: Option<Spanned<String>>,
@@ -61,7 +86,7 @@ pub(super) struct RawTelegram {
     pub(super) stream: Option<bool>,
     pub(super) token: Spanned<String>,
     #[serde(default)]
-    pub(super) dm_allowed_users: Vec<String>,
+    pub(super) dm_allowed_users: Vec<Spanned<String>>,
     pub(super) api_url: Option<Spanned<String>>,
 }
 
@@ -124,6 +149,7 @@ pub(super) struct RawDefaults {
     pub(super) shutdown_grace_secs: Option<u64>,
     pub(super) max_concurrent_branches: Option<Spanned<usize>>,
     pub(super) max_concurrent_workers: Option<Spanned<usize>>,
+    pub(super) max_workers_per_agent: Option<Spanned<usize>>,
     pub(super) branch_max_turns: Option<Spanned<usize>>,
     pub(super) worker_max_turns: Option<Spanned<usize>>,
     pub(super) worker_timeout_secs: Option<Spanned<u64>>,
@@ -143,6 +169,7 @@ pub(super) struct RawDefaults {
 pub(super) struct RawCronDefaults {
     pub(super) grace: Option<Spanned<String>>,
     pub(super) timeout: Option<Spanned<String>>,
+    pub(super) min_interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -221,6 +248,7 @@ pub(super) struct RawApi {
     pub(super) bind: Option<IpAddr>,
     pub(super) port: Option<u16>,
     pub(super) token: Option<Spanned<String>>,
+    pub(super) allowed_hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +261,5 @@ pub(super) struct RawBinding {
     pub(super) channel_ids: Vec<String>,
     pub(super) chat_id: Option<String>,
     pub(super) team_id: Option<String>,
-    #[serde(default)]
-    pub(super) require_mention: bool,
+    pub(super) require_mention: Option<bool>,
 }

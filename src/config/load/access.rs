@@ -1,0 +1,193 @@
+//! Resolving `[access]` (owners, members, allowed groups, pairing) and `[sandbox]`, and what
+//! the old `dm_allowed_users` keys mean now.
+
+use toml::Spanned;
+
+use super::Resolver;
+use super::raw::{RawAccess, RawMessaging, RawSandbox};
+use crate::config::{AccessConfig, ConfigError, SandboxConfig};
+use crate::conversation_id::Platform;
+use crate::schedule::parse_duration;
+
+/// A pairing code is valid this long unless `[access] pairing_ttl` says otherwise.
+const DEFAULT_PAIRING_TTL_SECS: u64 = 3600;
+
+impl Resolver<'_> {
+    /// `[access]`, with the members the platforms' `dm_allowed_users` lists add. Notices say
+    /// what changed for those lists and when nobody can make the agents act.
+    pub(super) fn access(
+        &self,
+        raw: &RawAccess,
+        messaging: &RawMessaging,
+        notices: &mut Vec<String>,
+    ) -> Result<AccessConfig, ConfigError> {
+        let people = |values: &[Spanned<String>], key: &str| {
+            values
+                .iter()
+                .enumerate()
+                .map(|(index, value)| {
+                    user_id(value.get_ref()).map_err(|message| {
+                        self.error(
+                            Some(value.span()),
+                            &format!("access.{key}[{index}]"),
+                            &message,
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let owners = people(&raw.owners, "owners")?;
+        let mut members = people(&raw.members, "members")?;
+        for (platform, list) in [
+            (
+                Platform::Telegram,
+                messaging.telegram.as_ref().map(|raw| &raw.dm_allowed_users),
+            ),
+            (
+                Platform::Discord,
+                messaging.discord.as_ref().map(|raw| &raw.dm_allowed_users),
+            ),
+        ] {
+            for entry in list.into_iter().flatten() {
+                let text = entry.get_ref().trim();
+                match user_id(&format!("{platform}:{text}")) {
+                    Ok(id) => {
+                        notices.push(format!(
+                            "messaging.{platform}.dm_allowed_users: `{text}` is a member ({id}) \
+                             now: they may chat, in direct messages and allowed groups"
+                        ));
+                        members.push(id);
+                    }
+                    Err(_) => notices.push(format!(
+                        "messaging.{platform}.dm_allowed_users: `{text}` is ignored: only numeric \
+                         user ids are trusted (usernames can change hands); put \
+                         \"{platform}:<id>\" in [access] members"
+                    )),
+                }
+            }
+            if list.is_some_and(Vec::is_empty) {
+                notices.push(format!(
+                    "messaging.{platform}.dm_allowed_users is empty: that no longer lets \
+                     everyone in; unknown people get a pairing code (`spacebot access approve`)"
+                ));
+            }
+        }
+        let groups = raw
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(index, value)| {
+                group(value.get_ref()).map_err(|message| {
+                    self.error(
+                        Some(value.span()),
+                        &format!("access.groups[{index}]"),
+                        &message,
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pairing_ttl_secs = match &raw.pairing_ttl {
+            None => DEFAULT_PAIRING_TTL_SECS,
+            Some(value) => parse_duration(value.get_ref())
+                .map_err(|error| {
+                    self.error(Some(value.span()), "access.pairing_ttl", &error.to_string())
+                })?
+                .as_secs(),
+        };
+        if owners.is_empty() {
+            notices.push(
+                "[access] owners is empty: nobody on a chat platform can make the agents act \
+                 (start workers, schedule jobs, change memories); the HTTP API and the CLI still \
+                 can"
+                .to_string(),
+            );
+        }
+        Ok(AccessConfig {
+            owners,
+            members,
+            groups,
+            require_mention: raw.require_mention.unwrap_or(true),
+            pairing: raw.pairing.unwrap_or(true),
+            pairing_ttl_secs,
+            group_messages_per_minute: raw.group_messages_per_minute.unwrap_or(20),
+        })
+    }
+
+    pub(super) fn sandbox(&self, raw: &RawSandbox) -> Result<SandboxConfig, ConfigError> {
+        let defaults = SandboxConfig::default();
+        let megabytes = |value: &Option<Spanned<u64>>, key: &str, default: u64| {
+            self.at_least_one(value.as_ref(), key, default >> 20)
+                .map(|megabytes| megabytes << 20)
+        };
+        Ok(SandboxConfig {
+            mode: raw.mode.unwrap_or(defaults.mode),
+            network: raw.network.unwrap_or(defaults.network),
+            cpu_secs: self.at_least_one(
+                raw.cpu_secs.as_ref(),
+                "sandbox.cpu_secs",
+                defaults.cpu_secs,
+            )?,
+            memory_bytes: megabytes(&raw.memory_mb, "sandbox.memory_mb", defaults.memory_bytes)?,
+            file_bytes: megabytes(&raw.file_mb, "sandbox.file_mb", defaults.file_bytes)?,
+            processes: self.at_least_one(
+                raw.processes.as_ref(),
+                "sandbox.processes",
+                defaults.processes,
+            )?,
+        })
+    }
+}
+
+/// A person as `platform:id` with the platform's stable id: Telegram and Discord numeric user
+/// ids, Slack member ids (`U…` or `W…`). Usernames are refused: they can change hands.
+fn user_id(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let refuse = || {
+        format!(
+            "`{text}` is not a stable user id; write telegram:<numeric id>, discord:<numeric id> \
+             or slack:<member id such as U024BE7LH> (usernames can change hands)"
+        )
+    };
+    let (platform, id) = text.split_once(':').ok_or_else(refuse)?;
+    let valid = match Platform::parse(platform) {
+        Some(Platform::Telegram | Platform::Discord) => {
+            id.parse::<u64>().is_ok_and(|number| number > 0)
+        }
+        Some(Platform::Slack) => {
+            id.len() >= 2
+                && (id.starts_with('U') || id.starts_with('W'))
+                && id
+                    .chars()
+                    .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit())
+        }
+        Some(Platform::Portal | Platform::Cron) | None => false,
+    };
+    if valid {
+        Ok(format!("{platform}:{id}"))
+    } else {
+        Err(refuse())
+    }
+}
+
+/// A group as `telegram:{chat}`, `discord:{guild}[:{channel}]` or `slack:{team}[:{channel}]`.
+fn group(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let parts: Vec<&str> = text.split(':').collect();
+    let numeric = |part: &str| part.parse::<i64>().is_ok_and(|number| number != 0);
+    let valid = match parts.as_slice() {
+        ["telegram", chat] => numeric(chat),
+        ["discord", guild] => numeric(guild),
+        ["discord", guild, channel] => numeric(guild) && numeric(channel),
+        ["slack", team] => !team.is_empty(),
+        ["slack", team, channel] => !team.is_empty() && !channel.is_empty(),
+        _ => false,
+    };
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not a group; write telegram:<chat id>, discord:<guild id> or \
+             discord:<guild id>:<channel id>, slack:<team id> or slack:<team id>:<channel id>"
+        ))
+    }
+}

@@ -1,0 +1,125 @@
+//! Keeping secrets out of what models and people see: every configured secret is replaced in
+//! tool output, events, replies and transcripts, as itself and in its common encodings
+//! (base64 in its three alignments, standard and URL-safe, hex, percent-encoding), so that
+//! `cat config.toml | base64` shows no key either.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+/// Secrets shorter than this are ignored: replacing them would garble ordinary output.
+const SHORTEST_SECRET: usize = 6;
+/// Encoded forms shorter than this are not searched for (a few base64 characters of a
+/// secret's middle match too much ordinary text).
+const SHORTEST_FORM: usize = 8;
+const REPLACEMENT: &str = "[redacted]";
+
+/// Replaces every configured secret value, in its encodings, before text leaves the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Every searched form, longest first, so a form containing another is replaced whole.
+    forms: Vec<String>,
+}
+
+impl Redactor {
+    pub fn new(secrets: Vec<String>) -> Self {
+        let mut forms: Vec<String> = secrets
+            .iter()
+            .filter(|secret| secret.len() >= SHORTEST_SECRET)
+            .flat_map(|secret| encodings(secret.as_bytes()))
+            .collect();
+        forms.sort_by(|left, right| right.len().cmp(&left.len()).then(left.cmp(right)));
+        forms.dedup();
+        Self { forms }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for form in &self.forms {
+            if text.contains(form.as_str()) {
+                text = text.replace(form.as_str(), REPLACEMENT);
+            }
+        }
+        text
+    }
+
+    /// Whether there is anything to redact at all.
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
+    }
+}
+
+/// The secret and what it looks like encoded. A secret inside a longer base64 stream is
+/// encoded differently depending on where it starts (its offset modulo 3); each of the three
+/// alignments has a stable core, which is what is searched for.
+fn encodings(secret: &[u8]) -> Vec<String> {
+    let mut forms = vec![String::from_utf8_lossy(secret).into_owned()];
+    for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+        for offset in 0..3 {
+            let mut padded = vec![0u8; offset];
+            padded.extend_from_slice(secret);
+            let encoded = engine.encode(&padded);
+            // Characters touched by the leading padding, and the last partial group, depend
+            // on what surrounds the secret: keep only the core.
+            let skip = (offset * 8).div_ceil(6);
+            let whole = (padded.len() / 3) * 4;
+            if whole > skip {
+                let core = &encoded[skip..whole];
+                if core.len() >= SHORTEST_FORM {
+                    forms.push(core.to_string());
+                }
+            }
+        }
+    }
+    let hex: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    forms.push(hex.to_ascii_uppercase());
+    forms.push(hex);
+    let escaped = url::form_urlencoded::byte_serialize(secret).collect::<String>();
+    if escaped.as_bytes() != secret {
+        forms.push(escaped);
+    }
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "sk-live-1234567890abcdef";
+
+    #[test]
+    fn secrets_are_redacted_as_they_are_and_short_values_are_left_alone() {
+        let redactor = Redactor::new(vec![SECRET.into(), "abc".into()]);
+        assert_eq!(
+            redactor.redact(&format!("key={SECRET} abc")),
+            "key=[redacted] abc"
+        );
+    }
+
+    #[test]
+    fn encoded_secrets_are_redacted_wherever_they_start() {
+        let redactor = Redactor::new(vec![SECRET.into()]);
+        for prefix in ["", "a", "ab", "api_key = \"", "[llm]\napi_key = \""] {
+            let file = format!("{prefix}{SECRET}\"\nmore config\n");
+            for engine in [
+                base64::engine::general_purpose::STANDARD,
+                base64::engine::general_purpose::URL_SAFE,
+            ] {
+                let encoded = engine.encode(file.as_bytes());
+                let redacted = redactor.redact(&encoded);
+                assert!(redacted.contains(REPLACEMENT), "{prefix:?}: {redacted}");
+                // What is left of the secret's encoding is at most a few characters at
+                // either end of the cut.
+                let cut = encoded.len() - (redacted.len() - REPLACEMENT.len());
+                assert!(
+                    cut * 3 / 4 + 3 >= SECRET.len(),
+                    "{prefix:?}: only {cut} cut"
+                );
+            }
+        }
+        let hex: String = SECRET.bytes().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(redactor.redact(&hex), REPLACEMENT);
+        assert_eq!(redactor.redact(&hex.to_uppercase()), REPLACEMENT);
+        let with_symbols = Redactor::new(vec!["p@ss w/rd+42".into()]);
+        assert_eq!(with_symbols.redact("p%40ss+w%2Frd%2B42"), REPLACEMENT);
+    }
+}

@@ -248,3 +248,26 @@ async fn the_event_stream_carries_drafts_of_the_answer() {
     }
     daemon.shutdown().await;
 }
+
+/// The web chat reads its answers from the streamed OpenAI-compatible endpoint.
+#[tokio::test]
+async fn the_web_chat_streams_answers() {
+    let llm = FakeLlm::start().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    let page = daemon
+        .http
+        .get(daemon.url("/"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    assert!(page.contains("/v1/chat/completions") && page.contains("stream: true"));
+    assert!(
+        page.contains("getReader()"),
+        "reads the chunks as they come"
+    );
+    daemon.shutdown().await;
+}

@@ -231,9 +231,9 @@ impl Tap {
             return;
         };
         let data = data.trim();
-        let interesting = has_string_value(data, "finish_reason")
-            || has_string_value(data, "stop_reason")
-            || has_string_value(data, "refusal")
+        let interesting = has_string_value(data, "\"finish_reason\"")
+            || has_string_value(data, "\"stop_reason\"")
+            || has_string_value(data, "\"refusal\"")
             || data.contains("\"error\"")
             || data.contains("cache_");
         if !interesting {
@@ -247,11 +247,12 @@ impl Tap {
     }
 }
 
-/// Whether `"key"` appears followed by a string value (not `null`).
-fn has_string_value(data: &str, key: &str) -> bool {
-    let needle = format!("\"{key}\"");
+/// Whether `quoted_key` (`"key"`, quotes included) appears followed by a string value (not
+/// `null`).
+fn has_string_value(data: &str, quoted_key: &str) -> bool {
+    let needle = quoted_key;
     let mut from = 0;
-    while let Some(position) = data[from..].find(&needle) {
+    while let Some(position) = data[from..].find(needle) {
         let after = data[from + position + needle.len()..]
             .trim_start()
             .strip_prefix(':')

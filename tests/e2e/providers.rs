@@ -298,3 +298,33 @@ async fn per_model_settings_reach_the_request() {
     assert_eq!(request["stream"], true);
     daemon.shutdown().await;
 }
+
+/// The compactor keeps the context inside the channel model's own window
+/// (`[llm.models.*] context_window`), not only the daemon-wide default.
+#[tokio::test]
+async fn the_models_own_window_decides_when_the_compactor_acts() {
+    let llm = FakeLlm::start().await;
+    llm.set_fallback(|request| {
+        if FakeLlm::system_text(request).contains("Summarise the earlier part") {
+            return Scripted::text("SUMMARY: a long talk about gardens.");
+        }
+        reply("Noted.")
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    // The default window (128000 tokens) would never fill in this test.
+    let config = config_for(&llm) + "\n[llm.models.\"fake/fake-model\"]\ncontext_window = 6000\n";
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let long = "The garden has tomatoes, beans, squash and a very old apple tree. ".repeat(6);
+    let mut turns = 0;
+    while !llm
+        .requests()
+        .iter()
+        .any(|request| FakeLlm::system_text(request).contains("Summarise the earlier part"))
+    {
+        turns += 1;
+        assert!(turns < 40, "the compactor never acted");
+        daemon.send("window", &format!("{turns}: {long}")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    daemon.shutdown().await;
+}

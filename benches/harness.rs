@@ -301,6 +301,11 @@ async fn main() {
     );
     if let Some(telegram) = &telegram {
         config.push_str(&telegram.config(&[]));
+        // Every chat's person is a member: strangers would get pairing codes instead.
+        let members: Vec<String> = (0..options.conversations)
+            .map(|conversation| format!("telegram:{}", telegram_chat(conversation)))
+            .collect();
+        config.push_str(&format!("\n[access]\nmembers = {members:?}\n"));
     }
     let (mut daemon, startup) = start_daemon(&config, home.path()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -492,13 +497,18 @@ async fn main() {
     }
 }
 
+/// The private chat (and user) id of a conversation in telegram mode.
+fn telegram_chat(conversation: usize) -> i64 {
+    10_000 + conversation as i64
+}
+
 /// Sends one Telegram message through the fake Bot API and waits for the bot's answer.
 async fn telegram_exchange(
     telegram: &fake_telegram::FakeTelegram,
     conversation: usize,
     text: &str,
 ) -> Option<String> {
-    let chat_id = 10_000 + conversation as i64;
+    let chat_id = telegram_chat(conversation);
     telegram.push_message(chat_id, chat_id, text);
     let expected = format!("ok: {text}");
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -266,9 +266,13 @@ impl Access {
 /// A fresh, hard-to-guess pairing code.
 fn new_code() -> String {
     let random = uuid::Uuid::new_v4();
+    // Bytes 6 and 8 carry the UUID's version and variant bits, not randomness.
     random
         .as_bytes()
         .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != 6 && *index != 8)
+        .map(|(_, byte)| byte)
         .take(CODE_LENGTH)
         .map(|byte| CODE_ALPHABET[usize::from(*byte) % CODE_ALPHABET.len()] as char)
         .collect()

@@ -176,7 +176,28 @@ pub struct NewMessage<'a> {
     pub direct: bool,
 }
 
-impl NewMessage<'_> {
+impl<'a> NewMessage<'a> {
+    /// The agent's own message, already sent: `sender` is the agent's display name.
+    pub fn sent_by_agent(
+        id: &'a str,
+        conversation_id: &'a str,
+        sender: &'a str,
+        content: &'a str,
+    ) -> Self {
+        Self {
+            id,
+            conversation_id,
+            role: Role::Assistant,
+            sender,
+            content,
+            platform_message_id: None,
+            status: MessageStatus::Sent,
+            sender_id: None,
+            authority: Authority::Owner,
+            direct: false,
+        }
+    }
+
     /// The row this message became when stored at `created_at`.
     fn stored_at(&self, created_at: i64) -> StoredMessage {
         StoredMessage {

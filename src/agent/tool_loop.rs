@@ -160,6 +160,21 @@ impl ToolLoop {
         })
     }
 
+    fn redact(&self, content: &mut [AssistantContent]) {
+        if self.redactor.is_empty() {
+            return;
+        }
+        for part in content {
+            match part {
+                AssistantContent::Text(text) => text.text = self.redactor.redact(&text.text),
+                AssistantContent::ToolCall(call) => {
+                    self.redactor.redact_json(&mut call.function.arguments);
+                }
+                AssistantContent::Reasoning(_) | AssistantContent::Image(_) => {}
+            }
+        }
+    }
+
     /// Runs the loop. Everything the model says and every tool result is appended to
     /// `request.messages`, so the caller can persist the whole exchange.
     #[allow(clippy::too_many_arguments)]
@@ -186,10 +201,13 @@ impl ToolLoop {
         let mut corrections = 0;
         let mut text_calls = 0;
         for _ in 0..max_turns {
-            let response = match self.complete(process_id, request, &mut *sink).await {
+            let mut response = match self.complete(process_id, request, &mut *sink).await {
                 Ok(response) => response,
                 Err(error) => return LoopEnd::Failed(error),
             };
+            // What the model says never carries a configured secret further: not into a
+            // reply, a command, a transcript or an event.
+            self.redact(&mut response.content);
             sink.spent(&response.usage);
             let mut text = String::new();
             let mut calls = Vec::new();

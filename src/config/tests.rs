@@ -70,27 +70,9 @@ fn example_config_parses_with_empty_environment() {
     let discord = config.messaging.discord.as_ref().expect("discord");
     assert_eq!(discord.token, "discord-token");
     assert!(discord.enabled && !discord.allow_bot_messages && discord.api_base.is_none());
-    // The old allow-lists add members; a username is not a stable id and is ignored, loudly.
-    assert!(
-        config
-            .access
-            .members
-            .contains(&"discord:123456789012345678".to_string())
-    );
-    assert!(
-        config
-            .access
-            .members
-            .contains(&"telegram:987654321".to_string())
-    );
-    assert!(
-        config
-            .notices
-            .iter()
-            .any(|notice| notice.contains("`@alice` is ignored")),
-        "{:#?}",
-        config.notices
-    );
+    assert_eq!(config.access.owners, vec!["telegram:123456789"]);
+    assert_eq!(config.access.groups.len(), 2);
+    assert_eq!(config.sandbox, crate::config::SandboxConfig::default());
     let slack = config.messaging.slack.as_ref().expect("slack");
     assert_eq!(
         (slack.bot_token.as_str(), slack.app_token.as_str()),
@@ -718,4 +700,31 @@ stream = false
     assert_eq!(line, 2);
     assert_eq!(key, "llm.models.x.reasoning_effort");
     assert!(message.contains("low"), "{message}");
+}
+
+#[test]
+fn old_allow_lists_add_members_and_ignore_usernames_loudly() {
+    let config = parse(
+        "[messaging.telegram]\ntoken = \"t\"\ndm_allowed_users = [\"@alice\", \"987654321\"]\n\
+         [messaging.discord]\ntoken = \"d\"\ndm_allowed_users = [\"123456789012345678\"]\n",
+    );
+    assert_eq!(
+        config.access.members,
+        vec!["telegram:987654321", "discord:123456789012345678"]
+    );
+    assert!(
+        config
+            .notices
+            .iter()
+            .any(|notice| notice.contains("`@alice` is ignored")),
+        "{:#?}",
+        config.notices
+    );
+}
+
+#[test]
+fn a_relative_bwrap_path_is_refused_with_its_place() {
+    let (line, _, key, message) = invalid_with("[sandbox]\nbwrap = \"bin/bwrap\"\n", &[]);
+    assert_eq!((line, key.as_str()), (2, "sandbox.bwrap"));
+    assert!(message.contains("not an absolute path"), "{message}");
 }

@@ -42,9 +42,42 @@ impl Redactor {
         text
     }
 
+    /// Redacts every string inside a JSON value (a tool call's arguments).
+    pub fn redact_json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => *text = self.redact(text),
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(|item| self.redact_json(item));
+            }
+            serde_json::Value::Object(fields) => {
+                fields.values_mut().for_each(|item| self.redact_json(item));
+            }
+            _ => {}
+        }
+    }
+
     /// Whether there is anything to redact at all.
     pub fn is_empty(&self) -> bool {
         self.forms.is_empty()
+    }
+
+    /// `redact` for text still being written (a streamed draft): a tail that could be the
+    /// start of a secret is held back, so no part of one is ever shown.
+    pub fn redact_draft(&self, text: &str) -> String {
+        let held = self
+            .forms
+            .iter()
+            .map(|form| {
+                (1..form.len().min(text.len() + 1))
+                    .rev()
+                    .find(|length| {
+                        form.is_char_boundary(*length) && text.ends_with(&form[..*length])
+                    })
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        self.redact(&text[..text.len() - held])
     }
 }
 
@@ -84,6 +117,22 @@ fn encodings(secret: &[u8]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_draft_never_shows_the_start_of_a_secret() {
+        let redactor = Redactor::new(vec![SECRET.to_string()]);
+        assert_eq!(
+            redactor.redact_draft("the key is sk-live-12"),
+            "the key is "
+        );
+        assert_eq!(redactor.redact_draft("the key is s"), "the key is ");
+        assert_eq!(redactor.redact_draft("plain text"), "plain text");
+        assert!(
+            !redactor
+                .redact_draft(&format!("{SECRET} ok"))
+                .contains("sk-live")
+        );
+    }
+
     const SECRET: &str = "sk-live-1234567890abcdef";
 
     #[test]
@@ -92,6 +141,25 @@ mod tests {
         assert_eq!(
             redactor.redact(&format!("key={SECRET} abc")),
             "key=[redacted] abc"
+        );
+    }
+
+    #[test]
+    fn every_string_of_a_tool_calls_arguments_is_redacted() {
+        let redactor = Redactor::new(vec![SECRET.into()]);
+        let mut arguments = serde_json::json!({
+            "command": format!("curl -H 'Authorization: {SECRET}'"),
+            "nested": [{"value": SECRET}, 42],
+            "plain": "nothing here",
+        });
+        redactor.redact_json(&mut arguments);
+        assert_eq!(
+            arguments,
+            serde_json::json!({
+                "command": "curl -H 'Authorization: [redacted]'",
+                "nested": [{"value": "[redacted]"}, 42],
+                "plain": "nothing here",
+            })
         );
     }
 

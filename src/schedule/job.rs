@@ -255,7 +255,7 @@ pub fn shortest_gap(spec: &JobSpec, fallback: Zone) -> Result<Option<Duration>, 
     let mut shortest: Option<Duration> = None;
     let now = chrono::Utc::now();
     for _ in 0..12 {
-        let Some(slot) = timing.next_slot(previous, now) else {
+        let Some(slot) = timing.next_slot(previous, previous.unwrap_or(now)) else {
             break;
         };
         if let Some(before) = previous {
@@ -273,5 +273,39 @@ pub fn format_instant(millis: i64, zone: Zone) -> String {
     match zone {
         Zone::Named(zone) => instant.with_timezone(&zone).to_rfc3339(),
         Zone::Local => instant.with_timezone(&chrono::Local).to_rfc3339(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(schedule: ScheduleSpec) -> JobSpec {
+        JobSpec {
+            id: "job".to_string(),
+            prompt: "say hi".to_string(),
+            schedule,
+            timezone: Some("UTC".to_string()),
+            delivery_target: None,
+            active_hours: None,
+            timeout_secs: 60,
+            enabled: true,
+            run_once: false,
+        }
+    }
+
+    #[test]
+    fn the_shortest_gap_is_read_off_the_schedule() {
+        let gap = |schedule| shortest_gap(&spec(schedule), Zone::Local).expect("valid");
+        assert_eq!(gap(ScheduleSpec::Every(90)), Some(Duration::from_secs(90)));
+        assert_eq!(
+            gap(ScheduleSpec::Cron("*/2 * * * *".to_string())),
+            Some(Duration::from_secs(120))
+        );
+        // Twice a day, unevenly: the shorter stretch counts.
+        assert_eq!(
+            gap(ScheduleSpec::Cron("0 9,11 * * *".to_string())),
+            Some(Duration::from_secs(2 * 3600))
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real daemon, in-process, against fake remote ends on 127.0.0.1.
 //! One test binary for all of them, so the whole stack links once.
 
+mod daemon_process;
 #[path = "../support/fake_discord.rs"]
 mod fake_discord;
 #[path = "../support/fake_llm.rs"]
@@ -25,6 +26,7 @@ mod providers;
 mod real_model;
 mod reliability;
 mod restart;
+mod security;
 mod slack;
 mod streaming;
 mod telegram;

@@ -1,134 +1,14 @@
 //! Reliability: the daemon killed or stopped under load loses nothing, a faulty LLM never
 //! leaves a message unanswered, bursts stay bounded, and bad input gets clear errors.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::daemon_process::DaemonProcess;
 use crate::fake_llm::{FakeLlm, Scripted};
 use crate::harness::{TestDaemon, config_for, replies, spawn_worker_on};
-
-/// `spacebot serve` as a separate process, so it can be killed like a real one.
-struct DaemonProcess {
-    child: Child,
-    base_url: String,
-    http: reqwest::Client,
-}
-
-impl DaemonProcess {
-    async fn start(home: &std::path::Path, config: &str) -> DaemonProcess {
-        Self::start_with(
-            home,
-            config,
-            Command::new(env!("CARGO_BIN_EXE_spacebot")),
-            Stdio::null(),
-        )
-        .await
-    }
-
-    /// Starts `command` (the daemon binary, or a wrapper that ends by running it) with
-    /// `serve` arguments, its log going to `log`.
-    async fn start_with(
-        home: &std::path::Path,
-        config: &str,
-        mut command: Command,
-        log: Stdio,
-    ) -> DaemonProcess {
-        spacebot::install_crypto_provider();
-        std::fs::write(home.join("config.toml"), config).expect("config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("free port")
-            .port();
-        let child = command
-            .args(["serve", "--port", &port.to_string()])
-            .env("SPACEBOT_HOME", home)
-            .env("RUST_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start spacebot serve");
-        let daemon = DaemonProcess {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let health = daemon.http.get(daemon.url("/api/health")).send().await;
-            if health.is_ok_and(|response| response.status().is_success()) {
-                return daemon;
-            }
-            assert!(Instant::now() < deadline, "daemon never became ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
-    }
-
-    async fn post(&self, conversation: &str, content: &str) {
-        let response = self
-            .http
-            .post(self.url("/api/agents/main/messages"))
-            .json(&json!({"content": content, "conversation": conversation}))
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(response.status(), 202);
-    }
-
-    async fn transcript(&self, conversation: &str) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(self.url(&format!(
-                "/api/agents/main/conversations/portal:{conversation}/messages?limit=1000"
-            )))
-            .send()
-            .await
-            .expect("transcript")
-            .json()
-            .await
-            .expect("json");
-        body["messages"].as_array().cloned().unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; returns how long it took.
-    async fn wait_exit(&mut self, limit: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                let _ = status;
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < limit,
-                "the daemon did not exit within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for DaemonProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Every conversation `prefix-{0..count}` ends with exactly one answer and nothing pending.
 async fn assert_each_answered_once(daemon: &DaemonProcess, prefix: &str, count: usize) {

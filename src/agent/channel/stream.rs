@@ -14,6 +14,7 @@ use crate::llm::partial_json::FieldReader;
 use crate::llm::visible::visible_prefix;
 use crate::llm::{StreamSink, TokenUsage};
 use crate::message::{Draft, Outbox};
+use crate::sandbox::Redactor;
 
 /// The least time between two `reply_streaming` events of one turn.
 const EVENT_INTERVAL: Duration = Duration::from_millis(100);
@@ -23,6 +24,8 @@ const REPLY_TOOL: &str = "reply";
 pub(super) struct AnswerStream {
     outbox: Arc<dyn Outbox>,
     events: EventBus,
+    /// Drafts never show a configured secret, nor the start of one.
+    redactor: Redactor,
     agent_id: String,
     conversation: ConversationId,
     in_reply_to: Vec<String>,
@@ -46,6 +49,7 @@ impl AnswerStream {
     pub(super) fn new(
         outbox: Arc<dyn Outbox>,
         events: EventBus,
+        redactor: Redactor,
         agent_id: &str,
         conversation: &ConversationId,
         in_reply_to: Vec<String>,
@@ -54,6 +58,7 @@ impl AnswerStream {
         Self {
             outbox,
             events,
+            redactor,
             agent_id: agent_id.to_string(),
             conversation: conversation.clone(),
             in_reply_to,
@@ -78,6 +83,11 @@ impl AnswerStream {
                 .unwrap_or_default(),
             None if self.text_void => String::new(),
             None => visible_prefix(&self.text),
+        };
+        let current = if self.redactor.is_empty() {
+            current
+        } else {
+            self.redactor.redact_draft(&current)
         };
         if current.is_empty() || current == self.shown {
             return;

@@ -79,6 +79,7 @@ impl Channel {
         let mut stream = AnswerStream::new(
             agent.outbox.clone(),
             agent.tool_loop.events.clone(),
+            agent.tool_loop.redactor.clone(),
             &agent.config.id,
             &self.conversation,
             batch.iter().map(|message| message.id.clone()).collect(),

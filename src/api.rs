@@ -1,5 +1,5 @@
 //! The HTTP API (axum): health and status, portal messages, conversation history, memories,
-//! cron jobs, the cortex, the SSE event stream, an OpenAI-compatible chat endpoint and the web
+//! cron jobs, the cortex, token usage and cost, the SSE event stream, an OpenAI-compatible chat endpoint and the web
 //! chat.
 
 mod access;
@@ -11,6 +11,7 @@ mod memories;
 mod messages;
 mod openai;
 mod status;
+mod usage;
 
 use std::sync::Arc;
 
@@ -87,6 +88,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/agents/{agent_id}/memories/{memory_id}",
             get(memories::get).delete(memories::forget),
         )
+        .route("/api/usage", get(usage::report))
         .route("/api/access", get(access::show))
         .route("/api/access/approve", post(access::approve))
         .route("/api/access/revoke", post(access::revoke))

@@ -1,10 +1,14 @@
 //! The HTTP client behind the CLI verbs (`chat`, `send`, `status`, `access`, `cron`, `memory`): every verb but
 //! `serve` talks to a running daemon through its API.
 
+mod usage;
+
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+
+pub use usage::render as render_usage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -48,6 +52,18 @@ impl ApiClient {
 
     pub async fn status(&self) -> Result<Value, ClientError> {
         self.send(self.http.get(self.url("/api/status"))).await
+    }
+
+    /// `GET /api/usage` for the last `days` days, of one agent or all.
+    pub async fn usage(&self, days: u32, agent: Option<&str>) -> Result<Value, ClientError> {
+        let mut request = self
+            .http
+            .get(self.url("/api/usage"))
+            .query(&[("days", days.to_string())]);
+        if let Some(agent) = agent {
+            request = request.query(&[("agent", agent)]);
+        }
+        self.send(request).await
     }
 
     /// Owners, members, approved members and waiting pairing codes.

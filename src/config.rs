@@ -107,9 +107,54 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LlmConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[llm.models."provider/model"]`: settings that override the built-in ones for
+    /// well-known models. Keyed as written (`provider/model` or a bare model name).
+    pub models: BTreeMap<String, ModelSettings>,
+    /// `[llm.pricing."model"]`: prices that override the built-in table.
+    pub pricing: BTreeMap<String, Price>,
+}
+
+/// What a model accepts and how it is asked; unset fields fall back to the built-in
+/// defaults for well-known model ids, then to the provider's own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelSettings {
+    /// Tokens the model reads at most; the compactor keeps each context inside it.
+    pub context_window: Option<usize>,
+    /// Tokens a reply may have at most (`max_tokens`).
+    pub max_output_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    /// `low`, `medium` or `high`: OpenAI's `reasoning_effort`, or an Anthropic thinking
+    /// budget.
+    pub reasoning_effort: Option<String>,
+}
+
+impl ModelSettings {
+    /// These settings, with unset fields taken from `fallback`.
+    pub fn or(&self, fallback: &ModelSettings) -> ModelSettings {
+        ModelSettings {
+            context_window: self.context_window.or(fallback.context_window),
+            max_output_tokens: self.max_output_tokens.or(fallback.max_output_tokens),
+            temperature: self.temperature.or(fallback.temperature),
+            reasoning_effort: self
+                .reasoning_effort
+                .clone()
+                .or_else(|| fallback.reasoning_effort.clone()),
+        }
+    }
+}
+
+/// A model's price in USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    /// Reading a cached prompt prefix (default: the input price).
+    pub cache_read: f64,
+    /// Writing a prompt prefix to the cache (default: the input price).
+    pub cache_write: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +257,8 @@ pub struct DefaultsConfig {
     pub timezone: Zone,
     pub cron: CronSettings,
     pub cortex: CortexConfig,
+    /// `defaults.daily_token_budget`, for agents that set none.
+    pub daily_token_budget: Option<u64>,
 }
 
 /// The cortex's limits and intervals (`[defaults.cortex]`).
@@ -290,6 +337,9 @@ pub struct AgentConfig {
     pub coalesce: CoalesceConfig,
     /// The agent's zone (`timezone`, else `defaults.timezone`, else the machine's).
     pub timezone: Zone,
+    /// Tokens the agent may spend per day (UTC); once spent its turns say so instead of
+    /// calling a model. `None`: no limit.
+    pub daily_token_budget: Option<u64>,
     /// `[[agents.cron]]`: jobs upserted at startup.
     pub cron: Vec<JobSpec>,
     /// Bounded inbox capacity of each channel (`defaults.channel_inbox`).
@@ -407,6 +457,8 @@ pub enum SandboxMode {
 #[derive(Debug, Clone)]
 pub struct DiscordConfig {
     pub enabled: bool,
+    /// Replies show as they are written (the message is sent, then edited).
+    pub stream: bool,
     /// The resolved bot token.
     pub token: String,
     /// Answer messages written by other bots (never its own).
@@ -418,6 +470,8 @@ pub struct DiscordConfig {
 #[derive(Debug, Clone)]
 pub struct TelegramConfig {
     pub enabled: bool,
+    /// Replies show as they are written (the message is sent, then edited).
+    pub stream: bool,
     /// The resolved bot token.
     pub token: String,
     /// Instead of `https://api.telegram.org`.
@@ -427,6 +481,8 @@ pub struct TelegramConfig {
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
     pub enabled: bool,
+    /// Replies show as they are written (the message is posted, then updated).
+    pub stream: bool,
     /// The resolved bot token (`xoxb-...`) for the Web API.
     pub bot_token: String,
     /// The resolved app-level token (`xapp-...`) for Socket Mode.

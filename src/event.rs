@@ -120,6 +120,14 @@ pub enum ProcessEvent {
         in_reply_to: Vec<String>,
         outcome: TurnOutcome,
     },
+    /// The answer being written, as far as it may be shown (`text` is all of it so far; at
+    /// most about ten of these a second). `message_sent` carries the final text.
+    ReplyStreaming {
+        agent_id: String,
+        conversation_id: String,
+        in_reply_to: Vec<String>,
+        text: String,
+    },
     TurnFailed {
         agent_id: String,
         conversation_id: String,
@@ -211,6 +219,7 @@ impl ProcessEvent {
             ProcessEvent::MessageReceived { .. } => "message_received",
             ProcessEvent::MessageSent { .. } => "message_sent",
             ProcessEvent::TurnCompleted { .. } => "turn_completed",
+            ProcessEvent::ReplyStreaming { .. } => "reply_streaming",
             ProcessEvent::TurnFailed { .. } => "turn_failed",
             ProcessEvent::BranchStarted { .. } => "branch_started",
             ProcessEvent::BranchResult { .. } => "branch_result",
@@ -258,6 +267,11 @@ impl ProcessEvent {
                 ..
             }
             | ProcessEvent::TurnFailed {
+                agent_id,
+                conversation_id,
+                ..
+            }
+            | ProcessEvent::ReplyStreaming {
                 agent_id,
                 conversation_id,
                 ..

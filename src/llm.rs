@@ -1,162 +1,70 @@
-//! The LLM layer: providers built from config, model routing by process type, retries with
-//! backoff and jitter, fallbacks, rate-limit cool-downs and per-call token usage.
+//! The LLM layer: providers built from config, model routing by process type, streamed
+//! calls, retries with backoff and jitter, fallbacks, rate-limit cool-downs, circuit
+//! breakers, tool-less mode for servers that refuse tools, per-model settings and prices
+//! (`catalog`), reading what weak models write (`text_tools`, `visible`) and per-call token
+//! usage (`usage`).
 
+mod catalog;
+mod error;
+pub mod partial_json;
 mod provider;
+pub mod text_tools;
+mod transport;
 mod usage;
+pub mod visible;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rig::OneOrMany;
-use rig::completion::{CompletionError, CompletionRequest, ToolDefinition};
-use rig::message::{AssistantContent, Message};
+use rig::completion::{CompletionRequest, ToolDefinition};
+use rig::message::{AssistantContent, Message, Text};
 use serde::Serialize;
 
 use crate::config::{Config, ModelId, ProviderKind, RetryConfig, RoutingConfig};
 use crate::event::{ProcessId, ProcessType};
+pub use crate::message::TokenUsage;
+pub use catalog::ModelCatalog;
+pub use error::LlmError;
 pub use provider::{ProviderBuildError, ProviderClient};
-pub use usage::UsageRecorder;
+use transport::ExchangeLog;
+pub use usage::{UsageQuery, UsageRecorder, UsageRow};
+
+/// Receives a streamed answer as it arrives. `call` is the id that ties a tool call's name
+/// to its argument fragments. `restart` means what came so far is void (the call is retried
+/// or a fallback model answers instead).
+pub trait StreamSink: Send {
+    fn text(&mut self, _text: &str) {}
+    fn tool_call_name(&mut self, _call: &str, _name: &str) {}
+    fn tool_call_arguments(&mut self, _call: &str, _fragment: &str) {}
+    fn restart(&mut self) {}
+}
+
+/// Nobody watches the stream (branches, workers, the compactor).
+impl StreamSink for () {}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// It finished its answer or asked for tools.
+    Stop,
+    /// It hit its output limit; the last text or tool call is cut off.
+    Length,
+    /// It declined to answer; the refusal, if it gave one, is the text.
+    Refused,
+}
 
 /// What a user without a provider is told, in the log, in `status` and in every reply.
 pub const SETUP_HINT: &str = "No LLM provider is configured. Set OPENAI_API_KEY (and optionally \
 OPENAI_BASE_URL for Ollama, llama.cpp, vLLM or OpenRouter) or ANTHROPIC_API_KEY before starting \
 the daemon, or add an [llm.providers.NAME] section with base_url and api_key to the config file.";
 
-/// How long a model that answered 429 is passed over while fallbacks remain.
+/// How long a model that answered 429 is passed over while fallbacks remain, unless the
+/// provider said how long.
 const RATE_LIMIT_COOL_DOWN: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum LlmError {
-    #[error("{SETUP_HINT}")]
-    NotConfigured,
-    #[error("model `{model}` names provider `{provider}`, which is not configured")]
-    UnknownProvider { model: String, provider: String },
-    #[error("`{model}` answered HTTP {status}: {body}")]
-    Status {
-        model: String,
-        status: u16,
-        body: String,
-    },
-    #[error("`{model}` timed out: {message}")]
-    Timeout { model: String, message: String },
-    #[error("cannot reach `{model}`: {message}")]
-    Transport { model: String, message: String },
-    #[error("`{model}` sent a reply that could not be read: {message}")]
-    InvalidResponse { model: String, message: String },
-    #[error("cannot build the request for `{model}`: {message}")]
-    Request { model: String, message: String },
-    #[error("every model failed ({attempts} attempts); last error: {last}")]
-    Exhausted { attempts: u32, last: Box<LlmError> },
-    #[error(
-        "`{model}` failed {failures} times in a row and is paused for {retry_in_secs}s (circuit \
-         breaker); last error: {last}"
-    )]
-    CircuitOpen {
-        model: String,
-        failures: u32,
-        retry_in_secs: u64,
-        last: String,
-    },
-}
-
-impl LlmError {
-    fn is_retryable(&self) -> bool {
-        match self {
-            LlmError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
-            LlmError::Timeout { .. }
-            | LlmError::Transport { .. }
-            | LlmError::InvalidResponse { .. } => true,
-            LlmError::NotConfigured
-            | LlmError::UnknownProvider { .. }
-            | LlmError::Request { .. }
-            | LlmError::Exhausted { .. }
-            | LlmError::CircuitOpen { .. } => false,
-        }
-    }
-
-    /// Whether the failure says something about the model or its provider (down, refusing
-    /// the key, unknown model), rather than about one request.
-    fn counts_against_model(&self) -> bool {
-        match self {
-            LlmError::Status { status, .. } => {
-                matches!(status, 401 | 403 | 404 | 408 | 429) || *status >= 500
-            }
-            LlmError::Timeout { .. }
-            | LlmError::Transport { .. }
-            | LlmError::InvalidResponse { .. } => true,
-            LlmError::NotConfigured
-            | LlmError::UnknownProvider { .. }
-            | LlmError::Request { .. }
-            | LlmError::Exhausted { .. }
-            | LlmError::CircuitOpen { .. } => false,
-        }
-    }
-
-    fn is_rate_limit(&self) -> bool {
-        matches!(self, LlmError::Status { status: 429, .. })
-    }
-
-    fn from_completion(model: &ModelId, error: CompletionError) -> Self {
-        use rig::http_client::Error as HttpError;
-        let model = model.to_string();
-        match error {
-            CompletionError::HttpError(HttpError::InvalidStatusCodeWithMessage(status, body)) => {
-                LlmError::Status {
-                    model,
-                    status: status.as_u16(),
-                    body,
-                }
-            }
-            CompletionError::HttpError(HttpError::InvalidStatusCode(status)) => LlmError::Status {
-                model,
-                status: status.as_u16(),
-                body: String::new(),
-            },
-            CompletionError::HttpError(HttpError::Instance(inner)) => {
-                let timed_out = inner
-                    .downcast_ref::<reqwest::Error>()
-                    .is_some_and(reqwest::Error::is_timeout);
-                let message = error_chain(inner.as_ref());
-                if timed_out {
-                    LlmError::Timeout { model, message }
-                } else {
-                    LlmError::Transport { model, message }
-                }
-            }
-            CompletionError::HttpError(other) => LlmError::Transport {
-                model,
-                message: other.to_string(),
-            },
-            CompletionError::JsonError(error) => LlmError::InvalidResponse {
-                model,
-                message: error.to_string(),
-            },
-            CompletionError::ResponseError(message) | CompletionError::ProviderError(message) => {
-                LlmError::InvalidResponse { model, message }
-            }
-            CompletionError::UrlError(error) => LlmError::Request {
-                model,
-                message: error.to_string(),
-            },
-            CompletionError::RequestError(error) => LlmError::Request {
-                model,
-                message: error.to_string(),
-            },
-        }
-    }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+/// The longest wait a provider's retry-after may impose on one retry.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// One call's input: the system prompt, the conversation so far (never empty) and the tools.
 #[derive(Debug, Clone)]
@@ -170,6 +78,10 @@ pub struct LlmRequest {
 pub struct LlmResponse {
     pub model: ModelId,
     pub content: Vec<AssistantContent>,
+    pub usage: TokenUsage,
+    pub finish: Finish,
+    /// The tools were left out: the model is in tool-less mode.
+    pub tool_less: bool,
 }
 
 /// What `status` shows about a provider.
@@ -209,6 +121,10 @@ impl ModelBreaker {
 pub struct LlmManager {
     providers: HashMap<String, ProviderClient>,
     statuses: Vec<ProviderStatus>,
+    catalog: ModelCatalog,
+    /// Models whose server refused `tools`: they are called without tools from then on
+    /// (for the daemon's lifetime), and their final text is the answer.
+    tool_less: Mutex<BTreeSet<ModelId>>,
     retry: RetryConfig,
     cool_downs: Mutex<BTreeMap<ModelId, Instant>>,
     breakers: Mutex<BTreeMap<ModelId, Breaker>>,
@@ -234,6 +150,8 @@ impl LlmManager {
         Ok(Self {
             providers,
             statuses,
+            catalog: ModelCatalog::new(&config.llm),
+            tool_less: Mutex::new(BTreeSet::new()),
             retry: config.defaults.retry.clone(),
             cool_downs: Mutex::new(BTreeMap::new()),
             breakers: Mutex::new(BTreeMap::new()),
@@ -248,6 +166,25 @@ impl LlmManager {
 
     pub fn provider_statuses(&self) -> &[ProviderStatus] {
         &self.statuses
+    }
+
+    /// Per-model settings and prices.
+    pub fn catalog(&self) -> &ModelCatalog {
+        &self.catalog
+    }
+
+    /// Models in tool-less mode, because their server refused `tools`.
+    pub fn tool_less_models(&self) -> Vec<String> {
+        self.tool_less
+            .lock()
+            .map(|models| models.iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    fn is_tool_less(&self, model: &ModelId) -> bool {
+        self.tool_less
+            .lock()
+            .is_ok_and(|models| models.contains(model))
     }
 
     /// Models whose breaker is open now.
@@ -323,6 +260,7 @@ impl LlmManager {
         process_id: &ProcessId,
         request: &LlmRequest,
         usage: &UsageRecorder,
+        sink: &mut dyn StreamSink,
     ) -> Result<LlmResponse, LlmError> {
         if !self.is_configured() {
             return Err(LlmError::NotConfigured);
@@ -345,11 +283,13 @@ impl LlmManager {
         let mut last_error = None;
         for model in closed {
             let result = self
-                .complete_with_retries(model, process_id, request, usage, &mut attempts)
+                .complete_with_retries(model, process_id, request, usage, sink, &mut attempts)
                 .await;
             self.note_outcome(model, result.as_ref().err());
             match result {
                 Ok(response) => return Ok(response),
+                // Another model would not fit the context any better: the caller compacts.
+                Err(error) if error.is_context_overflow() => return Err(error),
                 Err(error) => {
                     tracing::warn!(model = %model, %error, "model failed; trying the next fallback if any");
                     last_error = Some(error);
@@ -363,12 +303,14 @@ impl LlmManager {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn complete_with_retries(
         &self,
         model: &ModelId,
         process_id: &ProcessId,
         request: &LlmRequest,
         usage: &UsageRecorder,
+        sink: &mut dyn StreamSink,
         attempts: &mut u32,
     ) -> Result<LlmResponse, LlmError> {
         let provider =
@@ -378,31 +320,82 @@ impl LlmManager {
                     model: model.to_string(),
                     provider: model.provider.clone(),
                 })?;
+        let mut settings = self.catalog.settings(model);
+        if provider.kind() == ProviderKind::OpenAi {
+            // Only a configured limit is sent: some OpenAI models refuse `max_tokens`.
+            settings.max_output_tokens = self.catalog.configured(model).max_output_tokens;
+        }
         let mut retry = 0;
         loop {
+            if *attempts > 0 {
+                sink.restart();
+            }
             *attempts += 1;
             let started = Instant::now();
+            let tool_less = self.is_tool_less(model);
+            let mut rig_request = to_rig_request(request, model)?;
+            if tool_less {
+                rig_request.tools.clear();
+            }
+            let offered_tools = !rig_request.tools.is_empty();
+            let log = ExchangeLog::default();
             let result = provider
-                .complete(&model.model, to_rig_request(request)?)
-                .await
-                .map_err(|error| LlmError::from_completion(model, error));
+                .stream(&model.model, rig_request, &settings, &log, sink)
+                .await;
+            let exchange = log.snapshot();
+            let result = match result {
+                Err(error) => Err(LlmError::classify(model, &exchange, offered_tools, error)),
+                Ok(_) if exchange.stream_error.is_some() => Err(LlmError::StreamFailed {
+                    model: model.to_string(),
+                    message: exchange.stream_error.clone().unwrap_or_default(),
+                }),
+                Ok(streamed) => Ok(streamed),
+            };
             match result {
-                Ok(response) => {
+                Ok(streamed) => {
                     tracing::debug!(model = %model, elapsed_ms = started.elapsed().as_millis() as u64, "completion");
-                    usage.record(process_id, model, &response.usage);
+                    let tokens = token_usage(&streamed.usage, &exchange, provider.kind());
+                    usage.record(process_id, model, &tokens);
+                    let mut content = streamed.content;
+                    let finish = match exchange.finish_reason.as_deref() {
+                        Some("length" | "max_tokens") => Finish::Length,
+                        Some("refusal" | "content_filter") => Finish::Refused,
+                        _ if !exchange.refusal.is_empty() => Finish::Refused,
+                        _ => Finish::Stop,
+                    };
+                    let has_text = content
+                        .iter()
+                        .any(|part| matches!(part, AssistantContent::Text(text) if !text.text.trim().is_empty()));
+                    if !exchange.refusal.is_empty() && !has_text {
+                        content.push(AssistantContent::Text(Text {
+                            text: exchange.refusal.clone(),
+                        }));
+                    }
                     return Ok(LlmResponse {
                         model: model.clone(),
-                        content: response.choice.into_iter().collect(),
+                        content,
+                        usage: tokens,
+                        finish,
+                        tool_less,
                     });
+                }
+                Err(LlmError::ToolsUnsupported { body, .. }) if !tool_less => {
+                    tracing::warn!(model = %model, %body, "the server refuses tools; the model answers in plain text from now on (tool-less mode)");
+                    if let Ok(mut models) = self.tool_less.lock() {
+                        models.insert(model.clone());
+                    }
                 }
                 Err(error) => {
                     if error.is_rate_limit() {
-                        self.cool_down(model);
+                        self.cool_down(model, error.retry_after());
                     }
                     if !error.is_retryable() || retry >= self.retry.max_retries {
                         return Err(error);
                     }
-                    let delay = backoff(&self.retry, retry);
+                    let step = backoff(&self.retry, retry);
+                    let delay = error
+                        .retry_after()
+                        .map_or(step, |wait| wait.min(LONGEST_RETRY_AFTER).max(step));
                     tracing::warn!(model = %model, %error, retry = retry + 1, delay_ms = delay.as_millis() as u64, "retrying LLM call");
                     tokio::time::sleep(delay).await;
                     retry += 1;
@@ -411,9 +404,12 @@ impl LlmManager {
         }
     }
 
-    fn cool_down(&self, model: &ModelId) {
+    fn cool_down(&self, model: &ModelId, wait: Option<Duration>) {
+        let wait = wait
+            .unwrap_or(RATE_LIMIT_COOL_DOWN)
+            .min(LONGEST_RETRY_AFTER);
         if let Ok(mut cool_downs) = self.cool_downs.lock() {
-            cool_downs.insert(model.clone(), Instant::now() + RATE_LIMIT_COOL_DOWN);
+            cool_downs.insert(model.clone(), Instant::now() + wait);
         }
     }
 
@@ -439,6 +435,30 @@ impl LlmManager {
     }
 }
 
+/// A call's tokens, split the way they are priced. OpenAI counts cached tokens inside
+/// `prompt_tokens`; Anthropic reports cache reads and writes beside `input_tokens` (taken
+/// from the stream by the transport, since rig keeps only the input count).
+fn token_usage(
+    usage: &rig::completion::Usage,
+    exchange: &transport::Exchange,
+    kind: ProviderKind,
+) -> TokenUsage {
+    match kind {
+        ProviderKind::OpenAi => TokenUsage {
+            input: usage.input_tokens.saturating_sub(usage.cached_input_tokens),
+            output: usage.output_tokens,
+            cache_read: usage.cached_input_tokens,
+            cache_write: 0,
+        },
+        ProviderKind::Anthropic => TokenUsage {
+            input: usage.input_tokens,
+            output: usage.output_tokens,
+            cache_read: exchange.cache_read_tokens,
+            cache_write: exchange.cache_write_tokens,
+        },
+    }
+}
+
 /// The model routing picks for a process type.
 pub fn model_for(routing: &RoutingConfig, process_type: ProcessType) -> &ModelId {
     match process_type {
@@ -461,10 +481,10 @@ fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
     Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
 }
 
-fn to_rig_request(request: &LlmRequest) -> Result<CompletionRequest, LlmError> {
+fn to_rig_request(request: &LlmRequest, model: &ModelId) -> Result<CompletionRequest, LlmError> {
     let chat_history =
         OneOrMany::many(request.messages.iter().cloned()).map_err(|_| LlmError::Request {
-            model: String::new(),
+            model: model.to_string(),
             message: "a completion needs at least one message".to_string(),
         })?;
     Ok(CompletionRequest {
@@ -508,6 +528,7 @@ mod tests {
             model: "p/m".into(),
             status,
             body: String::new(),
+            retry_after: None,
         };
         assert!(status(429).is_retryable());
         assert!(status(500).is_retryable());
@@ -534,11 +555,13 @@ mod tests {
             model: "p/m".into(),
             status: 503,
             body: "overloaded".into(),
+            retry_after: None,
         };
         let bad_request = LlmError::Status {
             model: "p/m".into(),
             status: 400,
             body: "too long".into(),
+            retry_after: None,
         };
         manager.note_outcome(&model, Some(&down));
         manager.note_outcome(&model, Some(&bad_request));

@@ -63,6 +63,15 @@ enum Command {
     },
     /// Show the daemon's status.
     Status,
+    /// Tokens and cost by agent, model, process kind and day, and the daily budgets.
+    Usage {
+        /// Days back, today included.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Only this agent (default: all).
+        #[arg(long)]
+        agent: Option<String>,
+    },
     /// Who may talk to the agents: approve a pairing code, list, revoke.
     Access {
         #[command(subcommand)]
@@ -277,6 +286,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => {
             let client = client(&cli.url, cli.token, &home)?;
             print_status(&client.status().await?);
+            Ok(())
+        }
+        Command::Usage { days, agent } => {
+            let client = client(&cli.url, cli.token, &home)?;
+            let report = client.usage(days, agent.as_deref()).await?;
+            print!("{}", spacebot::client::render_usage(&report));
             Ok(())
         }
         Command::Send {
@@ -645,6 +660,16 @@ fn print_status(status: &Value) {
             );
         }
     }
+    for model in status["llm"]["tool_less_models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "model {} is in tool-less mode (its server refused tools): its text is the reply",
+            model.as_str().unwrap_or("?")
+        );
+    }
     for warning in status["access"]["warnings"]
         .as_array()
         .into_iter()
@@ -674,6 +699,17 @@ fn print_status(status: &Value) {
             agent["active_channels"],
             agent["cron"]["jobs"],
         );
+        if let Some(budget) = agent["daily_token_budget"].as_u64() {
+            let spent = if agent["budget_spent"].as_bool() == Some(true) {
+                " (spent: turns are refused until midnight UTC)"
+            } else {
+                ""
+            };
+            println!(
+                "  tokens today {} of {budget}{spent}",
+                agent["tokens_today"]
+            );
+        }
         for job in agent["cron"]["disabled"].as_array().into_iter().flatten() {
             println!(
                 "  cron job {} disabled{}",

@@ -152,6 +152,37 @@ impl OutboundContent {
     }
 }
 
+/// Tokens spent, split the way providers price them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TokenUsage {
+    /// Input tokens read fresh (not from a prompt cache).
+    pub input: u64,
+    pub output: u64,
+    /// Input tokens read from the provider's prompt cache.
+    pub cache_read: u64,
+    /// Input tokens written to the provider's prompt cache.
+    pub cache_write: u64,
+}
+
+impl TokenUsage {
+    /// Every token of the call, cached or not.
+    pub fn total(&self) -> u64 {
+        self.input + self.output + self.cache_read + self.cache_write
+    }
+
+    /// All input tokens, cached or not.
+    pub fn prompt(&self) -> u64 {
+        self.input + self.cache_read + self.cache_write
+    }
+
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cache_read += other.cache_read;
+        self.cache_write += other.cache_write;
+    }
+}
+
 /// An answer (or a message sent outside any turn) with where it goes.
 #[derive(Debug, Clone)]
 pub struct OutboundResponse {
@@ -162,6 +193,25 @@ pub struct OutboundResponse {
     /// The platform message to thread it under: the last message it answers.
     pub reply_to: Option<String>,
     pub content: OutboundContent,
+    /// Tokens the turn spent (zero for messages no model wrote).
+    pub usage: TokenUsage,
+    /// A turn's answer, which may have been shown as a draft (`Outbox::stream`) that
+    /// delivery now makes final; false for messages sent outside a turn.
+    pub turn_answer: bool,
+}
+
+/// An answer while it is being written: what may be shown of it so far, and where it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    pub agent_id: &'a str,
+    pub conversation: &'a ConversationId,
+    /// Our ids of the messages it will answer.
+    pub in_reply_to: &'a [String],
+    /// The platform message to thread it under.
+    pub reply_to: Option<&'a str>,
+    /// Everything that may be shown so far. It usually grows; it starts over when the model
+    /// does.
+    pub text: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +226,7 @@ pub enum DeliveryError {
 }
 
 /// How an agent's answers leave it. The agent calls these in a turn's order: `typing` when a
-/// turn starts, `deliver` with its answer, `recorded` once the turn is written down, and
+/// turn starts, `stream` as the answer is written, `deliver` with its answer, `recorded` once the turn is written down, and
 /// `settled` when nothing more is owed in the conversation. Implementations route by the
 /// conversation's platform.
 #[async_trait::async_trait]
@@ -196,4 +246,9 @@ pub trait Outbox: Send + Sync {
 
     /// Whether `deliver` can reach the conversation at all.
     fn reaches(&self, conversation: &ConversationId) -> bool;
+
+    /// Shows the turn's answer while it is written. Platforms that can edit messages show it
+    /// (throttled to their rate limits) and `deliver` then makes that message the final
+    /// answer, so it is sent once. Never waits. By default nothing is shown.
+    fn stream(&self, _draft: &Draft<'_>) {}
 }

@@ -14,6 +14,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("speakers", include_str!("../prompts/speakers.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
     ("cron", include_str!("../prompts/cron.md.j2")),
+    (
+        "tool_call_correction",
+        include_str!("../prompts/tool_call_correction.md.j2"),
+    ),
+    (
+        "text_tool_results",
+        include_str!("../prompts/text_tool_results.md.j2"),
+    ),
     ("memories", include_str!("../prompts/memories.md.j2")),
     (
         "memory_guidance",
@@ -140,6 +148,16 @@ mod tests {
                 },
             ),
             ("retrigger", minijinja::context! { results => vec!["r"] }),
+            (
+                "tool_call_correction",
+                minijinja::context! { problems => vec!["no tool named `x`"], tools => vec!["reply"] },
+            ),
+            (
+                "text_tool_results",
+                minijinja::context! {
+                    results => vec![minijinja::context! { name => "reply", result => "ok", is_error => false }],
+                },
+            ),
             (
                 "speakers",
                 minijinja::context! {

@@ -74,6 +74,8 @@ impl Router {
             content: OutboundContent::Text {
                 text: text.to_string(),
             },
+            usage: Default::default(),
+            turn_answer: false,
         };
         if let Err(error) = self.outbox.deliver(&answer).await {
             tracing::error!(%error, "cannot send the router's answer");

@@ -138,6 +138,7 @@ async fn think(
             &mut request,
             &agent.tools.branch,
             max_turns,
+            &mut (),
             |effect, _, _| match effect {
                 BranchEffect::SpawnWorker(request) => Handled::continue_with(
                     match worker::spawn(agent, conversation, standing, results.clone(), request) {
@@ -157,6 +158,10 @@ async fn think(
             format!("the branch reached its limit of {max_turns} steps without a conclusion")
         }
         LoopEnd::Failed(error) => format!("the branch failed: {error}"),
+        LoopEnd::Unreadable => {
+            "the branch failed: its model kept writing tool calls that could not be read"
+                .to_string()
+        }
         LoopEnd::Finished { value, .. } => match value {},
     }
 }

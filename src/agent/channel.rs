@@ -13,6 +13,7 @@ mod inbox;
 mod retire;
 mod scheduler;
 mod status;
+mod stream;
 mod turn;
 
 use std::collections::{HashSet, VecDeque};

@@ -58,6 +58,11 @@ pub fn plan(
     }
 }
 
+/// How many leading items to drop to free at least `tokens` (the emergency compaction).
+pub fn cut_for(items: &[ContextItem], tokens: usize) -> usize {
+    cut(items, tokens)
+}
+
 /// The number of leading items covering at least `tokens`, moved forward so the first kept
 /// item is never a tool result (whose call would be cut away), and never everything.
 fn cut(items: &[ContextItem], tokens: usize) -> usize {
@@ -107,7 +112,11 @@ pub async fn summarise(tool_loop: &ToolLoop, items: &[ContextItem]) -> Result<St
         tools: std::sync::Arc::from([]),
     };
     let response = tool_loop
-        .complete(&ProcessId::Compactor(tool_loop.agent_id.clone()), &request)
+        .complete(
+            &ProcessId::Compactor(tool_loop.agent_id.clone()),
+            &request,
+            &mut (),
+        )
         .await?;
     Ok(response
         .content

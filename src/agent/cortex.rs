@@ -372,7 +372,9 @@ impl CortexState {
             | ProcessEvent::MessageSent { .. }
             | ProcessEvent::TurnCompleted { .. }
             | ProcessEvent::CompactionCompleted { .. } => observed.changed = true,
-            ProcessEvent::TurnFailed { .. } | ProcessEvent::CompactionStarted { .. } => {}
+            ProcessEvent::TurnFailed { .. }
+            | ProcessEvent::CompactionStarted { .. }
+            | ProcessEvent::ReplyStreaming { .. } => {}
         }
     }
 

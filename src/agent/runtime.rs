@@ -26,7 +26,7 @@ use crate::conversation::{
 };
 use crate::conversation_id::ConversationId;
 use crate::event::{EventBus, ProcessEvent};
-use crate::llm::LlmManager;
+use crate::llm::{LlmManager, UsageQuery, UsageRow};
 use crate::memory::{Embedder, MemoryStore};
 use crate::message::{
     Authority, DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox,
@@ -57,6 +57,8 @@ pub enum AgentError {
     Tools(#[from] ToolSetError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    #[error("cannot read the token usage: {0}")]
+    Usage(#[from] sqlx::Error),
 }
 
 /// What became of a routed message.
@@ -75,6 +77,11 @@ pub struct AgentStatus {
     pub default: bool,
     pub active_channels: usize,
     pub channel_model: String,
+    /// Tokens spent today (UTC), and the daily budget when one is set.
+    pub tokens_today: u64,
+    pub daily_token_budget: Option<u64>,
+    /// Today's budget is spent: turns answer so without calling a model.
+    pub budget_spent: bool,
 }
 
 /// What every agent of the daemon shares.
@@ -175,6 +182,7 @@ impl AgentRuntime {
                 prompts: shared.prompts.clone(),
                 redactor: shared.redactor.clone(),
                 events,
+                daily_token_budget: config.daily_token_budget,
             },
             config: config.clone(),
             stores,
@@ -213,7 +221,15 @@ impl AgentRuntime {
             default: config.default,
             active_channels: self.channels.lock().map_or(0, |channels| channels.len()),
             channel_model: config.routing.channel.to_string(),
+            tokens_today: self.agent.stores.usage.spent_today(),
+            daily_token_budget: config.daily_token_budget,
+            budget_spent: self.agent.tool_loop.budget_spent().is_some(),
         }
+    }
+
+    /// Token usage since `since` (Unix milliseconds), by day, model and process kind.
+    pub async fn usage(&self, since: i64) -> Result<Vec<UsageRow>, AgentError> {
+        Ok(self.agent.stores.usage.report(UsageQuery { since }).await?)
     }
 
     /// Stores an inbound message, then queues it on its conversation's channel. Waits while the
@@ -351,6 +367,8 @@ impl AgentRuntime {
                 content: OutboundContent::Text {
                     text: text.to_string(),
                 },
+                usage: Default::default(),
+                turn_answer: false,
             })
             .await?;
         let conversation_id = conversation.as_str();

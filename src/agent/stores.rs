@@ -34,10 +34,15 @@ impl Stores {
     ) -> Result<Self, MemoryError> {
         let memory =
             MemoryStore::open(agent_id.to_string(), pool.clone(), embedder, events).await?;
+        let usage = UsageRecorder::new(pool.clone());
+        // The daily budget counts from what was spent before a restart.
+        if let Err(error) = usage.load_today().await {
+            tracing::warn!(%error, agent_id, "cannot read today's token usage; the budget counts from zero");
+        }
         Ok(Self {
             conversations: ConversationStore::new(pool.clone()),
             memory: Arc::new(memory),
-            usage: UsageRecorder::new(pool.clone()),
+            usage,
             worker_runs: WorkerRunStore::new(pool.clone()),
             pool,
         })

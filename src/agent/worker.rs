@@ -187,6 +187,7 @@ impl Worker {
                     request,
                     &self.agent.tools.worker,
                     remaining,
+                    &mut (),
                     |effect, result, _| self.handle(effect, result),
                 )
                 .await;
@@ -205,6 +206,12 @@ impl Worker {
                 }
                 LoopEnd::Failed(error) => {
                     return (WorkerState::Failed, format!("LLM error: {error}"));
+                }
+                LoopEnd::Unreadable => {
+                    return (
+                        WorkerState::Failed,
+                        "the model kept writing tool calls that could not be read".to_string(),
+                    );
                 }
                 LoopEnd::TurnLimit => {
                     return (

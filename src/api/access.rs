@@ -59,6 +59,8 @@ pub async fn approve(
             content: OutboundContent::Text {
                 text: "You are in: my owner approved you. You can talk with me now.".to_string(),
             },
+            usage: Default::default(),
+            turn_answer: false,
         };
         if let Err(error) = state.messaging.deliver(&welcome).await {
             tracing::warn!(%error, "the approved member could not be told");

@@ -1,6 +1,7 @@
 //! An OpenAI-compatible chat endpoint, so any chat client can talk to an agent:
 //! `model` names the agent, `user` (or `x-spacebot-conversation`) names a persistent
-//! conversation, and the last user message is the new input.
+//! conversation, and the last user message is the new input. With `stream: true` the answer
+//! comes as it is written, in `chat.completion.chunk`s; `usage` is the answering turn's.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,8 +19,8 @@ use super::{ApiError, ApiState};
 
 use crate::conversation::Role;
 use crate::conversation_id::ConversationId;
-use crate::message::InboundMessage;
-use crate::messaging::Receipt;
+use crate::message::{InboundMessage, TokenUsage};
+use crate::messaging::{PortalWaiter, Progress, Receipt};
 
 const CONVERSATION_HEADER: &str = "x-spacebot-conversation";
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -32,6 +33,14 @@ pub struct ChatRequest {
     stream: bool,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
 }
 
 #[derive(Deserialize)]
@@ -146,14 +155,30 @@ pub async fn chat_completions(
     let message_id = message.id.clone();
     let portal = state.messaging.portal();
     let mut waiter = portal.wait_for(&message_id);
-    let reply = match portal.submit(message).await? {
+    let command = match portal.submit(message).await? {
         Receipt::Answered { text } => Some(text),
         Receipt::Stored { .. } | Receipt::Duplicate | Receipt::Ignored => None,
     };
-    let reply = match reply {
-        Some(text) => text,
+    let head = ChunkHead {
+        id: format!("chatcmpl-{message_id}"),
+        created: chrono::Utc::now().timestamp(),
+        model: request.model.clone(),
+    };
+    let include_usage = request
+        .stream_options
+        .as_ref()
+        .is_some_and(|options| options.include_usage);
+    if request.stream {
+        let answer = match command {
+            Some(text) => Answer::Known(text),
+            None => Answer::Coming(waiter),
+        };
+        return Ok(stream_answer(head, answer, include_usage));
+    }
+    let (reply, usage) = match command {
+        Some(text) => (text, TokenUsage::default()),
         None => match tokio::time::timeout(ANSWER_TIMEOUT, waiter.reply()).await {
-            Ok(Some(reply)) => reply.content.unwrap_or_default(),
+            Ok(Some(reply)) => (reply.content.unwrap_or_default(), reply.usage),
             Ok(None) => {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -168,48 +193,134 @@ pub async fn chat_completions(
             }
         },
     };
-    let id = format!("chatcmpl-{message_id}");
-    let created = chrono::Utc::now().timestamp();
-    if request.stream {
-        return Ok(stream_answer(id, created, request.model, reply));
-    }
     Ok(Json(json!({
-        "id": id,
+        "id": head.id,
         "object": "chat.completion",
-        "created": created,
-        "model": request.model,
+        "created": head.created,
+        "model": head.model,
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": reply},
             "finish_reason": "stop",
         }],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "usage": usage_json(&usage),
     }))
     .into_response())
 }
 
-/// The whole answer as a chat.completion.chunk stream: role, content, stop, `[DONE]`.
-fn stream_answer(id: String, created: i64, model: String, reply: String) -> Response {
-    let chunk = |delta: Value, finish: Value| {
+/// OpenAI's `usage` object for a turn's tokens.
+fn usage_json(usage: &TokenUsage) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt(),
+        "completion_tokens": usage.output,
+        "total_tokens": usage.prompt() + usage.output,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read},
+    })
+}
+
+/// What every chunk of one answer repeats.
+struct ChunkHead {
+    id: String,
+    created: i64,
+    model: String,
+}
+
+impl ChunkHead {
+    fn chunk(&self, delta: Value, finish: Value) -> String {
         json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         })
         .to_string()
-    };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    if !reply.is_empty() {
-        events.push(chunk(json!({"content": reply}), Value::Null));
     }
-    events.push(chunk(json!({}), json!("stop")));
-    events.push("[DONE]".to_string());
-    let stream = futures::stream::iter(
-        events
-            .into_iter()
-            .map(|data| Ok::<_, Infallible>(Event::default().data(data))),
-    );
+
+    fn usage(&self, usage: &TokenUsage) -> String {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "choices": [], "usage": usage_json(usage),
+        })
+        .to_string()
+    }
+}
+
+enum Answer {
+    /// A command's answer, known at once.
+    Known(String),
+    Coming(PortalWaiter),
+}
+
+/// The answer as `chat.completion.chunk`s: the role, then the text as it is written (each
+/// chunk what was added since the last), the stop, the usage when asked for, `[DONE]`.
+fn stream_answer(head: ChunkHead, answer: Answer, include_usage: bool) -> Response {
+    struct Streaming {
+        head: ChunkHead,
+        answer: Answer,
+        sent: String,
+        deadline: tokio::time::Instant,
+        pending: std::collections::VecDeque<String>,
+        done: bool,
+        include_usage: bool,
+    }
+    let mut first = std::collections::VecDeque::new();
+    first.push_back(head.chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+    let state = Streaming {
+        head,
+        answer,
+        sent: String::new(),
+        deadline: tokio::time::Instant::now() + ANSWER_TIMEOUT,
+        pending: first,
+        done: false,
+        include_usage,
+    };
+    let stream = futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(data) = state.pending.pop_front() {
+                return Some((Ok::<_, Infallible>(Event::default().data(data)), state));
+            }
+            if state.done {
+                return None;
+            }
+            let (text, usage) = match &mut state.answer {
+                Answer::Known(text) => (Some(text.clone()), TokenUsage::default()),
+                Answer::Coming(waiter) => {
+                    match tokio::time::timeout_at(state.deadline, waiter.next()).await {
+                        Ok(Progress::Draft(draft)) => {
+                            if let Some(added) = draft.strip_prefix(state.sent.as_str())
+                                && !added.is_empty()
+                            {
+                                let chunk =
+                                    state.head.chunk(json!({"content": added}), Value::Null);
+                                state.pending.push_back(chunk);
+                                state.sent = draft;
+                            }
+                            continue;
+                        }
+                        Ok(Progress::Answered(reply)) => (reply.content, reply.usage),
+                        Ok(Progress::Dropped) | Err(_) => (None, TokenUsage::default()),
+                    }
+                }
+            };
+            let text = text.unwrap_or_default();
+            match text.strip_prefix(state.sent.as_str()) {
+                Some("") => {}
+                Some(rest) => {
+                    let chunk = state.head.chunk(json!({"content": rest}), Value::Null);
+                    state.pending.push_back(chunk);
+                }
+                None => tracing::warn!(
+                    "the streamed draft was not the start of the answer; the client's copy differs"
+                ),
+            }
+            let stop = state.head.chunk(json!({}), json!("stop"));
+            state.pending.push_back(stop);
+            if state.include_usage {
+                let usage = state.head.usage(&usage);
+                state.pending.push_back(usage);
+            }
+            state.pending.push_back("[DONE]".to_string());
+            state.done = true;
+        }
+    });
     Sse::new(stream).into_response()
 }

@@ -38,6 +38,7 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
         "llm": {
             "configured": state.llm.is_configured(),
             "providers": state.llm.provider_statuses(),
+            "tool_less_models": state.llm.tool_less_models(),
             "hint": state.llm_hint(),
         },
         "memory": state.embedder.status(),

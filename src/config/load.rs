@@ -70,6 +70,8 @@ pub(super) fn parse(
     Ok(Config {
         path: None,
         llm: LlmConfig {
+            models: resolver.model_settings(&raw.llm.models)?,
+            pricing: models::pricing(&raw.llm.pricing),
             providers: resolver.providers,
         },
         defaults,

@@ -650,6 +650,59 @@ fn an_empty_dm_allow_list_no_longer_lets_everyone_in_and_says_so() {
 }
 
 #[test]
+fn model_settings_prices_budgets_and_streaming_are_read() {
+    let config = parse(
+        r#"
+[llm.providers.local]
+base_url = "http://localhost:1/v1"
+
+[llm.models."local/tiny"]
+context_window = 4096
+max_output_tokens = 64
+temperature = 0.5
+reasoning_effort = "low"
+
+[llm.pricing."tiny"]
+input = 1.0
+output = 2.0
+
+[defaults]
+daily_token_budget = 1000
+
+[defaults.routing]
+channel = "local/tiny"
+
+[[agents]]
+id = "a"
+
+[[agents]]
+id = "b"
+daily_token_budget = 5
+
+[messaging.telegram]
+token = "t"
+stream = false
+"#,
+    );
+    let settings = &config.llm.models["local/tiny"];
+    assert_eq!(settings.context_window, Some(4096));
+    assert_eq!(settings.max_output_tokens, Some(64));
+    assert_eq!(settings.reasoning_effort.as_deref(), Some("low"));
+    let price = config.llm.pricing["tiny"];
+    assert_eq!(
+        (price.input, price.output, price.cache_read),
+        (1.0, 2.0, 1.0)
+    );
+    assert_eq!(config.agents[0].daily_token_budget, Some(1000));
+    assert_eq!(config.agents[1].daily_token_budget, Some(5));
+    assert!(!config.messaging.telegram.as_ref().expect("telegram").stream);
+    let (line, _, key, message) = invalid("[llm.models.\"x\"]\nreasoning_effort = \"extreme\"\n");
+    assert_eq!(line, 2);
+    assert_eq!(key, "llm.models.x.reasoning_effort");
+    assert!(message.contains("low"), "{message}");
+}
+
+#[test]
 fn old_allow_lists_add_members_and_ignore_usernames_loudly() {
     let config = parse(
         "[messaging.telegram]\ntoken = \"t\"\ndm_allowed_users = [\"@alice\", \"987654321\"]\n\

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::CronService;
 use crate::conversation_id::{ConversationId, Platform};
-use crate::message::{DeliveryError, OutboundContent, OutboundResponse, Outbox};
+use crate::message::{DeliveryError, Draft, OutboundContent, OutboundResponse, Outbox};
 
 /// What a firing's conversation tells the run waiting on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,5 +113,12 @@ impl Outbox for RunOutbox {
 
     fn reaches(&self, conversation: &ConversationId) -> bool {
         conversation.platform() == Platform::Cron || self.platforms.reaches(conversation)
+    }
+
+    /// A scheduled run's answer is delivered whole to its target; others stream as usual.
+    fn stream(&self, draft: &Draft<'_>) {
+        if draft.conversation.platform() != Platform::Cron {
+            self.platforms.stream(draft);
+        }
     }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::inbound::{Inbound, InboundError};
 use crate::conversation_id::{ConversationId, Platform};
-use crate::message::OutboundResponse;
+use crate::message::{Draft, OutboundResponse};
 
 /// Why an adapter call failed, and whether trying again can help.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -84,6 +84,49 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Shows the typing indicator once; the manager refreshes it every `typing_interval`.
     async fn typing(&self, conversation: &ConversationId) -> Result<(), AdapterError>;
+
+    /// How often a message may be edited while an answer is written into it; `None` when
+    /// answers are not streamed here (the platform cannot edit, or streaming is off).
+    fn edit_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Sends a message that `edit` will change, and returns the platform's id for it.
+    async fn send_editable(
+        &self,
+        conversation: &ConversationId,
+        _text: &str,
+        _reply_to: Option<&str>,
+    ) -> Result<String, AdapterError> {
+        Err(AdapterError::permanent(format!(
+            "{conversation}: this platform cannot edit messages"
+        )))
+    }
+
+    /// Replaces the text of a message `send_editable` sent.
+    async fn edit(
+        &self,
+        conversation: &ConversationId,
+        _message_id: &str,
+        _text: &str,
+    ) -> Result<(), AdapterError> {
+        Err(AdapterError::permanent(format!(
+            "{conversation}: this platform cannot edit messages"
+        )))
+    }
+
+    /// Removes a message `send_editable` sent (an answer that ended up skipped).
+    async fn delete(
+        &self,
+        _conversation: &ConversationId,
+        _message_id: &str,
+    ) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    /// Sees every change of an answer being written, unthrottled (the portal hands it to
+    /// the API callers waiting for that answer).
+    fn draft(&self, _draft: &Draft<'_>) {}
 
     /// The turn that sent `response` is recorded (the portal releases the callers waiting
     /// for it now).

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serenity::all::{
     ChannelId, ChannelType, ConnectionStage, Context, CreateAllowedMentions, CreateMessage,
-    EventHandler, GatewayIntents, Http, HttpBuilder, Message, MessageId, Ready, ResumedEvent,
-    ShardManager, ShardStageUpdateEvent, UserId,
+    EditMessage, EventHandler, GatewayIntents, Http, HttpBuilder, Message, MessageId, Ready,
+    ResumedEvent, ShardManager, ShardStageUpdateEvent, UserId,
 };
 use serenity::http::HttpError;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,8 @@ use crate::message::InboundMessage;
 pub const MESSAGE_LIMIT: usize = 2000;
 /// Discord shows "typing" for 10 s after a trigger.
 const TYPING_INTERVAL: Duration = Duration::from_secs(8);
+/// Between edits of an answer being written (Discord: about 5 edits per 5 s per channel).
+const EDIT_INTERVAL: Duration = Duration::from_millis(1200);
 
 /// What the gateway event handler and the REST side share.
 struct Shared {
@@ -41,9 +43,35 @@ pub struct DiscordAdapter {
     http: Arc<Http>,
     shared: Arc<Shared>,
     shards: Mutex<Option<Arc<ShardManager>>>,
+    /// Answers are shown as they are written.
+    stream: bool,
 }
 
 impl DiscordAdapter {
+    /// Sends one message; its id.
+    async fn send(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<String, AdapterError> {
+        let channel = self.channel_of(conversation).await?;
+        let mut message = CreateMessage::new()
+            .content(text)
+            .allowed_mentions(CreateAllowedMentions::new().replied_user(false));
+        if let Some(reply_to) = reply_to
+            .and_then(|id| id.parse::<u64>().ok())
+            .filter(|id| *id != 0)
+        {
+            message = message.reference_message((channel, MessageId::new(reply_to)));
+        }
+        channel
+            .send_message(&*self.http, message)
+            .await
+            .map(|sent| sent.id.get().to_string())
+            .map_err(classify)
+    }
+
     pub fn new(config: &DiscordConfig) -> Result<Self, MessagingError> {
         let adapter = Self {
             token: config.token.clone(),
@@ -55,6 +83,7 @@ impl DiscordAdapter {
                 dm_channels: Mutex::new(HashMap::new()),
             }),
             shards: Mutex::new(None),
+            stream: config.stream,
         };
         Ok(adapter)
     }
@@ -286,20 +315,48 @@ impl Adapter for DiscordAdapter {
         text: &str,
         reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
+        self.send(conversation, text, reply_to).await.map(|_| ())
+    }
+
+    /// Discord allows about five edits per five seconds in a channel.
+    fn edit_interval(&self) -> Option<Duration> {
+        self.stream.then_some(EDIT_INTERVAL)
+    }
+
+    async fn send_editable(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<String, AdapterError> {
+        self.send(conversation, text, reply_to).await
+    }
+
+    async fn edit(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), AdapterError> {
         let channel = self.channel_of(conversation).await?;
-        let mut message = CreateMessage::new()
-            .content(text)
-            .allowed_mentions(CreateAllowedMentions::new().replied_user(false));
-        if let Some(reply_to) = reply_to
-            .and_then(|id| id.parse::<u64>().ok())
-            .filter(|id| *id != 0)
-        {
-            message = message.reference_message((channel, MessageId::new(reply_to)));
-        }
+        let message = message_id_of(message_id)?;
         channel
-            .send_message(&*self.http, message)
+            .edit_message(&*self.http, message, EditMessage::new().content(text))
             .await
             .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn delete(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+    ) -> Result<(), AdapterError> {
+        let channel = self.channel_of(conversation).await?;
+        let message = message_id_of(message_id)?;
+        channel
+            .delete_message(&*self.http, message)
+            .await
             .map_err(classify)
     }
 
@@ -317,4 +374,16 @@ impl Adapter for DiscordAdapter {
             shards.shutdown_all().await;
         }
     }
+}
+
+/// A message id we sent, parsed back.
+fn message_id_of(message_id: &str) -> Result<MessageId, AdapterError> {
+    message_id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| *id != 0)
+        .map(MessageId::new)
+        .ok_or_else(|| {
+            AdapterError::permanent(format!("`{message_id}` is not a Discord message id"))
+        })
 }

@@ -16,6 +16,7 @@ use super::MessagingError;
 use super::adapter::{Adapter, AdapterError, AdapterState, AdapterStatus, Health};
 use super::inbound::{Inbound, InboundHandler};
 use super::portal::Portal;
+use super::streaming::LiveDrafts;
 use crate::config::MessagingConfig;
 use crate::conversation_id::Platform;
 use crate::supervision::{RestartPolicy, TaskError, supervise};
@@ -38,6 +39,8 @@ pub struct MessagingManager {
     adapter_tasks: TaskTracker,
     /// Typing refreshes.
     pub(super) background: TaskTracker,
+    /// Answers being written into an editable message, by conversation.
+    pub(super) drafts: LiveDrafts,
 }
 
 impl MessagingManager {
@@ -84,6 +87,7 @@ impl MessagingManager {
             intake: CancellationToken::new(),
             adapter_tasks: TaskTracker::new(),
             background: TaskTracker::new(),
+            drafts: LiveDrafts::default(),
         }
     }
 
@@ -153,6 +157,7 @@ impl MessagingManager {
                 token.cancel();
             }
         }
+        self.drafts.stop_all();
         self.background.close();
         let _ = tokio::time::timeout(STOP_TIMEOUT, self.background.wait()).await;
         for adapter in self.adapters.values() {

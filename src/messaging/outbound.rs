@@ -1,7 +1,8 @@
 //! The outbound direction: the `Outbox` every agent sends its answers through. An answer goes
 //! to the adapter of its conversation's platform, split to the platform's limit and each
 //! chunk sent with retries (after the platform's retry-after when it gives one); the typing
-//! indicator is kept alive from the start of a turn until its answer is sent.
+//! indicator is kept alive from the start of a turn until its answer is sent. An answer that
+//! was streamed into an editable message becomes final by editing that message.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -12,8 +13,9 @@ use tracing::Instrument;
 use super::adapter::{Adapter, AdapterError};
 use super::manager::MessagingManager;
 use super::split_message;
+use super::streaming::Shown;
 use crate::conversation_id::ConversationId;
-use crate::message::{DeliveryError, OutboundResponse, Outbox};
+use crate::message::{DeliveryError, Draft, OutboundResponse, Outbox};
 use crate::supervision::Backoff;
 
 /// Attempts per outbound chunk (the first try plus retries on transient errors).
@@ -72,18 +74,57 @@ impl Outbox for MessagingManager {
             .adapters
             .get(&conversation.platform())
             .ok_or_else(|| DeliveryError::Unreachable(conversation.clone()))?;
-        let Some(text) = response.content.text() else {
-            return Ok(());
+        let shown = if response.turn_answer {
+            self.drafts.finish(conversation).await
+        } else {
+            None
         };
         let span = tracing::info_span!("deliver", agent_id = %response.agent_id, conversation_id = %conversation);
-        send_text(
-            adapter.as_ref(),
-            conversation,
-            text,
-            response.reply_to.as_deref(),
-        )
-        .instrument(span)
-        .await
+        let Some(text) = response.content.text() else {
+            if let Some(shown) = shown {
+                // The turn ended without an answer: the draft goes.
+                let deleted = with_retries(conversation, || {
+                    adapter.delete(conversation, &shown.message_id)
+                });
+                if let Err(error) = deleted.instrument(span).await {
+                    tracing::warn!(%error, "cannot remove the draft of a skipped answer");
+                }
+            }
+            return Ok(());
+        };
+        match shown {
+            Some(shown) => {
+                finish_draft(adapter.as_ref(), conversation, text, shown)
+                    .instrument(span)
+                    .await
+            }
+            None => {
+                send_text(
+                    adapter.as_ref(),
+                    conversation,
+                    text,
+                    response.reply_to.as_deref(),
+                )
+                .instrument(span)
+                .await
+            }
+        }
+    }
+
+    fn stream(&self, draft: &Draft<'_>) {
+        let Some(adapter) = self.adapters.get(&draft.conversation.platform()) else {
+            return;
+        };
+        adapter.draft(draft);
+        if let Some(interval) = adapter.edit_interval() {
+            self.drafts.update(
+                adapter,
+                interval,
+                draft.conversation,
+                draft.reply_to,
+                draft.text,
+            );
+        }
     }
 
     fn recorded(&self, response: &OutboundResponse) {
@@ -109,6 +150,34 @@ impl MessagingManager {
             token.cancel();
         }
     }
+}
+
+/// Makes the streamed message the answer: its first chunk replaces the draft, the rest
+/// follow as new messages. If the draft cannot be edited, the answer is sent anew.
+async fn finish_draft(
+    adapter: &dyn Adapter,
+    conversation: &ConversationId,
+    text: &str,
+    shown: Shown,
+) -> Result<(), DeliveryError> {
+    let chunks = split_message(text, adapter.message_limit());
+    let Some((first, rest)) = chunks.split_first() else {
+        return Ok(());
+    };
+    if *first != shown.text {
+        let edited = with_retries(conversation, || {
+            adapter.edit(conversation, &shown.message_id, first)
+        })
+        .await;
+        if let Err(error) = edited {
+            tracing::warn!(%error, "cannot make the draft the answer; sending it as a new message");
+            return send_text(adapter, conversation, text, None).await;
+        }
+    }
+    for chunk in rest {
+        with_retries(conversation, || adapter.respond(conversation, chunk, None)).await?;
+    }
+    Ok(())
 }
 
 /// Splits `text` to the adapter's limit and sends the chunks in order; the first one is

@@ -28,6 +28,9 @@ pub const MESSAGE_LIMIT: usize = 4000;
 /// The assistant status clears itself after a while; refresh it during long turns.
 const TYPING_INTERVAL: Duration = Duration::from_secs(20);
 const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Between updates of an answer being written (chat.update is a Tier 3 method, about 50 a
+/// minute).
+const EDIT_INTERVAL: Duration = Duration::from_millis(1200);
 /// With no frame at all for this long (not even a pong), the socket is considered lost.
 const SILENCE_LIMIT: Duration = Duration::from_secs(100);
 
@@ -41,6 +44,8 @@ pub struct SlackAdapter {
     bot_token: SlackApiToken,
     app_token: SlackApiToken,
     user_names: Mutex<HashMap<String, String>>,
+    /// Answers are shown as they are written.
+    stream: bool,
 }
 
 impl SlackAdapter {
@@ -64,6 +69,7 @@ impl SlackAdapter {
             bot_token: SlackApiToken::new(config.bot_token.clone().into()),
             app_token: SlackApiToken::new(config.app_token.clone().into()),
             user_names: Mutex::new(HashMap::new()),
+            stream: config.stream,
         })
     }
 
@@ -266,6 +272,27 @@ impl SlackAdapter {
     }
 
     /// The channel and thread of a Slack conversation.
+    /// Posts one message; its `ts`. Top-level messages get top-level answers (a new thread
+    /// would be a new conversation); thread conversations are answered in their thread.
+    async fn post(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+    ) -> Result<String, AdapterError> {
+        let (channel, thread) = Self::target(conversation)?;
+        let mut request = SlackApiChatPostMessageRequest::new(
+            channel,
+            SlackMessageContent::new().with_text(markdown_to_mrkdwn(text)),
+        );
+        request.thread_ts = thread;
+        self.client
+            .open_session(&self.bot_token)
+            .chat_post_message(&request)
+            .await
+            .map(|posted| posted.ts.to_string())
+            .map_err(classify)
+    }
+
     fn target(
         conversation: &ConversationId,
     ) -> Result<(SlackChannelId, Option<SlackTs>), AdapterError> {
@@ -447,17 +474,52 @@ impl Adapter for SlackAdapter {
         text: &str,
         _reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
-        // Top-level messages get top-level answers (a new thread would be a new
-        // conversation); thread conversations are answered in their thread.
-        let (channel, thread) = Self::target(conversation)?;
-        let mut request = SlackApiChatPostMessageRequest::new(
+        self.post(conversation, text).await.map(|_| ())
+    }
+
+    fn edit_interval(&self) -> Option<Duration> {
+        self.stream.then_some(EDIT_INTERVAL)
+    }
+
+    async fn send_editable(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+        _reply_to: Option<&str>,
+    ) -> Result<String, AdapterError> {
+        self.post(conversation, text).await
+    }
+
+    async fn edit(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), AdapterError> {
+        let (channel, _) = Self::target(conversation)?;
+        let request = SlackApiChatUpdateRequest::new(
             channel,
             SlackMessageContent::new().with_text(markdown_to_mrkdwn(text)),
+            SlackTs::new(message_id.to_string()),
         );
-        request.thread_ts = thread;
         self.client
             .open_session(&self.bot_token)
-            .chat_post_message(&request)
+            .chat_update(&request)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn delete(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+    ) -> Result<(), AdapterError> {
+        let (channel, _) = Self::target(conversation)?;
+        let request = SlackApiChatDeleteRequest::new(channel, SlackTs::new(message_id.to_string()));
+        self.client
+            .open_session(&self.bot_token)
+            .chat_delete(&request)
             .await
             .map(|_| ())
             .map_err(classify)

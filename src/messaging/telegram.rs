@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
+use teloxide::payloads::{EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{
     AllowedUpdate, ChatAction, ChatId, Message, MessageEntityKind, MessageId, ParseMode,
@@ -27,6 +27,9 @@ pub const MESSAGE_LIMIT: usize = 4096;
 const POLL_TIMEOUT_SECS: u32 = 10;
 /// A chat action shows for 5 s; refresh a little sooner.
 const TYPING_INTERVAL: Duration = Duration::from_secs(4);
+/// Between edits of an answer being written (Telegram: about one message per second per
+/// chat).
+const EDIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The bot's own identity, learnt from `getMe` on connect.
 #[derive(Debug, Clone)]
@@ -37,9 +40,44 @@ struct Identity {
 
 pub struct TelegramAdapter {
     bot: Bot,
+    /// Answers are shown as they are written.
+    stream: bool,
 }
 
 impl TelegramAdapter {
+    /// Sends one message as HTML, falling back to plain text; its id.
+    async fn send(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<String, AdapterError> {
+        let chat = chat_of(conversation)?;
+        let reply = reply_to
+            .and_then(|id| id.parse().ok())
+            .map(|id| ReplyParameters::new(MessageId(id)).allow_sending_without_reply());
+        let mut html = self
+            .bot
+            .send_message(chat, markdown_to_html(text))
+            .parse_mode(ParseMode::Html);
+        if let Some(reply) = &reply {
+            html = html.reply_parameters(reply.clone());
+        }
+        let sent = match html.await {
+            Ok(sent) => sent,
+            Err(RequestError::Api(ApiError::CantParseEntities(description))) => {
+                tracing::warn!(%description, %conversation, "Telegram rejected the HTML; sending plain text");
+                let mut plain = self.bot.send_message(chat, text);
+                if let Some(reply) = reply {
+                    plain = plain.reply_parameters(reply);
+                }
+                plain.await.map_err(classify)?
+            }
+            Err(error) => return Err(classify(error)),
+        };
+        Ok(sent.id.0.to_string())
+    }
+
     pub fn new(config: &TelegramConfig) -> Result<Self, MessagingError> {
         let mut bot = Bot::new(config.token.clone());
         if let Some(api_url) = &config.api_url {
@@ -49,7 +87,10 @@ impl TelegramAdapter {
             })?;
             bot = bot.set_api_url(url);
         }
-        Ok(Self { bot })
+        Ok(Self {
+            bot,
+            stream: config.stream,
+        })
     }
 
     /// The message an update carries, when it is one the bot should see. Edits, deletions and
@@ -208,29 +249,58 @@ impl Adapter for TelegramAdapter {
         text: &str,
         reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
+        self.send(conversation, text, reply_to).await.map(|_| ())
+    }
+
+    fn edit_interval(&self) -> Option<Duration> {
+        self.stream.then_some(EDIT_INTERVAL)
+    }
+
+    async fn send_editable(
+        &self,
+        conversation: &ConversationId,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<String, AdapterError> {
+        self.send(conversation, text, reply_to).await
+    }
+
+    async fn edit(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), AdapterError> {
         let chat = chat_of(conversation)?;
-        let reply = reply_to
-            .and_then(|id| id.parse().ok())
-            .map(|id| ReplyParameters::new(MessageId(id)).allow_sending_without_reply());
-        let mut html = self
+        let message = message_id_of(message_id)?;
+        let html = self
             .bot
-            .send_message(chat, markdown_to_html(text))
+            .edit_message_text(chat, message, markdown_to_html(text))
             .parse_mode(ParseMode::Html);
-        if let Some(reply) = &reply {
-            html = html.reply_parameters(reply.clone());
-        }
-        match html.await {
-            Ok(_) => Ok(()),
-            Err(RequestError::Api(ApiError::CantParseEntities(description))) => {
-                tracing::warn!(%description, %conversation, "Telegram rejected the HTML; sending plain text");
-                let mut plain = self.bot.send_message(chat, text);
-                if let Some(reply) = reply {
-                    plain = plain.reply_parameters(reply);
-                }
-                plain.await.map(|_| ()).map_err(classify)
+        let result = match html.await {
+            Err(RequestError::Api(ApiError::CantParseEntities(_))) => {
+                self.bot.edit_message_text(chat, message, text).await
             }
+            result => result,
+        };
+        match result {
+            Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
             Err(error) => Err(classify(error)),
         }
+    }
+
+    async fn delete(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+    ) -> Result<(), AdapterError> {
+        let chat = chat_of(conversation)?;
+        let message = message_id_of(message_id)?;
+        self.bot
+            .delete_message(chat, message)
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 
     async fn typing(&self, conversation: &ConversationId) -> Result<(), AdapterError> {
@@ -241,6 +311,13 @@ impl Adapter for TelegramAdapter {
             .map(|_| ())
             .map_err(classify)
     }
+}
+
+/// A message id we sent, parsed back.
+fn message_id_of(message_id: &str) -> Result<MessageId, AdapterError> {
+    message_id.parse().map(MessageId).map_err(|_| {
+        AdapterError::permanent(format!("`{message_id}` is not a Telegram message id"))
+    })
 }
 
 /// Renders the Markdown an LLM writes as the HTML subset Telegram accepts: fenced and inline

@@ -48,6 +48,13 @@ pub async fn run(command: Command, agent: &AgentRuntime, conversation: &Conversa
                 "Agent {} ({})\nModel: {}\nActive conversations: {}\nThis conversation: {conversation}",
                 status.display_name, status.id, status.channel_model, status.active_channels
             );
+            if let Some(budget) = status.daily_token_budget {
+                let state = if status.budget_spent { " (spent)" } else { "" };
+                text.push_str(&format!(
+                    "\nTokens today: {} of {budget}{state}",
+                    status.tokens_today
+                ));
+            }
             if running.is_empty() {
                 text.push_str("\nNothing running in the background.");
             }

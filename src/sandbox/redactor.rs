@@ -60,6 +60,25 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.forms.is_empty()
     }
+
+    /// `redact` for text still being written (a streamed draft): a tail that could be the
+    /// start of a secret is held back, so no part of one is ever shown.
+    pub fn redact_draft(&self, text: &str) -> String {
+        let held = self
+            .forms
+            .iter()
+            .map(|form| {
+                (1..form.len().min(text.len() + 1))
+                    .rev()
+                    .find(|length| {
+                        form.is_char_boundary(*length) && text.ends_with(&form[..*length])
+                    })
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        self.redact(&text[..text.len() - held])
+    }
 }
 
 /// The secret and what it looks like encoded. A secret inside a longer base64 stream is
@@ -97,6 +116,22 @@ fn encodings(secret: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_draft_never_shows_the_start_of_a_secret() {
+        let redactor = Redactor::new(vec![SECRET.to_string()]);
+        assert_eq!(
+            redactor.redact_draft("the key is sk-live-12"),
+            "the key is "
+        );
+        assert_eq!(redactor.redact_draft("the key is s"), "the key is ");
+        assert_eq!(redactor.redact_draft("plain text"), "plain text");
+        assert!(
+            !redactor
+                .redact_draft(&format!("{SECRET} ok"))
+                .contains("sk-live")
+        );
+    }
 
     const SECRET: &str = "sk-live-1234567890abcdef";
 

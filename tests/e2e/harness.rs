@@ -54,6 +54,25 @@ pub fn config_for(llm: &FakeLlm) -> String {
     config_with_memory(llm, "download_model = false")
 }
 
+/// A config whose only provider is the fake LLM's Anthropic side (`claude/fake-claude`).
+pub fn anthropic_config_for(llm: &FakeLlm) -> String {
+    config_for(llm)
+        .replace(
+            &format!(
+                "kind = \"openai\"\nbase_url = \"{}\"",
+                llm.openai_base_url()
+            ),
+            &format!(
+                "kind = \"anthropic\"\nbase_url = \"{}\"",
+                llm.anthropic_base_url()
+            ),
+        )
+        .replace(
+            "channel = \"fake/fake-model\"",
+            "channel = \"fake/fake-claude\"",
+        )
+}
+
 /// `config_for` with these lines as its `[memory]` table.
 pub fn config_with_memory(llm: &FakeLlm, memory: &str) -> String {
     format!(

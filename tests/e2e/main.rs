@@ -11,6 +11,8 @@ mod fake_slack;
 #[path = "../support/fake_telegram.rs"]
 mod fake_telegram;
 mod harness;
+#[path = "../support/real_llm.rs"]
+mod real_llm;
 
 mod cli;
 mod cortex;
@@ -20,9 +22,14 @@ mod discord;
 mod foundation;
 mod memory;
 mod openai_api;
+mod providers;
+mod real_model;
 mod reliability;
 mod restart;
 mod security;
 mod slack;
+mod streaming;
 mod telegram;
 mod tools;
+mod usage;
+mod weak_models;

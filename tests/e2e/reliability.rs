@@ -361,7 +361,9 @@ async fn a_full_disk_refuses_messages_clearly_and_loses_nothing() {
         .await
         .expect("health");
     assert_eq!(health.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Time for the answer (streamed: one 512 KiB event, which a debug build parses slowly)
+    // to arrive and fail to be recorded at least once.
+    tokio::time::sleep(Duration::from_millis(6000)).await;
     let transcript = daemon.transcript("disk").await;
     assert_eq!(transcript.len(), 3, "{transcript:#?}");
     assert_eq!(transcript[2]["status"], "pending");

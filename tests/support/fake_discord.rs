@@ -14,7 +14,7 @@ use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrad
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -94,6 +94,10 @@ impl FakeDiscord {
         let app = Router::new()
             .route("/api/v10/gateway", get(gateway_url))
             .route("/api/v10/channels/{channel}/messages", post(create_message))
+            .route(
+                "/api/v10/channels/{channel}/messages/{message}",
+                patch(edit_message).delete(delete_message),
+            )
             .route("/api/v10/channels/{channel}/typing", post(typing))
             .route("/api/v10/users/@me/channels", post(create_dm))
             .route("/gw", any(gateway))
@@ -214,6 +218,15 @@ impl FakeDiscord {
             .collect()
     }
 
+    /// Bodies of message edits (`PATCH /channels/{c}/messages/{id}`), in order.
+    pub fn edits(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.route.starts_with("PATCH /channels/"))
+            .map(|call| call.body)
+            .collect()
+    }
+
     pub async fn wait_for(&self, what: &str, predicate: impl Fn(&FakeDiscord) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !predicate(self) {
@@ -283,6 +296,39 @@ async fn create_message(
         Vec::new(),
     ))
     .into_response()
+}
+
+async fn edit_message(
+    State(fake): State<FakeDiscord>,
+    Path((channel, message_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let route = format!("PATCH /channels/{channel}/messages/{message_id}");
+    if let Some((status, body)) = fake.record(route, body.clone()) {
+        return failure(status, body);
+    }
+    let content = body["content"].as_str().unwrap_or_default();
+    Json(message(
+        &message_id,
+        &channel,
+        None,
+        user(BOT_ID, "spacebot", true),
+        content,
+        Vec::new(),
+    ))
+    .into_response()
+}
+
+async fn delete_message(
+    State(fake): State<FakeDiscord>,
+    Path((channel, message_id)): Path<(String, String)>,
+) -> Response {
+    let route = format!("DELETE /channels/{channel}/messages/{message_id}");
+    if let Some((status, body)) = fake.record(route, Value::Null) {
+        return failure(status, body);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn typing(State(fake): State<FakeDiscord>, Path(channel): Path<String>) -> Response {

@@ -21,6 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -44,6 +45,20 @@ pub enum Scripted {
     Delay(Duration, Box<Scripted>),
     /// Never answers; the client has to give up (timeout tests).
     Hang,
+    /// Streamed in small pieces, this long apart (as a real model writes).
+    Paced(Duration, Box<Scripted>),
+    /// Thinking before the answer: OpenAI-compatible `reasoning_content` (DeepSeek, Qwen) or
+    /// an Anthropic `thinking` block with a signature.
+    Reasoning(String, Box<Scripted>),
+    /// Text cut off at the output limit: `finish_reason: "length"` / `stop_reason: "max_tokens"`.
+    Length(String),
+    /// A refusal: OpenAI `refusal` (content null), Anthropic `stop_reason: "refusal"`.
+    Refusal(String),
+    /// An error status with this JSON body and these headers.
+    StatusWithHeaders(u16, Value, Vec<(String, String)>),
+    /// The stream starts, then the provider reports an error inside it (Anthropic
+    /// `event: error`, OpenAI-compatible `data: {"error": ...}`): `(type, message)`.
+    StreamError(String, String),
 }
 
 impl Scripted {
@@ -57,6 +72,14 @@ impl Scripted {
 
     pub fn delayed(self, delay: Duration) -> Self {
         Scripted::Delay(delay, Box::new(self))
+    }
+
+    pub fn paced(self, every: Duration) -> Self {
+        Scripted::Paced(every, Box::new(self))
+    }
+
+    pub fn after_reasoning(self, reasoning: &str) -> Self {
+        Scripted::Reasoning(reasoning.to_string(), Box::new(self))
     }
 
     /// An error status with an OpenAI-style body, `{"error":{"message","type","code"}}`.
@@ -310,11 +333,46 @@ impl FakeLlm {
         };
         let streaming = request["stream"].as_bool() == Some(true);
         let model = request["model"].as_str().unwrap_or(DEFAULT_MODEL);
+        let mut extras = Extras::default();
         let (text, calls) = loop {
             match scripted {
                 Scripted::Delay(delay, inner) => {
                     tokio::time::sleep(delay).await;
                     scripted = *inner;
+                }
+                Scripted::Paced(every, inner) => {
+                    extras.pace = Some(every);
+                    scripted = *inner;
+                }
+                Scripted::Reasoning(reasoning, inner) => {
+                    extras.reasoning = Some(reasoning);
+                    scripted = *inner;
+                }
+                Scripted::Length(text) => {
+                    extras.ending = Some(("length", "max_tokens"));
+                    break (Some(text), Vec::new());
+                }
+                Scripted::Refusal(text) => {
+                    extras.refusal = Some(text);
+                    extras.ending = Some(("stop", "refusal"));
+                    break (None, Vec::new());
+                }
+                Scripted::StatusWithHeaders(code, body, headers) => {
+                    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+                    let mut response = (status, Json(body)).into_response();
+                    for (name, value) in headers {
+                        if let (Ok(name), Ok(value)) = (
+                            header::HeaderName::from_bytes(name.as_bytes()),
+                            header::HeaderValue::from_str(&value),
+                        ) {
+                            response.headers_mut().insert(name, value);
+                        }
+                    }
+                    return response;
+                }
+                Scripted::StreamError(kind, message) => {
+                    extras.stream_error = Some((kind, message));
+                    break (None, Vec::new());
                 }
                 Scripted::Hang => return std::future::pending().await,
                 Scripted::Garbage => {
@@ -333,10 +391,16 @@ impl FakeLlm {
         let calls = self.number_calls(calls);
         let text = text.as_deref();
         match (api, streaming) {
-            (Api::OpenAi, false) => Json(openai_json(model, text, &calls)).into_response(),
-            (Api::OpenAi, true) => event_stream(openai_events(model, text, &calls)),
-            (Api::Anthropic, false) => Json(anthropic_json(model, text, &calls)).into_response(),
-            (Api::Anthropic, true) => event_stream(anthropic_events(model, text, &calls)),
+            (Api::OpenAi, false) => Json(openai_json(model, text, &calls, &extras)).into_response(),
+            (Api::OpenAi, true) => {
+                event_stream(openai_events(model, text, &calls, &extras), extras.pace)
+            }
+            (Api::Anthropic, false) => {
+                Json(anthropic_json(model, text, &calls, &extras)).into_response()
+            }
+            (Api::Anthropic, true) => {
+                event_stream(anthropic_events(model, text, &calls, &extras), extras.pace)
+            }
         }
     }
 }
@@ -376,6 +440,28 @@ fn content_text(content: &Value) -> Option<String> {
     }
 }
 
+/// What a scripted answer adds to the plain text-and-calls shape.
+#[derive(Default)]
+struct Extras {
+    pace: Option<Duration>,
+    reasoning: Option<String>,
+    refusal: Option<String>,
+    /// (OpenAI finish reason, Anthropic stop reason) instead of the usual ones.
+    ending: Option<(&'static str, &'static str)>,
+    stream_error: Option<(String, String)>,
+}
+
+impl Extras {
+    /// Pieces of streamed text: 2 or 3, or 4-character pieces when paced.
+    fn pieces(&self, text: &str) -> Vec<String> {
+        if self.pace.is_some() {
+            let characters: Vec<char> = text.chars().collect();
+            return characters.chunks(4).map(String::from_iter).collect();
+        }
+        pieces(text)
+    }
+}
+
 /// Splits into 2 or 3 pieces on character boundaries (1 piece if shorter than 2 characters).
 fn pieces(text: &str) -> Vec<String> {
     let characters: Vec<char> = text.chars().collect();
@@ -392,13 +478,32 @@ fn ending(calls: &[ToolCall], done: &'static str, tools: &'static str) -> &'stat
     if calls.is_empty() { done } else { tools }
 }
 
-fn event_stream(events: Vec<String>) -> Response {
+/// The events as one SSE body, or paced: one event at a time, `every` apart.
+fn event_stream(events: Vec<String>, pace: Option<Duration>) -> Response {
     let content_type = [(header::CONTENT_TYPE, "text/event-stream")];
-    (StatusCode::OK, content_type, events.concat()).into_response()
+    let Some(every) = pace else {
+        return (StatusCode::OK, content_type, events.concat()).into_response();
+    };
+    let paced = futures::stream::iter(events).then(move |event| async move {
+        tokio::time::sleep(every).await;
+        Ok::<_, std::convert::Infallible>(event)
+    });
+    (
+        StatusCode::OK,
+        content_type,
+        axum::body::Body::from_stream(paced),
+    )
+        .into_response()
 }
 
-fn openai_json(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Value {
+fn openai_json(model: &str, text: Option<&str>, calls: &[ToolCall], extras: &Extras) -> Value {
     let mut message = json!({"role": "assistant", "content": text});
+    if let Some(reasoning) = &extras.reasoning {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    if let Some(refusal) = &extras.refusal {
+        message["refusal"] = json!(refusal);
+    }
     if !calls.is_empty() {
         let tool_calls: Vec<Value> = calls
             .iter()
@@ -409,7 +514,9 @@ fn openai_json(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Value {
             .collect();
         message["tool_calls"] = Value::Array(tool_calls);
     }
-    let finish_reason = ending(calls, "stop", "tool_calls");
+    let finish_reason = extras
+        .ending
+        .map_or_else(|| ending(calls, "stop", "tool_calls"), |(openai, _)| openai);
     json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": CREATED, "model": model,
         "choices": [{"index": 0, "logprobs": null, "finish_reason": finish_reason, "message": message}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
@@ -417,7 +524,12 @@ fn openai_json(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Value {
 
 /// Chunks: text pieces, then per tool call a header (id, name) and argument fragments, then the
 /// finish reason, then a usage-only chunk, then `[DONE]`.
-fn openai_events(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Vec<String> {
+fn openai_events(
+    model: &str,
+    text: Option<&str>,
+    calls: &[ToolCall],
+    extras: &Extras,
+) -> Vec<String> {
     let chunk = |choices: Value| {
         json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": CREATED,
             "model": model, "choices": choices})
@@ -426,19 +538,35 @@ fn openai_events(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Vec<Str
         chunk(json!([{"index": 0, "delta": delta, "finish_reason": finish_reason}]))
     };
     let mut chunks = vec![delta(json!({"role": "assistant"}), Value::Null)];
-    for piece in text.map(pieces).unwrap_or_default() {
+    for piece in extras.reasoning.as_deref().map(pieces).unwrap_or_default() {
+        chunks.push(delta(json!({"reasoning_content": piece}), Value::Null));
+    }
+    for piece in extras.refusal.as_deref().map(pieces).unwrap_or_default() {
+        chunks.push(delta(
+            json!({"content": null, "refusal": piece}),
+            Value::Null,
+        ));
+    }
+    if let Some((kind, message)) = &extras.stream_error {
+        chunks.push(delta(json!({"content": "Partial "}), Value::Null));
+        chunks.push(json!({"error": {"type": kind, "message": message}}));
+        return chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    }
+    for piece in text.map(|text| extras.pieces(text)).unwrap_or_default() {
         chunks.push(delta(json!({"content": piece}), Value::Null));
     }
     for (index, call) in calls.iter().enumerate() {
         let header = json!({"index": index, "id": call.id, "type": "function",
             "function": {"name": call.name, "arguments": ""}});
         chunks.push(delta(json!({"tool_calls": [header]}), Value::Null));
-        for fragment in pieces(&call.arguments.to_string()) {
+        for fragment in extras.pieces(&call.arguments.to_string()) {
             let part = json!({"index": index, "function": {"arguments": fragment}});
             chunks.push(delta(json!({"tool_calls": [part]}), Value::Null));
         }
     }
-    let finish_reason = ending(calls, "stop", "tool_calls");
+    let finish_reason = extras
+        .ending
+        .map_or_else(|| ending(calls, "stop", "tool_calls"), |(openai, _)| openai);
     chunks.push(delta(json!({}), json!(finish_reason)));
     let mut usage = chunk(json!([]));
     usage["usage"] = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
@@ -448,15 +576,20 @@ fn openai_events(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Vec<Str
     events
 }
 
-fn anthropic_json(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Value {
-    let mut content: Vec<Value> = text
-        .map(|text| json!({"type": "text", "text": text}))
-        .into_iter()
+fn anthropic_json(model: &str, text: Option<&str>, calls: &[ToolCall], extras: &Extras) -> Value {
+    let mut content: Vec<Value> = extras
+        .reasoning
+        .iter()
+        .map(|thinking| json!({"type": "thinking", "thinking": thinking, "signature": "sig-fake"}))
         .collect();
+    content.extend(text.map(|text| json!({"type": "text", "text": text})));
     content.extend(calls.iter().map(|call| {
         json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
     }));
-    let stop_reason = ending(calls, "end_turn", "tool_use");
+    let stop_reason = extras.ending.map_or_else(
+        || ending(calls, "end_turn", "tool_use"),
+        |(_, anthropic)| anthropic,
+    );
     json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
         "content": content, "stop_reason": stop_reason, "stop_sequence": null,
         "usage": {"input_tokens": 10, "output_tokens": 5}})
@@ -464,22 +597,54 @@ fn anthropic_json(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Value 
 
 /// Anthropic message events: message_start, per block start / deltas / stop, message_delta with
 /// the stop reason and usage, message_stop.
-fn anthropic_events(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Vec<String> {
+fn anthropic_events(
+    model: &str,
+    text: Option<&str>,
+    calls: &[ToolCall],
+    extras: &Extras,
+) -> Vec<String> {
     let mut events = vec![
         json!({"type": "message_start", "message": {"id": "msg_fake",
         "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": null, "stop_sequence": null,
-        "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+        "usage": {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 30,
+            "cache_creation_input_tokens": 20}}}),
     ];
+    let named = |event: &Value| {
+        format!(
+            "event: {}\ndata: {event}\n\n",
+            event["type"].as_str().unwrap_or("")
+        )
+    };
+    if let Some((kind, message)) = &extras.stream_error {
+        events.push(json!({"type": "error", "error": {"type": kind, "message": message}}));
+        return events.iter().map(named).collect();
+    }
     let mut blocks: Vec<(Value, Vec<Value>)> = Vec::new();
+    if let Some(thinking) = &extras.reasoning {
+        let mut deltas: Vec<Value> = pieces(thinking)
+            .into_iter()
+            .map(|piece| json!({"type": "thinking_delta", "thinking": piece}))
+            .collect();
+        deltas.push(json!({"type": "signature_delta", "signature": "sig-fake"}));
+        blocks.push((json!({"type": "thinking", "thinking": ""}), deltas));
+    }
     if let Some(text) = text {
-        let deltas = pieces(text).into_iter();
+        let deltas = extras.pieces(text).into_iter();
         let deltas = deltas.map(|piece| json!({"type": "text_delta", "text": piece}));
         blocks.push((json!({"type": "text", "text": ""}), deltas.collect()));
     }
     for call in calls {
         let start = json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
-        let deltas = pieces(&call.arguments.to_string()).into_iter();
+        // A call without arguments streams no argument fragments at all.
+        let arguments = match &call.arguments {
+            Value::Object(object) if object.is_empty() => String::new(),
+            arguments => arguments.to_string(),
+        };
+        let deltas = extras
+            .pieces(&arguments)
+            .into_iter()
+            .filter(|piece| !piece.is_empty());
         let deltas = deltas.map(|piece| json!({"type": "input_json_delta", "partial_json": piece}));
         blocks.push((start, deltas.collect()));
     }
@@ -490,16 +655,13 @@ fn anthropic_events(model: &str, text: Option<&str>, calls: &[ToolCall]) -> Vec<
         }
         events.push(json!({"type": "content_block_stop", "index": index}));
     }
-    let stop_reason = ending(calls, "end_turn", "tool_use");
+    let stop_reason = extras.ending.map_or_else(
+        || ending(calls, "end_turn", "tool_use"),
+        |(_, anthropic)| anthropic,
+    );
     events.push(json!({"type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": null},
         "usage": {"output_tokens": 5}}));
     events.push(json!({"type": "message_stop"}));
-    let named = |event: &Value| {
-        format!(
-            "event: {}\ndata: {event}\n\n",
-            event["type"].as_str().unwrap_or("")
-        )
-    };
     events.iter().map(named).collect()
 }

@@ -170,6 +170,15 @@ impl FakeSlack {
             .collect()
     }
 
+    /// Bodies of `chat.update` calls, in order.
+    pub fn updates(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.method == "chat.update")
+            .map(|call| call.body)
+            .collect()
+    }
+
     pub async fn wait_for(&self, what: &str, predicate: impl Fn(&FakeSlack) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !predicate(self) {
@@ -265,6 +274,11 @@ async fn web_api(
             )
         }
         "assistant.threads.setStatus" => Json(json!({"ok": true})),
+        "chat.update" => Json(
+            json!({"ok": true, "channel": body["channel"], "ts": body["ts"],
+            "text": body["text"], "message": {"text": body["text"], "bot_id": "B1"}}),
+        ),
+        "chat.delete" => Json(json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})),
         _ => Json(json!({"ok": false, "error": "unknown_method"})),
     }
     .into_response()

@@ -153,6 +153,15 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// Bodies of `EditMessageText` calls, in order.
+    pub fn edits(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.method == "EditMessageText")
+            .map(|call| call.body)
+            .collect()
+    }
+
     pub fn confirmed_offset(&self) -> i64 {
         self.lock().confirmed_offset
     }
@@ -250,6 +259,10 @@ async fn api(
             }
         }
         "sendchataction" => ok(json!(true)),
+        "editmessagetext" => ok(json!({"message_id": body["message_id"], "date": 1_700_000_001,
+            "chat": {"id": body["chat_id"], "type": "private", "first_name": "User"},
+            "from": bot, "text": body["text"]})),
+        "deletemessage" => ok(json!(true)),
         "sendmessage" => {
             let message_id = {
                 let mut state = fake.lock();

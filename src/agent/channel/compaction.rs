@@ -1,6 +1,8 @@
-//! Keeping a channel's context inside the model's window: after each turn the compactor's
-//! plan runs here; a drop happens at once, a summary is written in the background while the
-//! channel keeps answering, and replaces its span when it comes back.
+//! Keeping a channel's context inside the model's window (the channel model's
+//! `context_window` setting, else `defaults.context_window`): after each turn the
+//! compactor's plan runs here; a drop happens at once, a summary is written in the background
+//! while the channel keeps answering, and replaces its span when it comes back. A request the
+//! provider refused as too long drops the oldest half at once (`compact_now`).
 
 use super::Channel;
 use super::inbox::{ChannelInput, Compaction};
@@ -12,13 +14,14 @@ impl Channel {
     /// Runs the compactor's plan after a turn: a drop happens now, a summary in the
     /// background while the channel keeps answering.
     pub(super) async fn compact(&mut self) {
+        let window = self.context_window();
         // Planned on the history in place: this runs after every turn, and nearly always
         // finds nothing to do.
         let items = self.context_items.make_contiguous();
         let plan = compactor::plan(
             items,
             self.system_prompt.len() / 4,
-            self.agent.config.limits.context_window,
+            window,
             self.summary_running,
         );
         let count = match plan {
@@ -65,6 +68,42 @@ impl Channel {
         });
     }
 
+    /// The channel model's context window, in tokens.
+    fn context_window(&self) -> usize {
+        let tool_loop = &self.agent.tool_loop;
+        tool_loop
+            .llm
+            .catalog()
+            .settings(&tool_loop.routing.channel)
+            .context_window
+            .unwrap_or(self.agent.config.limits.context_window)
+    }
+
+    /// The provider said the request does not fit: drops the oldest half of the history at
+    /// once. Whether anything was dropped.
+    pub(super) async fn compact_now(&mut self) -> bool {
+        let items = self.context_items.make_contiguous();
+        let tokens: usize = items.iter().map(|item| item.tokens).sum();
+        let count = compactor::cut_for(items, tokens / 2);
+        if count == 0 {
+            return false;
+        }
+        let (first, last) = (items[0].seq, items[count - 1].seq);
+        self.agent
+            .tool_loop
+            .events
+            .publish(ProcessEvent::CompactionStarted {
+                agent_id: self.agent.config.id.clone(),
+                conversation_id: self.conversation.to_string(),
+                items: count,
+                tokens,
+            });
+        let marker = ContextBody::Marker(
+            "earlier conversation dropped: it no longer fit the model's context window".to_string(),
+        );
+        self.replace_span(first, last, count, marker, true).await
+    }
+
     pub(super) async fn apply_summary(&mut self, compaction: Compaction) {
         self.summary_running = false;
         match compaction.summary {
@@ -92,7 +131,7 @@ impl Channel {
         count: usize,
         replacement: ContextBody,
         dropped: bool,
-    ) {
+    ) -> bool {
         let replaced = self
             .agent
             .stores
@@ -118,9 +157,16 @@ impl Channel {
                         removed_items: count,
                         dropped,
                     });
+                true
             }
-            Ok(None) => tracing::debug!("the compacted span changed meanwhile; summary discarded"),
-            Err(error) => tracing::error!(%error, "cannot compact the history"),
+            Ok(None) => {
+                tracing::debug!("the compacted span changed meanwhile; summary discarded");
+                false
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot compact the history");
+                false
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::conversation::{
     ContextBody, ContextItem, MessageStatus, NewMessage, StoredMessage, TurnRecord,
 };
 use crate::event::{ProcessEvent, TurnOutcome};
-use crate::message::{OutboundContent, OutboundResponse, new_message_id};
+use crate::message::{OutboundContent, OutboundResponse, TokenUsage, new_message_id};
 use crate::supervision::Backoff;
 
 /// Retrying a turn's record that could not be written: the first wait, doubling to the last.
@@ -30,6 +30,7 @@ impl Channel {
         batch: Vec<StoredMessage>,
         answer: Answer,
         mut new: Vec<Message>,
+        usage: TokenUsage,
     ) {
         let agent = self.agent.clone();
         let in_reply_to: Vec<String> = batch.iter().map(|message| message.id.clone()).collect();
@@ -73,6 +74,8 @@ impl Channel {
                 .rev()
                 .find_map(|message| message.platform_message_id.clone()),
             content,
+            usage,
+            turn_answer: true,
         };
         let delivered = agent.outbox.deliver(&response).await;
         if let Some(call_id) = &reply_call {

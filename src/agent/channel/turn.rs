@@ -1,5 +1,7 @@
 //! One channel turn: build the request (prompt, status block, memories, history, the new
-//! input), run the tool loop with the channel's tools, and carry out what they ask.
+//! input), run the tool loop with the channel's tools while the answer streams to the
+//! outbox, and carry out what the tools ask. A request the model's window cannot hold gets
+//! one emergency compaction and one more try.
 
 use std::panic::AssertUnwindSafe;
 
@@ -8,11 +10,12 @@ use rig::message::Message;
 
 use super::Channel;
 use super::scheduler::Trigger;
+use super::stream::AnswerStream;
 use crate::agent::tool_loop::{CallResult, Handled, LoopEnd, LoopScope};
 use crate::agent::{branch, worker};
 use crate::conversation::StoredMessage;
 use crate::conversation_id::{ConversationId, Platform};
-use crate::llm::LlmRequest;
+use crate::llm::{LlmError, LlmRequest};
 use crate::memory::Audience;
 use crate::message::Standing;
 use crate::tools::ChannelEffect;
@@ -75,22 +78,56 @@ impl Channel {
         if !speakers.is_empty() {
             system = format!("{system}\n\n{speakers}");
         }
-        let mut request = LlmRequest {
-            system,
-            messages: self.history(),
-            tools: self.agent.tools.channel.definitions(standing.authority),
+        let agent = self.agent.clone();
+        let mut stream = AnswerStream::new(
+            agent.outbox.clone(),
+            agent.tool_loop.events.clone(),
+            agent.tool_loop.redactor.clone(),
+            &agent.config.id,
+            &self.conversation,
+            batch.iter().map(|message| message.id.clone()).collect(),
+            batch
+                .iter()
+                .rev()
+                .find_map(|message| message.platform_message_id.clone()),
+        );
+        let mut compacted = false;
+        let (answer, new_context) = loop {
+            let mut request = LlmRequest {
+                system: system.clone(),
+                messages: self.history(),
+                tools: agent.tools.channel.definitions(standing.authority),
+            };
+            request.messages.push(Message::user(input.clone()));
+            let turn_start = request.messages.len() - 1;
+            let outcome = AssertUnwindSafe(self.converse(&mut request, standing, &mut stream))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!("the turn panicked");
+                    Ok(Answer::Failed(
+                        "an internal error interrupted this turn".to_string(),
+                    ))
+                });
+            let answer = match outcome {
+                Ok(answer) => answer,
+                Err(error) => {
+                    // Only a turn whose first call overflowed is run again: nothing it did
+                    // (a worker started, a reply sent) would be done twice.
+                    let untouched = request.messages.len() == turn_start + 1;
+                    if !compacted && untouched && self.compact_now().await {
+                        tracing::warn!(%error, "the context overflowed the model's window; compacted it, trying once more");
+                        compacted = true;
+                        continue;
+                    }
+                    tracing::error!(%error, "LLM call failed");
+                    Answer::Failed(error.to_string())
+                }
+            };
+            break (answer, request.messages.split_off(turn_start));
         };
-        request.messages.push(Message::user(input));
-        let turn_start = request.messages.len() - 1;
-        let answer = AssertUnwindSafe(self.converse(&mut request, standing))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| {
-                tracing::error!("the turn panicked");
-                Answer::Failed("an internal error interrupted this turn".to_string())
-            });
-        let new_context = request.messages.split_off(turn_start);
-        self.deliver(batch, answer, new_context).await;
+        let usage = stream.usage;
+        self.deliver(batch, answer, new_context, usage).await;
     }
 
     /// The context as LLM messages, opening with a user message as some providers require.
@@ -108,7 +145,14 @@ impl Channel {
         messages
     }
 
-    async fn converse(&self, request: &mut LlmRequest, standing: Standing) -> Answer {
+    /// Runs the turn's tool loop; `Err` only when the request overflowed the model's
+    /// context window, which the caller may cure by compacting.
+    async fn converse(
+        &self,
+        request: &mut LlmRequest,
+        standing: Standing,
+        stream: &mut AnswerStream,
+    ) -> Result<Answer, LlmError> {
         let agent = &self.agent;
         let mut answered = false;
         let end = agent
@@ -122,12 +166,13 @@ impl Channel {
                 request,
                 &agent.tools.channel,
                 agent.config.max_turns,
+                stream,
                 |effect, result, history| {
                     self.apply(effect, result, history, standing, &mut answered)
                 },
             )
             .await;
-        match end {
+        Ok(match end {
             LoopEnd::Finished {
                 value: Some(text),
                 call_id,
@@ -145,11 +190,15 @@ impl Channel {
                 "the model did not answer within {} steps",
                 agent.config.max_turns
             )),
+            LoopEnd::Unreadable => Answer::Failed(
+                "the model kept writing tool calls that could not be read".to_string(),
+            ),
+            LoopEnd::Failed(error) if error.is_context_overflow() => return Err(error),
             LoopEnd::Failed(error) => {
                 tracing::error!(%error, "LLM call failed");
                 Answer::Failed(error.to_string())
             }
-        }
+        })
     }
 
     /// Carries out a channel tool's effect; the result is what the model reads. The turn

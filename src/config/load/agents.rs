@@ -109,6 +109,7 @@ impl Resolver<'_> {
             timezone: self.zone(raw.timezone.as_ref(), "defaults.timezone", Zone::Local)?,
             cron: self.cron_settings(&raw.cron)?,
             cortex: self.cortex(&raw.cortex)?,
+            daily_token_budget: self.budget(raw.daily_token_budget.as_ref(), "defaults")?,
         })
     }
 
@@ -300,6 +301,7 @@ impl Resolver<'_> {
                 limits: defaults.limits.clone(),
                 coalesce: defaults.coalesce.clone(),
                 timezone: defaults.timezone,
+                daily_token_budget: defaults.daily_token_budget,
                 cron: Vec::new(),
                 channel_inbox: defaults.channel_inbox,
                 memory_maintenance_secs,
@@ -356,6 +358,10 @@ impl Resolver<'_> {
                 limits: defaults.limits.clone(),
                 coalesce: defaults.coalesce.clone(),
                 timezone,
+                daily_token_budget: match agent.daily_token_budget.as_ref() {
+                    Some(value) => self.budget(Some(value), &prefix)?,
+                    None => defaults.daily_token_budget,
+                },
                 cron,
                 channel_inbox: defaults.channel_inbox,
                 memory_maintenance_secs,
@@ -367,6 +373,19 @@ impl Resolver<'_> {
             agents[0].default = true;
         }
         Ok(agents)
+    }
+}
+
+impl Resolver<'_> {
+    /// `daily_token_budget` under `prefix`: at least 1 when set.
+    fn budget(
+        &self,
+        value: Option<&Spanned<u64>>,
+        prefix: &str,
+    ) -> Result<Option<u64>, ConfigError> {
+        value
+            .map(|value| self.at_least_one(Some(value), &format!("{prefix}.daily_token_budget"), 1))
+            .transpose()
     }
 }
 

@@ -5,9 +5,11 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::raw::{RawProvider, RawRouting};
+use super::raw::{RawModelSettings, RawPrice, RawProvider, RawRouting};
 use super::{Invalid, Resolver, dotted};
-use crate::config::{ConfigError, ModelId, ProviderConfig, ProviderKind, RoutingConfig};
+use crate::config::{
+    ConfigError, ModelId, ModelSettings, Price, ProviderConfig, ProviderKind, RoutingConfig,
+};
 
 impl Resolver<'_> {
     pub(super) fn providers(
@@ -179,6 +181,67 @@ impl Resolver<'_> {
             fallbacks,
         })
     }
+}
+
+impl Resolver<'_> {
+    /// `[llm.models.*]`: windows and output limits at least 1, a known reasoning effort.
+    pub(super) fn model_settings(
+        &self,
+        raw: &BTreeMap<String, RawModelSettings>,
+    ) -> Result<BTreeMap<String, ModelSettings>, ConfigError> {
+        let mut models = BTreeMap::new();
+        for (name, settings) in raw {
+            let key = dotted("llm.models", name);
+            let reasoning_effort = match &settings.reasoning_effort {
+                None => None,
+                Some(value) if ["low", "medium", "high"].contains(&value.get_ref().as_str()) => {
+                    Some(value.get_ref().clone())
+                }
+                Some(value) => {
+                    return Err(self.error(
+                        Some(value.span()),
+                        &format!("{key}.reasoning_effort"),
+                        "must be \"low\", \"medium\" or \"high\"",
+                    ));
+                }
+            };
+            let context_window = settings
+                .context_window
+                .as_ref()
+                .map(|value| self.at_least_one(Some(value), &format!("{key}.context_window"), 1))
+                .transpose()?;
+            let max_output_tokens = settings
+                .max_output_tokens
+                .as_ref()
+                .map(|value| self.at_least_one(Some(value), &format!("{key}.max_output_tokens"), 1))
+                .transpose()?;
+            models.insert(
+                name.clone(),
+                ModelSettings {
+                    context_window,
+                    max_output_tokens,
+                    temperature: settings.temperature,
+                    reasoning_effort,
+                },
+            );
+        }
+        Ok(models)
+    }
+}
+
+/// `[llm.pricing.*]`: cache prices default to the input price.
+pub(super) fn pricing(raw: &BTreeMap<String, RawPrice>) -> BTreeMap<String, Price> {
+    raw.iter()
+        .map(|(name, price)| {
+            let price = Price {
+                input: price.input,
+                output: price.output,
+                cache_read: price.cache_read.unwrap_or(price.input),
+                cache_write: price.cache_write.unwrap_or(price.input),
+            };
+            (name.clone(), price)
+        })
+        .collect()
 }
 
 /// Checks the scheme and trims trailing slashes.

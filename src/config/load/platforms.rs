@@ -29,6 +29,7 @@ impl Resolver<'_> {
             .map(|discord| -> Result<DiscordConfig, ConfigError> {
                 Ok(DiscordConfig {
                     enabled: discord.enabled.unwrap_or(true),
+                    stream: discord.stream.unwrap_or(true),
                     token: self.secret(&discord.token, "messaging.discord.token")?,
                     allow_bot_messages: discord.allow_bot_messages,
                     api_base: url(&discord.api_base, "messaging.discord.api_base")?,
@@ -41,6 +42,7 @@ impl Resolver<'_> {
             .map(|telegram| -> Result<TelegramConfig, ConfigError> {
                 Ok(TelegramConfig {
                     enabled: telegram.enabled.unwrap_or(true),
+                    stream: telegram.stream.unwrap_or(true),
                     token: self.secret(&telegram.token, "messaging.telegram.token")?,
                     api_url: url(&telegram.api_url, "messaging.telegram.api_url")?,
                 })
@@ -52,6 +54,7 @@ impl Resolver<'_> {
             .map(|slack| -> Result<SlackConfig, ConfigError> {
                 Ok(SlackConfig {
                     enabled: slack.enabled.unwrap_or(true),
+                    stream: slack.stream.unwrap_or(true),
                     bot_token: self.secret(&slack.bot_token, "messaging.slack.bot_token")?,
                     app_token: self.secret(&slack.app_token, "messaging.slack.app_token")?,
                     api_url: url(&slack.api_url, "messaging.slack.api_url")?,

@@ -69,6 +69,8 @@ pub(super) struct RawMessaging {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDiscord {
     pub(super) enabled: Option<bool>,
+    /// Show replies as they are written (send, then edit); default on.
+    pub(super) stream: Option<bool>,
     pub(super) token: Spanned<String>,
     #[serde(default)]
     pub(super) dm_allowed_users: Vec<Spanned<String>>,
@@ -81,6 +83,8 @@ pub(super) struct RawDiscord {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTelegram {
     pub(super) enabled: Option<bool>,
+    /// Show replies as they are written (send, then edit); default on.
+    pub(super) stream: Option<bool>,
     pub(super) token: Spanned<String>,
     #[serde(default)]
     pub(super) dm_allowed_users: Vec<Spanned<String>>,
@@ -91,6 +95,8 @@ pub(super) struct RawTelegram {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSlack {
     pub(super) enabled: Option<bool>,
+    /// Show replies as they are written (send, then edit); default on.
+    pub(super) stream: Option<bool>,
     pub(super) bot_token: Spanned<String>,
     pub(super) app_token: Spanned<String>,
     pub(super) api_url: Option<Spanned<String>>,
@@ -100,6 +106,28 @@ pub(super) struct RawSlack {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawLlm {
     pub(super) providers: BTreeMap<String, RawProvider>,
+    /// Per-model settings, keyed by `provider/model` (or a bare model name).
+    pub(super) models: BTreeMap<String, RawModelSettings>,
+    /// Prices in USD per million tokens, keyed by `provider/model` or a model name.
+    pub(super) pricing: BTreeMap<String, RawPrice>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawModelSettings {
+    pub(super) context_window: Option<Spanned<usize>>,
+    pub(super) max_output_tokens: Option<Spanned<u64>>,
+    pub(super) temperature: Option<f64>,
+    pub(super) reasoning_effort: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawPrice {
+    pub(super) input: f64,
+    pub(super) output: f64,
+    pub(super) cache_read: Option<f64>,
+    pub(super) cache_write: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +158,7 @@ pub(super) struct RawDefaults {
     pub(super) retrigger_batch_ms: Option<u64>,
     pub(super) max_retriggers: Option<usize>,
     pub(super) channel_idle_secs: Option<u64>,
+    pub(super) daily_token_budget: Option<Spanned<u64>>,
     pub(super) coalesce: RawCoalesce,
     pub(super) timezone: Option<Spanned<String>>,
     pub(super) cron: RawCronDefaults,
@@ -208,6 +237,7 @@ pub(super) struct RawAgent {
     #[serde(default)]
     pub(super) routing: RawRouting,
     pub(super) timezone: Option<Spanned<String>>,
+    pub(super) daily_token_budget: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) cron: Vec<RawCronJob>,
 }

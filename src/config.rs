@@ -34,6 +34,7 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub access: AccessConfig,
     pub sandbox: SandboxConfig,
+    pub reload: ReloadConfig,
     /// Things the file says that still work but mean something other than they did, or are
     /// ignored; `config check` prints them and the daemon logs them.
     pub notices: Vec<String>,
@@ -107,12 +108,12 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LlmConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
@@ -171,7 +172,7 @@ impl fmt::Display for ModelId {
 }
 
 /// Which model each process type uses, and what to try when a model fails.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RoutingConfig {
     pub channel: ModelId,
     pub branch: ModelId,
@@ -188,14 +189,14 @@ impl RoutingConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
     pub max_retries: u32,
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DefaultsConfig {
     pub routing: RoutingConfig,
     pub retry: RetryConfig,
@@ -243,7 +244,7 @@ impl Default for CortexConfig {
 }
 
 /// Bounds on the processes a channel runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProcessLimits {
     pub max_concurrent_branches: usize,
     pub max_concurrent_workers: usize,
@@ -267,7 +268,7 @@ pub struct ProcessLimits {
 }
 
 /// Coalescing of message bursts in group conversations (`[defaults.coalesce]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CoalesceConfig {
     pub enabled: bool,
     /// Quiet time after the last message before the turn starts.
@@ -276,7 +277,7 @@ pub struct CoalesceConfig {
     pub max_wait_ms: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     /// Matches `[a-z0-9_-]{1,64}`; unique across agents.
     pub id: String,
@@ -301,7 +302,7 @@ pub struct AgentConfig {
     pub cortex: CortexConfig,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     pub enabled: bool,
     pub bind: IpAddr,
@@ -314,7 +315,7 @@ pub struct ApiConfig {
 }
 
 /// The chat platforms, each present only when its `[messaging.NAME]` table is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessagingConfig {
     pub discord: Option<DiscordConfig>,
     pub telegram: Option<TelegramConfig>,
@@ -340,7 +341,7 @@ impl MessagingConfig {
 /// Who may talk to the agents and make them act (`[access]`). Everyone not named is a stranger:
 /// a direct message gets a pairing code, a group message is not read unless the group is
 /// allowed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccessConfig {
     /// Stable platform user ids (`telegram:123456789`, `discord:80351110224678912`,
     /// `slack:U024BE7LH`) of the people who may make the agents act.
@@ -361,6 +362,25 @@ pub struct AccessConfig {
     /// Messages per minute one person may send in a group before further ones are not read
     /// (they are told once); 0 means no limit.
     pub group_messages_per_minute: u32,
+}
+
+/// How the running daemon notices edits of its config file (`[reload]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Reload when the file changes (besides `POST /api/reload` and SIGHUP).
+    pub watch: bool,
+    /// How often the file's metadata is looked at, in milliseconds; an edit is applied once
+    /// the file has stayed the same for one more interval.
+    pub interval_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            interval_ms: 1000,
+        }
+    }
 }
 
 /// How worker shell commands are contained (`[sandbox]`).
@@ -400,7 +420,7 @@ pub enum SandboxMode {
     None,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DiscordConfig {
     pub enabled: bool,
     /// The resolved bot token.
@@ -411,7 +431,7 @@ pub struct DiscordConfig {
     pub api_base: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TelegramConfig {
     pub enabled: bool,
     /// The resolved bot token.
@@ -420,7 +440,7 @@ pub struct TelegramConfig {
     pub api_url: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SlackConfig {
     pub enabled: bool,
     /// The resolved bot token (`xoxb-...`) for the Web API.
@@ -432,7 +452,7 @@ pub struct SlackConfig {
 }
 
 /// Routes messages from one platform location to an agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BindingConfig {
     pub agent: String,
     /// A chat platform (`Platform::CHAT`).

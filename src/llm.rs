@@ -5,7 +5,7 @@ mod provider;
 mod usage;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rig::OneOrMany;
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ModelId, ProviderKind, RetryConfig, RoutingConfig};
 use crate::event::{ProcessId, ProcessType};
+use crate::metrics::{CallOutcome, Metrics};
 pub use provider::{ProviderBuildError, ProviderClient};
 pub use usage::UsageRecorder;
 
@@ -90,6 +91,23 @@ impl LlmError {
             | LlmError::Request { .. }
             | LlmError::Exhausted { .. }
             | LlmError::CircuitOpen { .. } => false,
+        }
+    }
+
+    /// A short name for the metrics: what kind of failure this was.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::Status { status: 429, .. } => "rate_limited",
+            LlmError::Status { status, .. } if *status >= 500 => "status_5xx",
+            LlmError::Status { .. } => "status_4xx",
+            LlmError::Timeout { .. } => "timeout",
+            LlmError::Transport { .. } => "transport",
+            LlmError::InvalidResponse { .. } => "invalid_response",
+            LlmError::Request { .. } => "request",
+            LlmError::NotConfigured => "not_configured",
+            LlmError::UnknownProvider { .. } => "unknown_provider",
+            LlmError::Exhausted { .. } => "exhausted",
+            LlmError::CircuitOpen { .. } => "circuit_open",
         }
     }
 
@@ -205,18 +223,18 @@ impl ModelBreaker {
     }
 }
 
-/// The daemon's LLM layer, shared by every agent.
-pub struct LlmManager {
+/// What the config says about the LLM layer: the provider clients and the retry and breaker
+/// settings. Built whole from a config, so a reload swaps it in one step or not at all.
+pub struct LlmSetup {
     providers: HashMap<String, ProviderClient>,
     statuses: Vec<ProviderStatus>,
     retry: RetryConfig,
-    cool_downs: Mutex<BTreeMap<ModelId, Instant>>,
-    breakers: Mutex<BTreeMap<ModelId, Breaker>>,
     breaker_threshold: u32,
     breaker_cooldown: Duration,
 }
 
-impl LlmManager {
+impl LlmSetup {
+    /// Builds every provider client the config names.
     pub fn new(config: &Config) -> Result<Self, provider::ProviderBuildError> {
         let mut providers = HashMap::new();
         let mut statuses = Vec::new();
@@ -235,19 +253,56 @@ impl LlmManager {
             providers,
             statuses,
             retry: config.defaults.retry.clone(),
-            cool_downs: Mutex::new(BTreeMap::new()),
-            breakers: Mutex::new(BTreeMap::new()),
             breaker_threshold: config.defaults.cortex.breaker_threshold.max(1),
             breaker_cooldown: Duration::from_secs(config.defaults.cortex.breaker_cooldown_secs),
         })
     }
+}
 
-    pub fn is_configured(&self) -> bool {
-        !self.providers.is_empty()
+/// The daemon's LLM layer, shared by every agent. Its setup can be replaced while it runs
+/// (a config reload); what it learnt about models (cool-downs, breakers) is kept.
+pub struct LlmManager {
+    setup: RwLock<Arc<LlmSetup>>,
+    cool_downs: Mutex<BTreeMap<ModelId, Instant>>,
+    breakers: Mutex<BTreeMap<ModelId, Breaker>>,
+    metrics: Metrics,
+}
+
+impl LlmManager {
+    pub fn new(config: &Config, metrics: Metrics) -> Result<Self, provider::ProviderBuildError> {
+        Ok(Self::with_setup(LlmSetup::new(config)?, metrics))
     }
 
-    pub fn provider_statuses(&self) -> &[ProviderStatus] {
-        &self.statuses
+    pub fn with_setup(setup: LlmSetup, metrics: Metrics) -> Self {
+        Self {
+            setup: RwLock::new(Arc::new(setup)),
+            cool_downs: Mutex::new(BTreeMap::new()),
+            breakers: Mutex::new(BTreeMap::new()),
+            metrics,
+        }
+    }
+
+    /// Uses `setup` from the next call on; calls under way finish with the one they began with.
+    pub fn replace_setup(&self, setup: LlmSetup) {
+        match self.setup.write() {
+            Ok(mut current) => *current = Arc::new(setup),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(setup),
+        }
+    }
+
+    fn setup(&self) -> Arc<LlmSetup> {
+        match self.setup.read() {
+            Ok(setup) => setup.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        !self.setup().providers.is_empty()
+    }
+
+    pub fn provider_statuses(&self) -> Vec<ProviderStatus> {
+        self.setup().statuses.clone()
     }
 
     /// Models whose breaker is open now.
@@ -308,9 +363,10 @@ impl LlmManager {
         });
         breaker.consecutive_failures += 1;
         breaker.last_error = error.to_string();
-        if breaker.consecutive_failures >= self.breaker_threshold {
-            breaker.open_until = Some(Instant::now() + self.breaker_cooldown);
-            tracing::warn!(model = %model, failures = breaker.consecutive_failures, cooldown_secs = self.breaker_cooldown.as_secs(), "model keeps failing; circuit breaker open");
+        let setup = self.setup();
+        if breaker.consecutive_failures >= setup.breaker_threshold {
+            breaker.open_until = Some(Instant::now() + setup.breaker_cooldown);
+            tracing::warn!(model = %model, failures = breaker.consecutive_failures, cooldown_secs = setup.breaker_cooldown.as_secs(), "model keeps failing; circuit breaker open");
         }
     }
 
@@ -371,8 +427,10 @@ impl LlmManager {
         usage: &UsageRecorder,
         attempts: &mut u32,
     ) -> Result<LlmResponse, LlmError> {
+        let setup = self.setup();
         let provider =
-            self.providers
+            setup
+                .providers
                 .get(&model.provider)
                 .ok_or_else(|| LlmError::UnknownProvider {
                     model: model.to_string(),
@@ -386,6 +444,15 @@ impl LlmManager {
                 .complete(&model.model, to_rig_request(request)?)
                 .await
                 .map_err(|error| LlmError::from_completion(model, error));
+            let outcome = match &result {
+                Ok(response) => CallOutcome::Answered {
+                    input_tokens: response.usage.input_tokens,
+                    output_tokens: response.usage.output_tokens,
+                },
+                Err(error) => CallOutcome::Failed(error.kind()),
+            };
+            self.metrics
+                .llm_call(&model.to_string(), started.elapsed(), outcome);
             match result {
                 Ok(response) => {
                     tracing::debug!(model = %model, elapsed_ms = started.elapsed().as_millis() as u64, "completion");
@@ -399,10 +466,10 @@ impl LlmManager {
                     if error.is_rate_limit() {
                         self.cool_down(model);
                     }
-                    if !error.is_retryable() || retry >= self.retry.max_retries {
+                    if !error.is_retryable() || retry >= setup.retry.max_retries {
                         return Err(error);
                     }
-                    let delay = backoff(&self.retry, retry);
+                    let delay = backoff(&setup.retry, retry);
                     tracing::warn!(model = %model, %error, retry = retry + 1, delay_ms = delay.as_millis() as u64, "retrying LLM call");
                     tokio::time::sleep(delay).await;
                     retry += 1;
@@ -528,7 +595,7 @@ mod tests {
             &|_| None,
         )
         .expect("config");
-        let manager = LlmManager::new(&config).expect("manager");
+        let manager = LlmManager::new(&config, Metrics::default()).expect("manager");
         let model: ModelId = "p/m".parse().expect("model");
         let down = LlmError::Status {
             model: "p/m".into(),

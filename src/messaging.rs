@@ -15,7 +15,7 @@ mod telegram;
 
 pub use adapter::{Adapter, AdapterError, AdapterState, AdapterStatus};
 pub use inbound::{Inbound, InboundError, InboundHandler, Receipt};
-pub use manager::MessagingManager;
+pub use manager::{MessagingManager, configured_adapters};
 pub use portal::{Portal, PortalReply, PortalWaiter};
 pub use split::split_message;
 

@@ -25,7 +25,7 @@ use crate::conversation::{
     TurnRecord,
 };
 use crate::conversation_id::ConversationId;
-use crate::event::{EventBus, ProcessEvent};
+use crate::event::{EventBus, ProcessEvent, ProcessType};
 use crate::llm::LlmManager;
 use crate::memory::{Embedder, MemoryStore};
 use crate::message::{
@@ -68,6 +68,19 @@ pub enum RouteOutcome {
     Duplicate,
 }
 
+/// What an agent is doing and holding now, for the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct AgentGauges {
+    pub branches: u64,
+    pub workers: u64,
+    pub channels: u64,
+    pub inbox_depth: u64,
+    pub inbox_depth_max: u64,
+    pub pending_messages: u64,
+    /// (memory type, remembered memories of it).
+    pub memories: Vec<(String, u64)>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AgentStatus {
     pub id: String,
@@ -87,6 +100,8 @@ pub struct SharedServices {
     pub redactor: Redactor,
     /// Where workers' shell commands run.
     pub sandbox: Arc<Sandbox>,
+    /// The daemon's counters.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -169,7 +184,7 @@ impl AgentRuntime {
             identity: identity::load(home).await,
             tool_loop: ToolLoop {
                 agent_id: config.id.clone(),
-                routing: config.routing.clone(),
+                routing: std::sync::RwLock::new(Arc::new(config.routing.clone())),
                 llm: shared.llm.clone(),
                 usage: stores.usage.clone(),
                 prompts: shared.prompts.clone(),
@@ -184,6 +199,7 @@ impl AgentRuntime {
             cortex,
             sandbox: shared.sandbox.clone(),
             lifecycle: links.lifecycle,
+            metrics: shared.metrics.clone(),
         };
         Ok(Self {
             agent: Arc::new(agent),
@@ -205,6 +221,48 @@ impl AgentRuntime {
         &self.agent.config
     }
 
+    /// The routing in force (the config's, or a reload's).
+    pub fn routing(&self) -> Arc<crate::config::RoutingConfig> {
+        self.agent.tool_loop.routing()
+    }
+
+    /// Applies what can change while the agent runs from a reloaded `config` (same id): the
+    /// routing and fallbacks, from the next LLM call on.
+    pub fn reconfigure(&self, config: &AgentConfig) {
+        if *self.agent.tool_loop.routing() != config.routing {
+            tracing::info!(agent_id = %self.id(), "routing reloaded");
+            self.agent.tool_loop.replace_routing(config.routing.clone());
+        }
+    }
+
+    /// The settings of `config` that differ from those the agent was opened with and are
+    /// read only when it opens (a restart).
+    pub fn settings_needing_restart(&self, config: &AgentConfig) -> Vec<&'static str> {
+        let opened = &self.agent.config;
+        [
+            ("display_name", opened.display_name != config.display_name),
+            ("max_turns", opened.max_turns != config.max_turns),
+            (
+                "history_messages",
+                opened.history_messages != config.history_messages,
+            ),
+            ("limits", opened.limits != config.limits),
+            ("coalesce", opened.coalesce != config.coalesce),
+            (
+                "channel_inbox",
+                opened.channel_inbox != config.channel_inbox,
+            ),
+            ("cortex", opened.cortex != config.cortex),
+            (
+                "memory_maintenance_secs",
+                opened.memory_maintenance_secs != config.memory_maintenance_secs,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
+
     pub fn status(&self) -> AgentStatus {
         let config = &self.agent.config;
         AgentStatus {
@@ -212,8 +270,44 @@ impl AgentRuntime {
             display_name: config.display_name.clone(),
             default: config.default,
             active_channels: self.channels.lock().map_or(0, |channels| channels.len()),
-            channel_model: config.routing.channel.to_string(),
+            channel_model: self.agent.tool_loop.routing().channel.to_string(),
         }
+    }
+
+    /// Its running processes, channel inboxes, unanswered messages and memories.
+    pub async fn gauges(&self) -> AgentGauges {
+        let mut gauges = AgentGauges::default();
+        for process in self.agent.processes.list(None) {
+            match process.kind {
+                ProcessType::Branch => gauges.branches += 1,
+                ProcessType::Worker => gauges.workers += 1,
+                ProcessType::Channel | ProcessType::Compactor | ProcessType::Cortex => {}
+            }
+        }
+        let depths: Vec<u64> = self
+            .channels
+            .lock()
+            .map(|channels| {
+                channels
+                    .values()
+                    .map(|channel| channel.depth() as u64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        gauges.channels = depths.len() as u64;
+        gauges.inbox_depth = depths.iter().sum();
+        gauges.inbox_depth_max = depths.iter().copied().max().unwrap_or(0);
+        match self.agent.stores.conversations.pending_count().await {
+            Ok(count) => gauges.pending_messages = count,
+            Err(error) => {
+                tracing::warn!(%error, agent_id = %self.id(), "cannot count pending messages")
+            }
+        }
+        match self.agent.stores.memory.counts_by_type().await {
+            Ok(counts) => gauges.memories = counts,
+            Err(error) => tracing::warn!(%error, agent_id = %self.id(), "cannot count memories"),
+        }
+        gauges
     }
 
     /// Stores an inbound message, then queues it on its conversation's channel. Waits while the

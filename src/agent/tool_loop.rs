@@ -3,7 +3,7 @@
 //! answers in plain text, or the turn cap is reached. `ToolLoop` is also the handle that holds
 //! what such a loop needs: the model with its routing, prompts, usage, redaction and events.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rig::OneOrMany;
 use rig::message::{AssistantContent, Message, ToolResult, ToolResultContent, UserContent};
@@ -20,8 +20,8 @@ use crate::tools::{ToolCall, ToolSet};
 /// Everything an LLM process of one agent needs to think.
 pub struct ToolLoop {
     pub agent_id: String,
-    /// Which model each process kind uses, with fallbacks.
-    pub routing: RoutingConfig,
+    /// Which model each process kind uses, with fallbacks; a config reload replaces it.
+    pub routing: RwLock<Arc<RoutingConfig>>,
     pub llm: Arc<LlmManager>,
     /// Where token usage is recorded.
     pub usage: UsageRecorder,
@@ -30,6 +30,24 @@ pub struct ToolLoop {
     pub redactor: Redactor,
     /// Tool calls are published here.
     pub events: EventBus,
+}
+
+impl ToolLoop {
+    /// The routing in force now; a call under way keeps the one it started with.
+    pub fn routing(&self) -> Arc<RoutingConfig> {
+        match self.routing.read() {
+            Ok(routing) => routing.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Routes the next calls by `routing` (a config reload).
+    pub fn replace_routing(&self, routing: RoutingConfig) {
+        match self.routing.write() {
+            Ok(mut current) => *current = Arc::new(routing),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(routing),
+        }
+    }
 }
 
 /// Which process runs a loop, in which conversation, on whose behalf.
@@ -109,7 +127,7 @@ impl ToolLoop {
         request: &LlmRequest,
     ) -> Result<LlmResponse, LlmError> {
         self.llm
-            .complete(&self.routing, process_id, request, &self.usage)
+            .complete(&self.routing(), process_id, request, &self.usage)
             .await
     }
 

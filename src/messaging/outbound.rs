@@ -31,7 +31,7 @@ impl Outbox for MessagingManager {
     /// Shows the typing indicator (waiting briefly for the first one) and keeps refreshing it
     /// until the conversation's next answer is delivered.
     async fn typing(&self, conversation: &ConversationId) {
-        let Some(adapter) = self.adapters.get(&conversation.platform()).cloned() else {
+        let Some(adapter) = self.adapter(conversation.platform()) else {
             return;
         };
         let Some(interval) = adapter.typing_interval() else {
@@ -69,8 +69,7 @@ impl Outbox for MessagingManager {
         let conversation = &response.conversation;
         self.stop_typing(conversation);
         let adapter = self
-            .adapters
-            .get(&conversation.platform())
+            .adapter(conversation.platform())
             .ok_or_else(|| DeliveryError::Unreachable(conversation.clone()))?;
         let Some(text) = response.content.text() else {
             return Ok(());
@@ -87,7 +86,7 @@ impl Outbox for MessagingManager {
     }
 
     fn recorded(&self, response: &OutboundResponse) {
-        if let Some(adapter) = self.adapters.get(&response.conversation.platform()) {
+        if let Some(adapter) = self.adapter(response.conversation.platform()) {
             adapter.recorded(response);
         }
     }
@@ -97,7 +96,7 @@ impl Outbox for MessagingManager {
     }
 
     fn reaches(&self, conversation: &ConversationId) -> bool {
-        self.adapters.contains_key(&conversation.platform())
+        self.adapter(conversation.platform()).is_some()
     }
 }
 

@@ -29,6 +29,7 @@ pub(super) enum Answer {
 
 impl Channel {
     pub(super) async fn run_turn(&mut self, trigger: Trigger) {
+        let started = std::time::Instant::now();
         self.agent.outbox.typing(&self.conversation).await;
         let (input, batch, standing) = match trigger {
             Trigger::Messages(batch) => {
@@ -87,7 +88,10 @@ impl Channel {
                 Answer::Failed("an internal error interrupted this turn".to_string())
             });
         let new_context = request.messages.split_off(turn_start);
-        self.deliver(batch, answer, new_context).await;
+        let outcome = self.deliver(batch, answer, new_context).await;
+        self.agent
+            .metrics
+            .turn(&self.agent.config.id, outcome.as_str(), started.elapsed());
     }
 
     /// The context as LLM messages, opening with a user message as some providers require.

@@ -215,7 +215,8 @@ impl Daemon {
             bind: options.bind,
             port: options.port,
         };
-        let config = overrides.apply(Config::load(&config_path, &*environment)?);
+        let (config, baseline) = watch::load(&config_path, &*environment).await?;
+        let config = overrides.apply(config);
         let api = &config.api;
         if api.enabled && options.api.is_some() && !api.bind.is_loopback() && api.token.is_none() {
             return Err(DaemonError::OpenApi(api.bind));
@@ -310,7 +311,7 @@ impl Daemon {
             }
             Some(_) | None => None,
         };
-        watch::start(&state, &tasks);
+        watch::start(&state, &tasks, baseline);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             api = ?api_address,

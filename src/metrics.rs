@@ -184,10 +184,11 @@ impl Metrics {
             "Channel turns that ended, by agent and outcome (replied, skipped, failed)",
             self.turns.clone(),
         );
-        registry.register_with_unit(
-            "turn_duration",
+        // Histograms carry their unit in the name only: strict OpenMetrics readers refuse a
+        // UNIT line on them.
+        registry.register(
+            "turn_duration_seconds",
             "How long channel turns took, from start to the recorded answer",
-            Unit::Seconds,
             self.turn_seconds.clone(),
         );
         registry.register(
@@ -195,10 +196,9 @@ impl Metrics {
             "LLM calls (each attempt), by model and result (ok, error)",
             self.llm_calls.clone(),
         );
-        registry.register_with_unit(
-            "llm_call_duration",
+        registry.register(
+            "llm_call_duration_seconds",
             "How long LLM calls took, by model",
-            Unit::Seconds,
             self.llm_call_seconds.clone(),
         );
         registry.register(

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::DaemonState;
+use crate::config::{Config, ConfigError};
 
 /// What identifies one version of the file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,24 +37,56 @@ async fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-async fn content_hash(path: &Path) -> Option<u64> {
-    let content = tokio::fs::read(path).await.ok()?;
+fn hash_of(content: &[u8]) -> u64 {
     let mut hasher = DefaultHasher::new();
     content.hash(&mut hasher);
-    Some(hasher.finish())
+    hasher.finish()
+}
+
+async fn content_hash(path: &Path) -> Option<u64> {
+    tokio::fs::read(path)
+        .await
+        .ok()
+        .map(|content| hash_of(&content))
+}
+
+/// The version of the file the daemon started on: the watch compares against it, so an edit
+/// made while the daemon starts is not mistaken for the version it runs.
+pub(super) struct Baseline {
+    stamp: Option<Stamp>,
+    hash: u64,
+}
+
+/// Reads and parses the config file, noting which version of it was read.
+pub(super) async fn load(
+    path: &Path,
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Baseline), ConfigError> {
+    // Stamped before reading: an edit after this point changes the stamp and is seen.
+    let stamp = stamp(path).await;
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut config = Config::parse(&text, &path.display().to_string(), environment)?;
+    config.path = Some(path.to_path_buf());
+    let hash = hash_of(text.as_bytes());
+    Ok((config, Baseline { stamp, hash }))
 }
 
 /// Watches the config file until the daemon shuts down.
-pub(super) fn start(state: &Arc<DaemonState>, tasks: &TaskTracker) {
+pub(super) fn start(state: &Arc<DaemonState>, tasks: &TaskTracker, baseline: Baseline) {
     let state = state.clone();
     let span = tracing::info_span!("config_watch");
-    tasks.spawn(async move { watch(state).await }.instrument(span));
+    tasks.spawn(async move { watch(state, baseline).await }.instrument(span));
 }
 
-async fn watch(state: Arc<DaemonState>) {
+async fn watch(state: Arc<DaemonState>, baseline: Baseline) {
     let path = state.reloader.config_path().to_path_buf();
-    let mut seen = stamp(&path).await;
-    let mut applied = content_hash(&path).await;
+    let mut seen = baseline.stamp;
+    let mut applied = Some(baseline.hash);
     let mut candidate: Option<u64> = None;
     loop {
         let config = state.config();

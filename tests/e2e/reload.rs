@@ -15,7 +15,7 @@ use crate::harness::{TestDaemon, access, config_for, reply, wait_for_replies};
 
 /// Polls `GET path` until `ready` holds for its body.
 async fn wait_for_json(daemon: &TestDaemon, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let body = daemon.get(path).await;
         if ready(&body) {
@@ -111,7 +111,9 @@ async fn a_changed_platform_table_restarts_its_adapter_and_a_removed_one_stops_i
     llm.push_when("via the first", reply("one"));
     llm.push_when("via the second", reply("two"));
     let home = tempfile::tempdir().expect("tempdir");
-    let owner = access(&["telegram:42"], &[]);
+    // Two owners: each fake numbers its messages from the same start, and a message id seen
+    // before in a chat is a redelivery, so each server talks in its own chat.
+    let owner = access(&["telegram:42", "telegram:43"], &[]);
     let daemon = TestDaemon::start(home.path(), &(base(&llm) + &first.config(&[]) + &owner)).await;
     first.push_message(42, 42, "via the first");
     first.wait_for_sent(1).await;
@@ -136,7 +138,7 @@ async fn a_changed_platform_table_restarts_its_adapter_and_a_removed_one_stops_i
             .contains("messaging.telegram started"),
         "{body:#}"
     );
-    second.push_message(42, 42, "via the second");
+    second.push_message(43, 43, "via the second");
     let sent = second.wait_for_sent(1).await;
     assert_eq!(sent[0]["text"], "two");
     let polls_before = first.method_names().len();

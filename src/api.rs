@@ -77,6 +77,15 @@ pub fn router(state: ApiState) -> Router {
             get(memories::search),
         )
         .route(
+            "/api/agents/{agent_id}/memories/export",
+            get(memories::export),
+        )
+        .route(
+            "/api/agents/{agent_id}/memories/import",
+            // An export holds every memory with its embedding: read as a stream, unbounded.
+            post(memories::import).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
             "/api/agents/{agent_id}/memories/{memory_id}",
             get(memories::get).delete(memories::forget),
         )

@@ -221,6 +221,28 @@ impl ApiClient {
         .await
     }
 
+    /// An agent's memory export (JSON Lines), as a response to read chunk by chunk.
+    pub async fn export_memories(&self, agent: &str) -> Result<reqwest::Response, ClientError> {
+        let url = self.url(&format!("/api/agents/{agent}/memories/export"));
+        let response = self
+            .authorized(self.http.get(&url))
+            .send()
+            .await
+            .map_err(|source| self.connection_error(source))?;
+        check_status(&url, response).await
+    }
+
+    /// Imports a memory export (JSON Lines) into an agent; answers what was imported.
+    pub async fn import_memories(&self, agent: &str, lines: Vec<u8>) -> Result<Value, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/api/agents/{agent}/memories/import")))
+                .header("content-type", "application/x-ndjson")
+                .body(lines),
+        )
+        .await
+    }
+
     /// Follows the event stream of one conversation, calling `on_event(name, data)` for each
     /// event until the stream ends.
     pub async fn follow_events(

@@ -387,6 +387,9 @@ impl Default for ReloadConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxConfig {
     pub mode: SandboxMode,
+    /// The bubblewrap program: `bwrap` (looked up in /usr/local/bin, /usr/bin, /bin) or an
+    /// absolute path.
+    pub bwrap: std::path::PathBuf,
     /// Whether commands can reach the network.
     pub network: bool,
     /// Limits of each command: CPU seconds, address space and file size in bytes, processes.
@@ -400,6 +403,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             mode: SandboxMode::Bubblewrap,
+            bwrap: std::path::PathBuf::from("bwrap"),
             network: true,
             cpu_secs: 300,
             memory_bytes: 2 << 30,

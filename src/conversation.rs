@@ -176,7 +176,28 @@ pub struct NewMessage<'a> {
     pub direct: bool,
 }
 
-impl NewMessage<'_> {
+impl<'a> NewMessage<'a> {
+    /// The agent's own message, already sent: `sender` is the agent's display name.
+    pub fn sent_by_agent(
+        id: &'a str,
+        conversation_id: &'a str,
+        sender: &'a str,
+        content: &'a str,
+    ) -> Self {
+        Self {
+            id,
+            conversation_id,
+            role: Role::Assistant,
+            sender,
+            content,
+            platform_message_id: None,
+            status: MessageStatus::Sent,
+            sender_id: None,
+            authority: Authority::Owner,
+            direct: false,
+        }
+    }
+
     /// The row this message became when stored at `created_at`.
     fn stored_at(&self, created_at: i64) -> StoredMessage {
         StoredMessage {
@@ -447,6 +468,66 @@ impl ConversationStore {
             .await?;
         messages.reverse();
         Ok(messages)
+    }
+
+    /// Candidates for a ranked transcript search: the messages containing any of `words`
+    /// (case-insensitive) and the `recent` newest, newest first, at most `limit`; with how
+    /// many messages the transcript holds and how many contain each word (for weighing them).
+    pub async fn transcript_candidates(
+        &self,
+        conversation_id: &str,
+        words: &[&str],
+        recent: usize,
+        limit: usize,
+    ) -> Result<(Vec<StoredMessage>, i64, Vec<i64>), StoreError> {
+        // Unchecked: one filter per word, built at run time.
+        let any_word = words
+            .iter()
+            .map(|_| "instr(lower(content), lower(?)) > 0")
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let any_word = if any_word.is_empty() {
+            "0".to_string()
+        } else {
+            any_word
+        };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?
+               AND (({any_word}) OR seq >= (SELECT coalesce(min(seq), 0) FROM (
+                   SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?)))
+             ORDER BY seq DESC LIMIT ?"
+        );
+        let mut query = sqlx::query_as::<_, StoredMessage>(&sql).bind(conversation_id);
+        for word in words {
+            query = query.bind(*word);
+        }
+        let messages = query
+            .bind(conversation_id)
+            .bind(i64::try_from(recent).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        // Unchecked: one count per word, built at run time.
+        let counts_sql = std::iter::once("count(*)".to_string())
+            .chain(
+                words
+                    .iter()
+                    .map(|_| "coalesce(sum(instr(lower(content), lower(?)) > 0), 0)".to_string()),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
+        let counts_sql = format!("SELECT {counts_sql} FROM messages WHERE conversation_id = ?");
+        let mut counts = sqlx::query(&counts_sql);
+        for word in words {
+            counts = counts.bind(*word);
+        }
+        let row = counts.bind(conversation_id).fetch_one(&self.pool).await?;
+        let total: i64 = sqlx::Row::try_get(&row, 0)?;
+        let mut matches = Vec::with_capacity(words.len());
+        for column in 1..=words.len() {
+            matches.push(sqlx::Row::try_get::<i64, _>(&row, column)?);
+        }
+        Ok((messages, total, matches))
     }
 
     /// The context of a conversation, oldest first.

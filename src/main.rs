@@ -262,6 +262,15 @@ enum MemoryCommand {
     },
     /// Forget a memory (it is never recalled again).
     Forget { id: String },
+    /// Write every memory, with its associations, origin and embedding, as JSON Lines.
+    Export {
+        /// The file to write (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read memories from an export (ids already present are skipped; embeddings of another
+    /// model are made again).
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -576,6 +585,41 @@ async fn memory(client: &ApiClient, agent: &str, command: MemoryCommand) -> anyh
         MemoryCommand::Forget { id } => {
             client.forget_memory(agent, &id).await?;
             println!("forgot {id}");
+        }
+        MemoryCommand::Export { output } => {
+            use tokio::io::AsyncWriteExt;
+            let mut response = client.export_memories(agent).await?;
+            let mut writer: Box<dyn tokio::io::AsyncWrite + Unpin> = match &output {
+                Some(path) => Box::new(
+                    tokio::fs::File::create(path)
+                        .await
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                ),
+                None => Box::new(tokio::io::stdout()),
+            };
+            let mut lines = 0usize;
+            while let Some(chunk) = response.chunk().await? {
+                lines += chunk.iter().filter(|byte| **byte == b'\n').count();
+                writer.write_all(&chunk).await?;
+            }
+            writer.flush().await?;
+            if let Some(path) = output {
+                eprintln!(
+                    "exported {} memories to {}",
+                    lines.saturating_sub(1),
+                    path.display()
+                );
+            }
+        }
+        MemoryCommand::Import { file } => {
+            let lines = tokio::fs::read(&file)
+                .await
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report = client.import_memories(agent, lines).await?;
+            println!(
+                "imported {} memories ({} already present, {} embedded again, {} associations)",
+                report["imported"], report["skipped"], report["reembedded"], report["associations"]
+            );
         }
     }
     Ok(())

@@ -2,11 +2,12 @@
 //! database, recalled by full-text rank, embedding similarity and a shallow association walk,
 //! fused with reciprocal rank fusion. See `store.rs` and `store/` for the operations.
 
+mod base64;
 pub mod embedder;
 pub mod index;
 mod maintenance;
 mod render;
-mod search;
+pub mod search;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -18,8 +19,11 @@ use serde::{Deserialize, Serialize};
 
 pub use embedder::{EmbedError, Embedder, EmbedderStatus};
 pub use maintenance::MaintenanceReport;
-pub use render::{MemorySection, MemorySnapshot};
-pub use store::{MAXIMUM_RESULTS as MAXIMUM_RECALL_RESULTS, MemoryStore};
+pub use render::{MemorySection, MemorySnapshot, QuotedMemory};
+pub use store::{
+    ImportReport, MAXIMUM_RESULTS as MAXIMUM_RECALL_RESULTS, MemoryRecord, MemoryStore,
+    PAGE as IMPORT_BATCH, RecordAssociation,
+};
 
 /// What kind of thing a memory records. Each kind has a default importance.
 #[derive(
@@ -189,7 +193,76 @@ pub struct Memory {
     pub last_accessed_at: i64,
     pub access_count: i64,
     pub source: String,
+    /// The conversation it was said in (its origin), if any.
     pub channel_id: Option<String>,
+    /// Who said it there (a platform user id or display name), if known.
+    pub sender: Option<String>,
+    /// Said by an owner (or saved through the API or CLI). A memory from anyone else's input
+    /// is data someone said, shown quoted and never followed as an instruction.
+    pub trusted: bool,
+}
+
+/// Where a memory came from: the conversation, the sender, and whether an owner said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub conversation_id: Option<String>,
+    pub sender: Option<String>,
+    pub trusted: bool,
+}
+
+impl Origin {
+    /// Saved by an owner outside any conversation (the API, the CLI): trusted.
+    pub fn owner() -> Self {
+        Self {
+            conversation_id: None,
+            sender: None,
+            trusted: true,
+        }
+    }
+
+    /// Said in `conversation_id`, by `sender`, an owner when `trusted`.
+    pub fn conversation(
+        conversation_id: impl Into<String>,
+        sender: Option<String>,
+        trusted: bool,
+    ) -> Self {
+        Self {
+            conversation_id: Some(conversation_id.into()),
+            sender,
+            trusted,
+        }
+    }
+}
+
+/// Who will read what memory returns: the participants of the conversation it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Audience {
+    /// Only owners (a DM with the owner, the API, the CLI): every memory.
+    #[default]
+    Everything,
+    /// A conversation with anyone else: only memories that came from this conversation, so
+    /// nothing said elsewhere (the owner's DMs above all) is shown to its participants.
+    Conversation(String),
+}
+
+impl Audience {
+    /// Whether a memory of this origin may be shown to this audience.
+    pub fn admits(&self, origin_conversation: Option<&str>) -> bool {
+        match self {
+            Audience::Everything => true,
+            Audience::Conversation(conversation) => {
+                origin_conversation == Some(conversation.as_str())
+            }
+        }
+    }
+
+    /// The conversation memories must come from, or `None` for every memory.
+    pub fn conversation(&self) -> Option<&str> {
+        match self {
+            Audience::Everything => None,
+            Audience::Conversation(conversation) => Some(conversation),
+        }
+    }
 }
 
 /// A memory to save.
@@ -201,8 +274,8 @@ pub struct NewMemory {
     pub importance: Option<f64>,
     /// Who saves it: `branch:{id}`, `api`, `cli`, ...
     pub source: String,
-    /// The conversation it came from.
-    pub channel_id: Option<String>,
+    /// Where it was said and by whom.
+    pub origin: Origin,
     pub associations: Vec<NewAssociation>,
 }
 
@@ -217,7 +290,7 @@ impl NewMemory {
             memory_type,
             importance: None,
             source: source.into(),
-            channel_id: None,
+            origin: Origin::owner(),
             associations: Vec::new(),
         }
     }
@@ -258,6 +331,8 @@ pub struct RecallQuery {
     pub max_results: usize,
     pub memory_type: Option<MemoryType>,
     pub mode: RecallMode,
+    /// Who reads the result: only memories this audience may see are recalled.
+    pub audience: Audience,
 }
 
 impl RecallQuery {
@@ -267,6 +342,7 @@ impl RecallQuery {
             max_results,
             memory_type: None,
             mode: RecallMode::Hybrid,
+            audience: Audience::Everything,
         }
     }
 }
@@ -276,8 +352,11 @@ impl RecallQuery {
 pub struct RecalledMemory {
     #[serde(flatten)]
     pub memory: Memory,
-    /// The fused RRF score (0 in recent/important mode ordering is by time or importance).
+    /// The hybrid score: similarity plus the full-text share and small recency and
+    /// importance terms (0 when browsing without a query).
     pub score: f64,
+    /// Cosine similarity with the query, when both have an embedding.
+    pub similarity: Option<f32>,
     /// 1-based rank in the full-text (BM25) list, if it was in it.
     pub full_text_rank: Option<usize>,
     /// 1-based rank in the vector (cosine) list, if it was in it.

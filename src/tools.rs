@@ -370,6 +370,7 @@ impl Toolbox {
                     Box::new(memory_delete::MemoryDelete::new(services.memory.clone())),
                     Box::new(channel_recall::ChannelRecall::new(
                         services.conversations.clone(),
+                        services.memory.embedder().clone(),
                     )),
                     Box::new(spawn_worker::SpawnWorker),
                 ],

@@ -451,18 +451,12 @@ impl AgentRuntime {
         let store = &agent.stores.conversations;
         let stored = store
             .insert(
-                &NewMessage {
-                    id: &new_message_id(),
+                &NewMessage::sent_by_agent(
+                    &new_message_id(),
                     conversation_id,
-                    role: Role::Assistant,
-                    sender: &agent.config.display_name,
-                    content: text,
-                    platform_message_id: None,
-                    status: MessageStatus::Sent,
-                    sender_id: None,
-                    authority: Authority::Owner,
-                    direct: false,
-                },
+                    &agent.config.display_name,
+                    text,
+                ),
                 false,
             )
             .await?;
@@ -664,7 +658,9 @@ impl AgentRuntime {
             sender,
             stale,
         );
+        // A root span: the channel outlives the message (and the adapter task) that started it.
         let span = tracing::info_span!(
+            parent: None,
             "channel",
             agent_id = %self.id(),
             conversation_id = %conversation,

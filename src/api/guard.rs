@@ -48,7 +48,10 @@ pub async fn same_site(State(state): State<ApiState>, request: Request, next: Ne
         let json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/json"));
+            // JSON Lines (a memory import) is JSON too; like JSON, no form can send it.
+            .is_some_and(|value| {
+                value.starts_with("application/json") || value.starts_with("application/x-ndjson")
+            });
         let authenticated = config.api.token.as_deref().is_some_and(|token| {
             presented_token(headers).is_some_and(|presented| constant_time_equals(presented, token))
         });

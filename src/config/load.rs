@@ -100,6 +100,11 @@ pub(super) fn parse(
 }
 
 /// Turns raw values into resolved ones, producing errors that point into `text`.
+/// Why a value is invalid, before the resolver places it in the file (file, line, key).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Invalid(String);
+
 struct Resolver<'a> {
     text: &'a str,
     file_label: &'a str,
@@ -108,7 +113,12 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn error(&self, span: Option<Range<usize>>, key: &str, message: &str) -> ConfigError {
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: impl std::fmt::Display,
+    ) -> ConfigError {
         let (line, column) = span.map_or((0, 0), |span| {
             let before = self.text.get(..span.start).unwrap_or(self.text);
             let line_start = before.rfind('\n').map_or(0, |index| index + 1);

@@ -668,3 +668,10 @@ fn old_allow_lists_add_members_and_ignore_usernames_loudly() {
         config.notices
     );
 }
+
+#[test]
+fn a_relative_bwrap_path_is_refused_with_its_place() {
+    let (line, _, key, message) = invalid_with("[sandbox]\nbwrap = \"bin/bwrap\"\n", &[]);
+    assert_eq!((line, key.as_str()), (2, "sandbox.bwrap"));
+    assert!(message.contains("not an absolute path"), "{message}");
+}

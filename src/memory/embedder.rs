@@ -5,8 +5,9 @@
 mod local;
 mod remote;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -44,26 +45,69 @@ enum Backend {
     Remote(remote::RemoteEmbedder),
 }
 
+/// Query embeddings kept for repeated recalls.
+const QUERY_CACHE_SIZE: usize = 512;
+
 pub struct Embedder {
     backend: Backend,
+    /// Recent query texts and their embeddings (the guard is never held across an await).
+    queries: Mutex<QueryCache>,
+    /// Texts waiting to be embedded together (see `embed_batched`), each with where its
+    /// embedding goes. The guard is never held across an await.
+    waiting: Mutex<Vec<(String, Waiter)>>,
+    /// Held by the caller that embeds what is waiting.
+    batching: tokio::sync::Mutex<()>,
+}
+
+type Waiter = tokio::sync::oneshot::Sender<Result<Vec<f32>, EmbedError>>;
+
+/// A small least-recently-used map from query text to embedding.
+#[derive(Default)]
+struct QueryCache {
+    entries: HashMap<String, (u64, Arc<Vec<f32>>)>,
+    clock: u64,
+}
+
+impl QueryCache {
+    fn get(&mut self, text: &str) -> Option<Arc<Vec<f32>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(text).map(|(used, vector)| {
+            *used = clock;
+            vector.clone()
+        })
+    }
+
+    fn insert(&mut self, text: String, vector: Arc<Vec<f32>>) {
+        if self.entries.len() >= QUERY_CACHE_SIZE
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(text, _)| text.clone())
+        {
+            self.entries.remove(&oldest);
+        }
+        self.clock += 1;
+        self.entries.insert(text, (self.clock, vector));
+    }
 }
 
 impl Embedder {
     /// No embeddings; recall is full-text only and status says why.
     pub fn disabled(reason: impl Into<String>) -> Self {
-        Self {
-            backend: Backend::Disabled {
-                reason: reason.into(),
-            },
-        }
+        Self::with(Backend::Disabled {
+            reason: reason.into(),
+        })
     }
 
     /// The local model from `model_dir` (safetensors, tokenizer.json, config.json), never
     /// downloaded.
     pub fn local(model_dir: impl Into<std::path::PathBuf>) -> Self {
-        Self {
-            backend: Backend::Local(local::LocalEmbedder::new(model_dir.into(), None)),
-        }
+        Self::with(Backend::Local(local::LocalEmbedder::new(
+            model_dir.into(),
+            None,
+        )))
     }
 
     /// An OpenAI-compatible embeddings endpoint: `{base_url}/embeddings`.
@@ -73,11 +117,9 @@ impl Embedder {
         model: &str,
         model_id: &str,
     ) -> Result<Self, EmbedError> {
-        Ok(Self {
-            backend: Backend::Remote(remote::RemoteEmbedder::new(
-                base_url, api_key, model, model_id,
-            )?),
-        })
+        Ok(Self::with(Backend::Remote(remote::RemoteEmbedder::new(
+            base_url, api_key, model, model_id,
+        )?)))
     }
 
     /// The embedder `[memory]` asks for. Never fails: a problem leaves recall full-text only
@@ -101,9 +143,10 @@ impl Embedder {
                         download.then(|| download_url.clone()),
                     ),
                 };
-                Self {
-                    backend: Backend::Local(local::LocalEmbedder::new(model_dir, download_url)),
-                }
+                Self::with(Backend::Local(local::LocalEmbedder::new(
+                    model_dir,
+                    download_url,
+                )))
             }
             EmbedderConfig::Provider { model } => match providers.get(&model.provider) {
                 None => Self::disabled(format!(
@@ -131,6 +174,15 @@ impl Embedder {
             tracing::info!(kind = status.kind, model = ?status.model, detail = %status.detail, "memory embedder");
         }
         embedder
+    }
+
+    fn with(backend: Backend) -> Self {
+        Self {
+            backend,
+            queries: Mutex::new(QueryCache::default()),
+            waiting: Mutex::new(Vec::new()),
+            batching: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The name stored beside each embedding; vectors of another model are not compared.
@@ -166,6 +218,75 @@ impl Embedder {
             Backend::Local(local) => local.embed(texts).await,
             Backend::Remote(remote) => remote.embed(texts).await,
         }
+    }
+
+    /// Embeds a recall query; a query asked recently comes from the cache without running
+    /// the model.
+    pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        if let Ok(mut queries) = self.queries.lock()
+            && let Some(vector) = queries.get(text)
+        {
+            return Ok(vector.as_ref().clone());
+        }
+        let vector = self.embed_one(text).await?;
+        if let Ok(mut queries) = self.queries.lock() {
+            queries.insert(text.to_string(), Arc::new(vector.clone()));
+        }
+        Ok(vector)
+    }
+
+    /// Embeds one text together with any others asked for meanwhile: while one batch runs,
+    /// the texts that arrive wait, and the next caller embeds all of them in one pass (one
+    /// forward pass of the model, or one request to the provider). Concurrent saves cost
+    /// little more than one.
+    pub async fn embed_batched(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
+        let queued = self
+            .waiting
+            .lock()
+            .map(|mut waiting| waiting.push((text.to_string(), sender)))
+            .is_ok();
+        if !queued {
+            // A poisoned queue is treated as absent: embed alone.
+            return self.embed_one(text).await;
+        }
+        let _batching = self.batching.lock().await;
+        // An earlier batch may have taken this text already.
+        if let Ok(result) = receiver.try_recv() {
+            return result;
+        }
+        let batch: Vec<(String, Waiter)> = self
+            .waiting
+            .lock()
+            .map(|mut waiting| std::mem::take(&mut *waiting))
+            .unwrap_or_default();
+        let (texts, waiters): (Vec<String>, Vec<Waiter>) = batch.into_iter().unzip();
+        match self.embed(texts).await {
+            Ok(vectors) if vectors.len() == waiters.len() => {
+                for (waiter, vector) in waiters.into_iter().zip(vectors) {
+                    // The caller may have gone (its save was cancelled): nothing to do.
+                    let _ = waiter.send(Ok(vector));
+                }
+            }
+            Ok(vectors) => {
+                let error = EmbedError::Model(format!(
+                    "{} embeddings returned for {} texts",
+                    vectors.len(),
+                    waiters.len()
+                ));
+                for waiter in waiters {
+                    let _ = waiter.send(Err(error.clone()));
+                }
+            }
+            Err(error) => {
+                for waiter in waiters {
+                    let _ = waiter.send(Err(error.clone()));
+                }
+            }
+        }
+        receiver
+            .await
+            .map_err(|_| EmbedError::Task("the embedding batch was dropped".to_string()))?
     }
 
     pub async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::index::{from_blob, normalize, to_blob};
-use super::{MemoryError, MemoryStore, MemoryType};
+use super::{MemoryError, MemoryStore, MemoryType, Origin};
 
 const DAY_MILLIS: f64 = 86_400_000.0;
 /// Importance halves after this many days without access, for a never-recalled memory; each
@@ -150,7 +150,8 @@ impl MemoryStore {
             return Ok(0);
         };
         let candidates = sqlx::query!(
-            r#"SELECT id, memory_type AS "memory_type: MemoryType", embedding AS "embedding!"
+            r#"SELECT id, memory_type AS "memory_type: MemoryType", embedding AS "embedding!",
+                      channel_id, sender, trusted AS "trusted: bool"
                FROM memories
                WHERE forgotten = 0 AND memory_type != 'identity' AND updated_at >= ?
                  AND embedding IS NOT NULL AND embedding_model = ?
@@ -174,7 +175,16 @@ impl MemoryStore {
             if !self.index.read().is_ok_and(|index| index.contains(&id)) {
                 continue;
             }
-            let Some(other) = self.near_duplicate(&vector, memory_type, Some(&id)).await? else {
+            // Only memories of the same origin merge (see `save`).
+            let origin = Origin {
+                conversation_id: row.channel_id,
+                sender: row.sender,
+                trusted: row.trusted,
+            };
+            let Some(other) = self
+                .near_duplicate(&vector, memory_type, &origin, Some(&id))
+                .await?
+            else {
                 continue;
             };
             self.merge_pair(&id, &other).await?;
@@ -213,13 +223,15 @@ impl MemoryStore {
         let access_count = older.access_count + newer.access_count;
         let last_accessed_at = older.last_accessed_at.max(newer.last_accessed_at);
         let updated_at = older.updated_at.max(newer.updated_at);
-        let memory_type = sqlx::query_scalar!(
-            r#"SELECT memory_type AS "memory_type: MemoryType" FROM memories WHERE id = ?"#,
+        let survivor_row = sqlx::query!(
+            r#"SELECT memory_type AS "memory_type: MemoryType", channel_id FROM memories
+               WHERE id = ?"#,
             survivor,
         )
         .fetch_one(&self.pool)
         .await
         .map_err(MemoryError::database("reading a memory type"))?;
+        let memory_type = survivor_row.memory_type;
 
         let mut transaction = crate::database::begin_write(&self.pool)
             .await
@@ -280,7 +292,12 @@ impl MemoryStore {
             index.remove(&absorbed);
             if let Some(mut vector) = embedding.as_deref().and_then(from_blob) {
                 normalize(&mut vector);
-                if let Err(error) = index.upsert(&survivor, memory_type.code(), &vector) {
+                if let Err(error) = index.upsert_grouped(
+                    &survivor,
+                    memory_type.code(),
+                    survivor_row.channel_id.as_deref(),
+                    &vector,
+                ) {
                     tracing::warn!(agent_id = %self.agent_id, %error, "merged memory not indexed for similarity");
                 }
             }
@@ -302,7 +319,8 @@ impl MemoryStore {
         let mut embedded = 0;
         loop {
             let rows = sqlx::query!(
-                r#"SELECT id, content, memory_type AS "memory_type: MemoryType" FROM memories
+                r#"SELECT id, content, memory_type AS "memory_type: MemoryType", channel_id
+                   FROM memories
                    WHERE forgotten = 0 AND (embedding IS NULL OR embedding_model IS NOT ?)
                    ORDER BY seq LIMIT ?"#,
                 model,
@@ -341,7 +359,12 @@ impl MemoryStore {
                 if updated.rows_affected() == 1
                     && let Ok(mut index) = self.index.write()
                 {
-                    match index.upsert(&row.id, row.memory_type.code(), &vector) {
+                    match index.upsert_grouped(
+                        &row.id,
+                        row.memory_type.code(),
+                        row.channel_id.as_deref(),
+                        &vector,
+                    ) {
                         Ok(()) => embedded += 1,
                         Err(error) => {
                             tracing::warn!(agent_id = %self.agent_id, %error, "embedded memory not indexed for similarity");

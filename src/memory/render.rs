@@ -1,12 +1,13 @@
 //! The bounded, deterministic view of the memory store that every channel turn's prompt
-//! carries: the most important memories of each type with "shown of total" counts. No LLM
-//! call; cached until the store changes.
+//! carries: the most important memories of each type that the conversation's audience may
+//! see, with "shown of total" counts; what non-owners said is quoted as data. No LLM call;
+//! cached per audience until the store changes.
 
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use super::{MemoryError, MemoryStore, MemoryType};
+use super::{Audience, MemoryError, MemoryStore, MemoryType};
 use crate::prompts::{PromptError, Prompts};
 
 /// Memories shown per type.
@@ -27,47 +28,80 @@ pub struct MemorySnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemorySection {
     pub memory_type: MemoryType,
+    /// What owners said (or saved), shown as memory.
     pub shown: Vec<String>,
+    /// What non-owners said, shown quoted: data, never instructions.
+    pub quoted: Vec<QuotedMemory>,
     pub total: i64,
 }
+
+/// A memory from a non-owner's input, as the prompt quotes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuotedMemory {
+    pub sender: Option<String>,
+    pub content: String,
+}
+
+/// Audiences whose snapshots are cached at once; past it the cache starts over.
+const CACHED_AUDIENCES: usize = 64;
 
 impl MemorySnapshot {
     pub fn is_empty(&self) -> bool {
         self.total == 0
     }
 
-    /// The prompt text (template `memories`); empty when there is nothing to show.
+    /// The prompt text (template `memories`); empty when there is nothing to show. Quoted
+    /// memories go in a fenced block whose fence is longer than any run of backticks in
+    /// them, so no content can close it.
     pub fn render(&self, prompts: &Prompts) -> Result<String, PromptError> {
         if self.is_empty() {
             return Ok(String::new());
         }
+        let longest_run = self
+            .sections
+            .iter()
+            .flat_map(|section| &section.quoted)
+            .flat_map(|quoted| {
+                [
+                    quoted.content.as_str(),
+                    quoted.sender.as_deref().unwrap_or(""),
+                ]
+            })
+            .map(longest_backtick_run)
+            .max()
+            .unwrap_or(0);
+        let fence = "`".repeat((longest_run + 1).max(3));
         prompts.render(
             "memories",
-            minijinja::context! { sections => &self.sections, total => self.total },
+            minijinja::context! { sections => &self.sections, total => self.total, fence => fence },
         )
     }
 }
 
 impl MemoryStore {
-    /// The snapshot the prompt shows: per type, the `PER_TYPE` most important memories
-    /// (ties: most recently updated, then id), within `MAXIMUM_TOTAL_CHARS`.
-    pub async fn snapshot(&self) -> Result<MemorySnapshot, MemoryError> {
+    /// The snapshot the prompt shows `audience`: per type, the `PER_TYPE` most important
+    /// memories it may see (ties: most recently updated, then id), within
+    /// `MAXIMUM_TOTAL_CHARS`.
+    pub async fn snapshot(&self, audience: &Audience) -> Result<MemorySnapshot, MemoryError> {
         let generation = self.generation.load(Ordering::Acquire);
+        let key = audience.conversation().map(str::to_string);
         if let Ok(cache) = self.render_cache.lock()
-            && let Some((cached, snapshot)) = cache.as_ref()
+            && let Some((cached, snapshot)) = cache.get(&key)
             && *cached == generation
         {
             return Ok(snapshot.clone());
         }
+        let conversation = audience.conversation();
         let counts = sqlx::query!(
             r#"SELECT memory_type AS "memory_type: MemoryType", count(*) AS "total!: i64"
-               FROM memories WHERE forgotten = 0
-               GROUP BY memory_type"#
+               FROM memories WHERE forgotten = 0 AND (?1 IS NULL OR channel_id = ?1)
+               GROUP BY memory_type"#,
+            conversation,
         )
         .fetch_all(&self.pool)
         .await
         .map_err(MemoryError::database("counting memories"))?;
-        let mut candidates: Vec<(MemoryType, usize, String)> = Vec::new();
+        let mut candidates: Vec<(MemoryType, usize, Shown)> = Vec::new();
         let mut totals = Vec::new();
         for memory_type in MemoryType::ALL {
             let total = counts
@@ -79,17 +113,24 @@ impl MemoryStore {
             }
             totals.push((memory_type, total));
             let shown = PER_TYPE as i64;
-            let contents = sqlx::query_scalar!(
-                "SELECT content FROM memories WHERE forgotten = 0 AND memory_type = ?
-                 ORDER BY importance DESC, updated_at DESC, id LIMIT ?",
+            let rows = sqlx::query!(
+                r#"SELECT content, sender, trusted AS "trusted: bool" FROM memories
+                   WHERE forgotten = 0 AND memory_type = ?1 AND (?3 IS NULL OR channel_id = ?3)
+                   ORDER BY importance DESC, updated_at DESC, id LIMIT ?2"#,
                 memory_type,
                 shown,
+                conversation,
             )
             .fetch_all(&self.pool)
             .await
             .map_err(MemoryError::database("reading memories to show"))?;
-            for (position, content) in contents.into_iter().enumerate() {
-                candidates.push((memory_type, position, shorten(&content)));
+            for (position, row) in rows.into_iter().enumerate() {
+                let shown = Shown {
+                    content: shorten(&row.content),
+                    sender: row.sender.map(|sender| shorten(&sender)),
+                    trusted: row.trusted,
+                };
+                candidates.push((memory_type, position, shown));
             }
         }
         // Within the character budget, earlier positions of every type go first, so each
@@ -106,7 +147,7 @@ impl MemoryStore {
         let mut budget = MAXIMUM_TOTAL_CHARS;
         let mut keep = vec![false; candidates.len()];
         for number in order {
-            let length = candidates[number].2.chars().count();
+            let length = candidates[number].2.content.chars().count();
             if length <= budget {
                 budget -= length;
                 keep[number] = true;
@@ -114,17 +155,32 @@ impl MemoryStore {
         }
         let sections = totals
             .into_iter()
-            .map(|(memory_type, total)| MemorySection {
-                memory_type,
-                shown: candidates
+            .map(|(memory_type, total)| {
+                let kept: Vec<&Shown> = candidates
                     .iter()
                     .zip(&keep)
                     .filter(|((candidate_type, _, _), kept)| {
                         **kept && *candidate_type == memory_type
                     })
-                    .map(|((_, _, content), _)| content.clone())
-                    .collect(),
-                total,
+                    .map(|((_, _, shown), _)| shown)
+                    .collect();
+                MemorySection {
+                    memory_type,
+                    shown: kept
+                        .iter()
+                        .filter(|shown| shown.trusted)
+                        .map(|shown| shown.content.clone())
+                        .collect(),
+                    quoted: kept
+                        .iter()
+                        .filter(|shown| !shown.trusted)
+                        .map(|shown| QuotedMemory {
+                            sender: shown.sender.clone(),
+                            content: shown.content.clone(),
+                        })
+                        .collect(),
+                    total,
+                }
             })
             .collect::<Vec<_>>();
         let snapshot = MemorySnapshot {
@@ -132,15 +188,18 @@ impl MemoryStore {
             sections,
         };
         if let Ok(mut cache) = self.render_cache.lock() {
-            *cache = Some((generation, snapshot.clone()));
+            if cache.len() >= CACHED_AUDIENCES {
+                cache.clear();
+            }
+            cache.insert(key, (generation, snapshot.clone()));
         }
         Ok(snapshot)
     }
 
-    /// The rendered memory block for a channel prompt; empty when there are no memories or
-    /// the store cannot be read (logged).
-    pub async fn prompt_block(&self, prompts: &Prompts) -> String {
-        let rendered = match self.snapshot().await {
+    /// The rendered memory block for a channel prompt whose readers are `audience`; empty
+    /// when there are no memories or the store cannot be read (logged).
+    pub async fn prompt_block(&self, prompts: &Prompts, audience: &Audience) -> String {
+        let rendered = match self.snapshot(audience).await {
             Ok(snapshot) => snapshot.render(prompts).map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
@@ -149,6 +208,20 @@ impl MemoryStore {
             String::new()
         })
     }
+}
+
+/// A candidate for the prompt, before the character budget.
+struct Shown {
+    content: String,
+    sender: Option<String>,
+    trusted: bool,
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|character| character != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
 }
 
 fn shorten(content: &str) -> String {

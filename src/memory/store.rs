@@ -3,6 +3,8 @@
 //! Saving and forgetting are in `save`, reading and listing in `browse`, recall in `recall`.
 
 mod browse;
+mod lists;
+mod portable;
 mod recall;
 mod save;
 
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::TryStreamExt;
+pub use portable::{ImportReport, MemoryRecord, PAGE, RecordAssociation};
 use sqlx::SqlitePool;
 
 use super::embedder::Embedder;
@@ -43,7 +46,7 @@ pub const MAXIMUM_RESULTS: usize = 100;
 
 /// The columns of `Memory`, for the one query that cannot be a macro (`load_remembered`).
 const MEMORY_COLUMNS: &str = "id, content, memory_type, importance, created_at, \
-     updated_at, last_accessed_at, access_count, source, channel_id";
+     updated_at, last_accessed_at, access_count, source, channel_id, sender, trusted";
 
 pub struct MemoryStore {
     pub(super) agent_id: String,
@@ -55,9 +58,12 @@ pub struct MemoryStore {
     pub(super) write_lock: tokio::sync::Mutex<()>,
     /// Bumped by every write (including maintenance); keys the cached prompt render.
     pub(super) generation: AtomicU64,
-    pub(super) render_cache: Mutex<Option<(u64, MemorySnapshot)>>,
+    /// Per audience (`None`: everything): the generation and the snapshot rendered at it.
+    pub(super) render_cache: Mutex<HashMap<Option<String>, (u64, MemorySnapshot)>>,
     /// Recall accesses not yet written: id -> (count, last access).
     pub(super) accesses: Mutex<HashMap<String, (i64, i64)>>,
+    /// Remembered memories in all, at a generation (for the full-text terms' weights).
+    pub(super) remembered: Mutex<Option<(u64, i64)>>,
 }
 
 impl MemoryStore {
@@ -77,8 +83,9 @@ impl MemoryStore {
             index: Arc::new(RwLock::new(VectorIndex::new())),
             write_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(1),
-            render_cache: Mutex::new(None),
+            render_cache: Mutex::new(HashMap::new()),
             accesses: Mutex::new(HashMap::new()),
+            remembered: Mutex::new(None),
         };
         store.load_index().await?;
         Ok(store)
@@ -109,7 +116,8 @@ impl MemoryStore {
         let started = std::time::Instant::now();
         // Streamed row by row, so loading never holds all f32 vectors at once.
         let mut rows = sqlx::query!(
-            r#"SELECT id, memory_type AS "memory_type: MemoryType", embedding AS "embedding!"
+            r#"SELECT id, memory_type AS "memory_type: MemoryType", channel_id,
+                      embedding AS "embedding!"
                FROM memories
                WHERE forgotten = 0 AND embedding IS NOT NULL AND embedding_model = ?"#,
             model,
@@ -125,7 +133,12 @@ impl MemoryStore {
             let loaded = from_blob(&row.embedding)
                 .map(|vector| {
                     index
-                        .upsert(&row.id, row.memory_type.code(), &vector)
+                        .upsert_grouped(
+                            &row.id,
+                            row.memory_type.code(),
+                            row.channel_id.as_deref(),
+                            &vector,
+                        )
                         .is_ok()
                 })
                 .unwrap_or(false);

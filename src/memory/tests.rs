@@ -2,6 +2,7 @@
 //! `save_embedded`/`recall_embedded` (the real model is exercised by the e2e tests): the
 //! fixtures they share, and how the embedder's status describes recall.
 
+mod audience;
 mod maintenance;
 mod recall;
 mod render;

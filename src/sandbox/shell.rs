@@ -158,7 +158,7 @@ impl Sandbox {
 
     /// bubblewrap around `setpriv` (as root) around `prlimit` around the script.
     fn contained_command(&self, workspace: &Path, script: &str) -> Command {
-        let mut command = Command::new("bwrap");
+        let mut command = Command::new(&self.config.bwrap);
         command.env_clear().env("PATH", PATH);
         command.args(["--ro-bind", "/usr", "/usr"]);
         for name in SYSTEM_LINKS {
@@ -260,18 +260,20 @@ impl Sandbox {
 
     /// Runs `true` with the flags commands use, once per process and network setting.
     fn probe(&self) -> bool {
-        static PROBES: OnceLock<Mutex<HashMap<bool, bool>>> = OnceLock::new();
+        type Probed = HashMap<(std::path::PathBuf, bool), bool>;
+        static PROBES: OnceLock<Mutex<Probed>> = OnceLock::new();
         let probes = PROBES.get_or_init(|| Mutex::new(HashMap::new()));
+        let key = (self.config.bwrap.clone(), self.config.network);
         if let Some(works) = probes
             .lock()
             .ok()
-            .and_then(|probes| probes.get(&self.config.network).copied())
+            .and_then(|probes| probes.get(&key).copied())
         {
             return works;
         }
         let works = self.probe_once();
         if let Ok(mut probes) = probes.lock() {
-            probes.insert(self.config.network, works);
+            probes.insert(key, works);
         }
         works
     }

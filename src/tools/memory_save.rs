@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolCall, ToolOutput};
-use crate::memory::{MemoryStore, MemoryType, NewAssociation, NewMemory, Relation};
+use crate::memory::{MemoryStore, MemoryType, NewAssociation, NewMemory, Origin, Relation};
 
 pub struct MemorySave {
     store: Arc<MemoryStore>,
@@ -15,6 +15,12 @@ pub struct MemorySave {
 impl MemorySave {
     pub fn new(store: Arc<MemoryStore>) -> Self {
         Self { store }
+    }
+
+    /// Where a memory saved by this call came from: the calling conversation. Trusted, with
+    /// no sender, for now; the trust model passes the sender and whether it is an owner.
+    fn origin(call: &ToolCall<'_>) -> Origin {
+        Origin::conversation(call.conversation.to_string(), None, true)
     }
 }
 
@@ -80,7 +86,7 @@ impl<Effect: Send + 'static> Tool<Effect> for MemorySave {
             importance: arguments.importance,
             // Attributed to the process that saved it, in its conversation.
             source: call.process_id.to_string(),
-            channel_id: Some(call.conversation.to_string()),
+            origin: Self::origin(call),
             associations: arguments.associations,
         };
         match self.store.save(memory).await {

@@ -30,48 +30,59 @@ pub struct InvalidSchema(String);
 pub fn check_parameters(schema: &Value) -> Result<(), InvalidSchema> {
     let root = schema
         .as_object()
-        .ok_or_else(|| "the parameters schema is not an object".to_string())
-        .map_err(InvalidSchema)?;
+        .ok_or_else(|| InvalidSchema("the parameters schema is not an object".to_string()))?;
     if root.get("type").and_then(Value::as_str) != Some("object") {
         return Err(InvalidSchema(
             "the parameters schema must have \"type\": \"object\"".to_string(),
         ));
     }
-    check(root, "parameters").map_err(InvalidSchema)
+    check(root, "parameters")
 }
 
-fn check(schema: &Map<String, Value>, path: &str) -> Result<(), String> {
+fn check(schema: &Map<String, Value>, path: &str) -> Result<(), InvalidSchema> {
     if let Some(keyword) = schema.keys().find(|key| !KEYWORDS.contains(&key.as_str())) {
-        return Err(format!("{path}: unknown keyword `{keyword}`"));
+        return Err(InvalidSchema(format!(
+            "{path}: unknown keyword `{keyword}`"
+        )));
     }
     let types: Vec<&str> = match schema.get("type") {
         None => Vec::new(),
         Some(Value::String(name)) => vec![name.as_str()],
         Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect(),
-        Some(other) => return Err(format!("{path}.type: `{other}` is not a type name")),
+        Some(other) => {
+            return Err(InvalidSchema(format!(
+                "{path}.type: `{other}` is not a type name"
+            )));
+        }
     };
     if let Some(unknown) = types.iter().find(|name| !TYPES.contains(name)) {
-        return Err(format!("{path}.type: unknown type `{unknown}`"));
+        return Err(InvalidSchema(format!(
+            "{path}.type: unknown type `{unknown}`"
+        )));
     }
     if types.is_empty() && !schema.contains_key("enum") {
-        return Err(format!("{path}: neither `type` nor `enum`"));
+        return Err(InvalidSchema(format!("{path}: neither `type` nor `enum`")));
     }
     if let Some(description) = schema.get("description")
         && !description.is_string()
     {
-        return Err(format!("{path}.description is not a string"));
+        return Err(InvalidSchema(format!("{path}.description is not a string")));
     }
     if let Some(values) = schema.get("enum") {
         match values.as_array() {
             Some(values) if !values.is_empty() => {}
-            _ => return Err(format!("{path}.enum must be a non-empty array")),
+            _ => {
+                return Err(InvalidSchema(format!(
+                    "{path}.enum must be a non-empty array"
+                )));
+            }
         }
     }
     for bound in ["minimum", "maximum"] {
         if let Some(value) = schema.get(bound)
             && !value.is_number()
         {
-            return Err(format!("{path}.{bound} is not a number"));
+            return Err(InvalidSchema(format!("{path}.{bound} is not a number")));
         }
     }
     if let (Some(minimum), Some(maximum)) = (
@@ -79,52 +90,56 @@ fn check(schema: &Map<String, Value>, path: &str) -> Result<(), String> {
         schema.get("maximum").and_then(Value::as_f64),
     ) && minimum > maximum
     {
-        return Err(format!(
+        return Err(InvalidSchema(format!(
             "{path}: minimum {minimum} exceeds maximum {maximum}"
-        ));
+        )));
     }
     let properties = match schema.get("properties") {
         None => None,
         Some(Value::Object(properties)) => Some(properties),
-        Some(_) => return Err(format!("{path}.properties is not an object")),
+        Some(_) => return Err(InvalidSchema(format!("{path}.properties is not an object"))),
     };
     if (properties.is_some() || schema.contains_key("required")) && !types.contains(&"object") {
-        return Err(format!(
+        return Err(InvalidSchema(format!(
             "{path}: properties on a schema that is not an object"
-        ));
+        )));
     }
     for (name, property) in properties.into_iter().flatten() {
         let property = property
             .as_object()
-            .ok_or_else(|| format!("{path}.properties.{name} is not a schema"))?;
+            .ok_or_else(|| InvalidSchema(format!("{path}.properties.{name} is not a schema")))?;
         check(property, &format!("{path}.properties.{name}"))?;
     }
     if let Some(required) = schema.get("required") {
         let names = required
             .as_array()
-            .ok_or_else(|| format!("{path}.required is not an array"))?;
+            .ok_or_else(|| InvalidSchema(format!("{path}.required is not an array")))?;
         for (index, name) in names.iter().enumerate() {
-            let name = name
-                .as_str()
-                .ok_or_else(|| format!("{path}.required[{index}] is not a string"))?;
+            let name = name.as_str().ok_or_else(|| {
+                InvalidSchema(format!("{path}.required[{index}] is not a string"))
+            })?;
             if !properties.is_some_and(|properties| properties.contains_key(name)) {
-                return Err(format!(
+                return Err(InvalidSchema(format!(
                     "{path}.required names `{name}`, which is not a property"
-                ));
+                )));
             }
             if names[..index]
                 .iter()
                 .any(|earlier| earlier.as_str() == Some(name))
             {
-                return Err(format!("{path}.required lists `{name}` twice"));
+                return Err(InvalidSchema(format!(
+                    "{path}.required lists `{name}` twice"
+                )));
             }
         }
     }
     match schema.get("items") {
-        None if types.contains(&"array") => Err(format!("{path}: an array without `items`")),
+        None if types.contains(&"array") => {
+            Err(InvalidSchema(format!("{path}: an array without `items`")))
+        }
         None => Ok(()),
         Some(Value::Object(items)) => check(items, &format!("{path}.items")),
-        Some(_) => Err(format!("{path}.items is not a schema")),
+        Some(_) => Err(InvalidSchema(format!("{path}.items is not a schema"))),
     }?;
     if let Some(additional) = schema.get("additionalProperties") {
         match additional {
@@ -133,9 +148,9 @@ fn check(schema: &Map<String, Value>, path: &str) -> Result<(), String> {
                 check(additional, &format!("{path}.additionalProperties"))?;
             }
             _ => {
-                return Err(format!(
+                return Err(InvalidSchema(format!(
                     "{path}.additionalProperties is neither a bool nor a schema"
-                ));
+                )));
             }
         }
     }

@@ -779,3 +779,63 @@ async fn secrets_are_redacted_in_events_results_transcripts_and_replies() {
         assert!(!text.contains(&encoded[..encoded.len() - 2]), "{text}");
     }
 }
+
+/// Without a working bubblewrap the shell is off, and the status, the log and the model all say
+/// so; the other worker tools still work.
+#[tokio::test]
+async fn without_bubblewrap_the_shell_is_off_and_everyone_is_told() {
+    let llm = FakeLlm::start().await;
+    let task = "list the files";
+    spawn_worker_on("list them", &llm, task, "Listing.");
+    worker_calls(&llm, task, "file_list", json!({}));
+    llm.set_fallback(|_| reply("listed"));
+    let home = tempfile::tempdir().expect("tempdir");
+    // A bwrap that is not there: the probe fails as on a machine without bubblewrap.
+    let config = config_for(&llm) + "\n[sandbox]\nbwrap = \"/nonexistent/bwrap\"\n";
+    let command = std::process::Command::new(env!("CARGO_BIN_EXE_spacebot"));
+    let mut daemon = DaemonProcess::start_with(home.path(), &config, command, Stdio::piped()).await;
+    let mut stderr = daemon.child.stderr.take().expect("stderr");
+    let log_reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        log
+    });
+    let status: Value = daemon
+        .http
+        .get(daemon.url("/api/status"))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["sandbox"]["shell"], false, "{}", status["sandbox"]);
+    assert_eq!(status["sandbox"]["contained"], false);
+    assert!(
+        status["sandbox"]["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("install bubblewrap")),
+        "{}",
+        status["sandbox"]
+    );
+
+    daemon.post("no-shell", "list them").await;
+    let results = worker_results(&llm, task).await;
+    assert!(!results[0].starts_with("error"), "{results:?}");
+    let worker_request = &requests_with(&llm, task)[0];
+    assert!(
+        !FakeLlm::tool_names(worker_request)
+            .iter()
+            .any(|tool| tool == "shell"),
+        "{:?}",
+        FakeLlm::tool_names(worker_request)
+    );
+    assert!(
+        FakeLlm::system_text(worker_request).contains("the shell is off"),
+        "the worker is not told"
+    );
+    daemon.signal("-TERM");
+    daemon.wait_exit(Duration::from_secs(20)).await;
+    let log = log_reader.join().expect("log");
+    assert!(log.contains("worker shell is OFF"), "{log}");
+}

@@ -12,10 +12,10 @@ use super::turn::Answer;
 use crate::agent::Agent;
 use crate::agent::tool_loop::set_tool_result;
 use crate::conversation::{
-    ContextBody, ContextItem, MessageStatus, NewMessage, Role, StoredMessage, TurnRecord,
+    ContextBody, ContextItem, MessageStatus, NewMessage, StoredMessage, TurnRecord,
 };
 use crate::event::{ProcessEvent, TurnOutcome};
-use crate::message::{Authority, OutboundContent, OutboundResponse, new_message_id};
+use crate::message::{OutboundContent, OutboundResponse, new_message_id};
 use crate::supervision::Backoff;
 
 /// Retrying a turn's record that could not be written: the first wait, doubling to the last.
@@ -87,18 +87,12 @@ impl Channel {
         let reply_id = new_message_id();
         let (reply, answered_status) = match (&delivered, response.content.text()) {
             (Ok(()), Some(text)) => (
-                Some(NewMessage {
-                    id: &reply_id,
-                    conversation_id: self.conversation.as_str(),
-                    role: Role::Assistant,
-                    sender: &agent.config.display_name,
-                    content: text,
-                    platform_message_id: None,
-                    status: MessageStatus::Sent,
-                    sender_id: None,
-                    authority: Authority::Owner,
-                    direct: false,
-                }),
+                Some(NewMessage::sent_by_agent(
+                    &reply_id,
+                    self.conversation.as_str(),
+                    &agent.config.display_name,
+                    text,
+                )),
                 answered_status,
             ),
             (Ok(()), None) => (None, answered_status),

@@ -13,6 +13,7 @@ use crate::agent::{branch, worker};
 use crate::conversation::StoredMessage;
 use crate::conversation_id::{ConversationId, Platform};
 use crate::llm::LlmRequest;
+use crate::memory::Audience;
 use crate::message::Standing;
 use crate::tools::ChannelEffect;
 
@@ -58,12 +59,13 @@ impl Channel {
                 (input, Vec::new(), standing)
             }
         };
-        // The memory block is cached by the store until its memories change.
+        // The memory block is cached by the store until its memories change. Its audience
+        // is who takes part in this conversation (every memory for now).
         let memories = self
             .agent
             .stores
             .memory
-            .prompt_block(&self.agent.tool_loop.prompts)
+            .prompt_block(&self.agent.tool_loop.prompts, &Audience::Everything)
             .await;
         let mut system = self.system_with_status();
         if !memories.is_empty() {

@@ -3,8 +3,8 @@
 
 use toml::Spanned;
 
-use super::Resolver;
 use super::raw::{RawAccess, RawMessaging, RawSandbox};
+use super::{Invalid, Resolver};
 use crate::config::{AccessConfig, ConfigError, SandboxConfig};
 use crate::conversation_id::Platform;
 use crate::schedule::parse_duration;
@@ -89,9 +89,7 @@ impl Resolver<'_> {
         let pairing_ttl_secs = match &raw.pairing_ttl {
             None => DEFAULT_PAIRING_TTL_SECS,
             Some(value) => parse_duration(value.get_ref())
-                .map_err(|error| {
-                    self.error(Some(value.span()), "access.pairing_ttl", &error.to_string())
-                })?
+                .map_err(|error| self.error(Some(value.span()), "access.pairing_ttl", error))?
                 .as_secs(),
         };
         if owners.is_empty() {
@@ -119,8 +117,24 @@ impl Resolver<'_> {
             self.at_least_one(value.as_ref(), key, default >> 20)
                 .map(|megabytes| megabytes << 20)
         };
+        let bwrap = match &raw.bwrap {
+            None => defaults.bwrap,
+            Some(path) if path.get_ref().is_absolute() => path.get_ref().clone(),
+            Some(path) => {
+                return Err(self.error(
+                    Some(path.span()),
+                    "sandbox.bwrap",
+                    format!(
+                        "`{}` is not an absolute path (leave the key out to use bwrap from \
+                         /usr/local/bin, /usr/bin or /bin)",
+                        path.get_ref().display()
+                    ),
+                ));
+            }
+        };
         Ok(SandboxConfig {
             mode: raw.mode.unwrap_or(defaults.mode),
+            bwrap,
             network: raw.network.unwrap_or(defaults.network),
             cpu_secs: self.at_least_one(
                 raw.cpu_secs.as_ref(),
@@ -140,13 +154,13 @@ impl Resolver<'_> {
 
 /// A person as `platform:id` with the platform's stable id: Telegram and Discord numeric user
 /// ids, Slack member ids (`U…` or `W…`). Usernames are refused: they can change hands.
-fn user_id(text: &str) -> Result<String, String> {
+fn user_id(text: &str) -> Result<String, Invalid> {
     let text = text.trim();
     let refuse = || {
-        format!(
+        Invalid(format!(
             "`{text}` is not a stable user id; write telegram:<numeric id>, discord:<numeric id> \
              or slack:<member id such as U024BE7LH> (usernames can change hands)"
-        )
+        ))
     };
     let (platform, id) = text.split_once(':').ok_or_else(refuse)?;
     let valid = match Platform::parse(platform) {
@@ -170,7 +184,7 @@ fn user_id(text: &str) -> Result<String, String> {
 }
 
 /// A group as `telegram:{chat}`, `discord:{guild}[:{channel}]` or `slack:{team}[:{channel}]`.
-fn group(text: &str) -> Result<String, String> {
+fn group(text: &str) -> Result<String, Invalid> {
     let text = text.trim();
     let parts: Vec<&str> = text.split(':').collect();
     let numeric = |part: &str| part.parse::<i64>().is_ok_and(|number| number != 0);
@@ -185,9 +199,9 @@ fn group(text: &str) -> Result<String, String> {
     if valid {
         Ok(text.to_string())
     } else {
-        Err(format!(
+        Err(Invalid(format!(
             "`{text}` is not a group; write telegram:<chat id>, discord:<guild id> or \
              discord:<guild id>:<channel id>, slack:<team id> or slack:<team id>:<channel id>"
-        ))
+        )))
     }
 }

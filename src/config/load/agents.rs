@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
-use super::Resolver;
 use super::platforms::deliverable;
 use super::raw::{RawAgent, RawCortex, RawCronDefaults, RawCronJob, RawDefaults};
+use super::{Invalid, Resolver};
 use crate::config::{
     AgentConfig, CoalesceConfig, ConfigError, CortexConfig, DefaultsConfig, MemoryConfig,
     MessagingConfig, ProcessLimits, RetryConfig, RoutingConfig,
@@ -119,8 +119,7 @@ impl Resolver<'_> {
         inherited: Zone,
     ) -> Result<Zone, ConfigError> {
         value.map_or(Ok(inherited), |value| {
-            Zone::parse(value.get_ref())
-                .map_err(|error| self.error(Some(value.span()), key, &error.to_string()))
+            Zone::parse(value.get_ref()).map_err(|error| self.error(Some(value.span()), key, error))
         })
     }
 
@@ -132,7 +131,7 @@ impl Resolver<'_> {
     ) -> Result<std::time::Duration, ConfigError> {
         value.map_or(Ok(default), |value| {
             parse_duration(value.get_ref())
-                .map_err(|error| self.error(Some(value.span()), key, &error.to_string()))
+                .map_err(|error| self.error(Some(value.span()), key, error))
         })
     }
 
@@ -240,10 +239,10 @@ impl Resolver<'_> {
                 .map(|value| {
                     let target = value.get_ref().trim();
                     crate::schedule::validate_target(target)
-                        .map_err(|error| error.to_string())
+                        .map_err(|error| Invalid(error.to_string()))
                         .and_then(|target| deliverable(&target, messaging))
                         .map(|()| target.to_string())
-                        .map_err(|message| located(value, "delivery_target", &message))
+                        .map_err(|message| located(value, "delivery_target", &message.to_string()))
                 })
                 .transpose()?;
             let active_hours = job

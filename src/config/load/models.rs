@@ -6,7 +6,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::raw::{RawProvider, RawRouting};
-use super::{Resolver, dotted};
+use super::{Invalid, Resolver, dotted};
 use crate::config::{ConfigError, ModelId, ProviderConfig, ProviderKind, RoutingConfig};
 
 impl Resolver<'_> {
@@ -93,16 +93,16 @@ impl Resolver<'_> {
     }
 
     /// Checks that `model` names a configured provider (any provider when none are configured).
-    pub(super) fn check_provider(&self, model: &ModelId) -> Result<(), String> {
+    pub(super) fn check_provider(&self, model: &ModelId) -> Result<(), Invalid> {
         if self.providers.is_empty() || self.providers.contains_key(&model.provider) {
             return Ok(());
         }
         let names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
-        Err(format!(
+        Err(Invalid(format!(
             "unknown provider `{}`; configured providers: {}",
             model.provider,
             names.join(", ")
-        ))
+        )))
     }
 
     pub(super) fn model(&self, value: &Spanned<String>, key: &str) -> Result<ModelId, ConfigError> {
@@ -117,9 +117,9 @@ impl Resolver<'_> {
         key: &str,
     ) -> Result<ModelId, ConfigError> {
         text.parse::<ModelId>()
-            .map_err(|error| error.to_string())
+            .map_err(|error| Invalid(error.to_string()))
             .and_then(|model| self.check_provider(&model).map(|()| model))
-            .map_err(|message| self.error(span, key, &message))
+            .map_err(|invalid| self.error(span, key, invalid))
     }
 
     /// The channel model when `defaults.routing.channel` is absent.
@@ -182,12 +182,12 @@ impl Resolver<'_> {
 }
 
 /// Checks the scheme and trims trailing slashes.
-pub(super) fn normalize_base_url(url: &str) -> Result<String, String> {
+pub(super) fn normalize_base_url(url: &str) -> Result<String, Invalid> {
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(url.trim_end_matches('/').to_string())
     } else {
-        Err(format!(
+        Err(Invalid(format!(
             "base_url must start with http:// or https://, got `{url}`"
-        ))
+        )))
     }
 }

@@ -2,9 +2,9 @@
 
 use toml::Spanned;
 
-use super::Resolver;
 use super::models::normalize_base_url;
 use super::raw::{RawBinding, RawMemory, RawMessaging};
+use super::{Invalid, Resolver};
 use crate::config::{
     AgentConfig, BindingConfig, ConfigError, DEFAULT_MODEL_DOWNLOAD_URL, DiscordConfig,
     EmbedderConfig, MemoryConfig, MessagingConfig, ProviderKind, SlackConfig, TelegramConfig,
@@ -164,13 +164,13 @@ impl Resolver<'_> {
 pub(super) fn deliverable(
     target: &ConversationId,
     messaging: &MessagingConfig,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let platform = target.platform();
     if messaging.is_enabled(platform) {
         Ok(())
     } else {
-        Err(format!(
+        Err(Invalid(format!(
             "`{target}` needs the {platform} adapter; add an enabled [messaging.{platform}] table"
-        ))
+        )))
     }
 }

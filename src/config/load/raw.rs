@@ -47,6 +47,7 @@ pub(super) struct RawAccess {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawSandbox {
     pub(super) mode: Option<crate::config::SandboxMode>,
+    pub(super) bwrap: Option<Spanned<std::path::PathBuf>>,
     pub(super) network: Option<bool>,
     pub(super) cpu_secs: Option<Spanned<u64>>,
     pub(super) memory_mb: Option<Spanned<u64>>,

@@ -2,7 +2,7 @@
 //! important first.
 
 use super::MemoryStore;
-use crate::memory::{Association, ListOrder, Memory, MemoryError, MemoryType, Relation};
+use crate::memory::{Association, Audience, ListOrder, Memory, MemoryError, MemoryType, Relation};
 
 impl MemoryStore {
     /// A remembered memory by id.
@@ -10,7 +10,8 @@ impl MemoryStore {
         sqlx::query_as!(
             Memory,
             r#"SELECT id, content, memory_type AS "memory_type: MemoryType", importance,
-                      created_at, updated_at, last_accessed_at, access_count, source, channel_id
+                      created_at, updated_at, last_accessed_at, access_count, source, channel_id,
+                      sender, trusted AS "trusted: bool"
                FROM memories WHERE id = ? AND forgotten = 0"#,
             id,
         )
@@ -45,7 +46,21 @@ impl MemoryStore {
         limit: usize,
         offset: usize,
     ) -> Result<(Vec<Memory>, i64), MemoryError> {
+        self.list_for(&Audience::Everything, memory_type, order, limit, offset)
+            .await
+    }
+
+    /// `list` among the memories `audience` may see.
+    pub async fn list_for(
+        &self,
+        audience: &Audience,
+        memory_type: Option<MemoryType>,
+        order: ListOrder,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Memory>, i64), MemoryError> {
         let (limit, offset) = (limit as i64, offset as i64);
+        let conversation = audience.conversation();
         // One query per order: an ORDER BY cannot be a parameter.
         let memories = match order {
             ListOrder::Recent => {
@@ -53,13 +68,15 @@ impl MemoryStore {
                     Memory,
                     r#"SELECT id, content, memory_type AS "memory_type: MemoryType", importance,
                               created_at, updated_at, last_accessed_at, access_count, source,
-                              channel_id
+                              channel_id, sender, trusted AS "trusted: bool"
                        FROM memories
                        WHERE forgotten = 0 AND (?1 IS NULL OR memory_type = ?1)
+                         AND (?4 IS NULL OR channel_id = ?4)
                        ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3"#,
                     memory_type,
                     limit,
                     offset,
+                    conversation,
                 )
                 .fetch_all(&self.pool)
                 .await
@@ -69,13 +86,15 @@ impl MemoryStore {
                     Memory,
                     r#"SELECT id, content, memory_type AS "memory_type: MemoryType", importance,
                               created_at, updated_at, last_accessed_at, access_count, source,
-                              channel_id
+                              channel_id, sender, trusted AS "trusted: bool"
                        FROM memories
                        WHERE forgotten = 0 AND (?1 IS NULL OR memory_type = ?1)
+                         AND (?4 IS NULL OR channel_id = ?4)
                        ORDER BY importance DESC, updated_at DESC, id DESC LIMIT ?2 OFFSET ?3"#,
                     memory_type,
                     limit,
                     offset,
+                    conversation,
                 )
                 .fetch_all(&self.pool)
                 .await
@@ -83,8 +102,10 @@ impl MemoryStore {
         }
         .map_err(MemoryError::database("listing memories"))?;
         let total = sqlx::query_scalar!(
-            "SELECT count(*) FROM memories WHERE forgotten = 0 AND (?1 IS NULL OR memory_type = ?1)",
+            "SELECT count(*) FROM memories WHERE forgotten = 0 AND (?1 IS NULL OR memory_type = ?1)
+             AND (?2 IS NULL OR channel_id = ?2)",
             memory_type,
+            conversation,
         )
         .fetch_one(&self.pool)
         .await

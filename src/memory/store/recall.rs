@@ -1,30 +1,55 @@
-//! Recall: full-text (BM25) and vector ranks fused with reciprocal rank fusion, a shallow
-//! walk over the associations of the best hits, and the access counts recalls record.
+//! Recall: candidates from full text (BM25) and from vectors scored on one scale (similarity
+//! plus the share of the query's information the words match, with recency and importance as
+//! small features; see `search.rs`), a shallow walk over the associations of the best hits,
+//! the audience filter, and the access counts recalls record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use sqlx::Row;
-
+use super::lists::FullTextHits;
 use super::{
-    ACCESS_FLUSH_AT, CANDIDATES_PER_LIST, FULL_TEXT_BUDGET, MAXIMUM_RESULTS, MEMORY_COLUMNS,
-    MINIMUM_SIMILARITY, MemoryStore, WALK_FROM,
+    ACCESS_FLUSH_AT, MAXIMUM_RESULTS, MINIMUM_SIMILARITY, MemoryStore, NEAR_DUPLICATE_SIMILARITY,
+    WALK_FROM,
 };
 use crate::database::now_millis;
 use crate::memory::index::normalize;
-use crate::memory::search::{
-    full_text_terms, match_any, quote_term, reciprocal_rank_fusion, select_terms,
-};
+use crate::memory::search::{Signals, WALK_SHARE, full_text_strength, hybrid_score};
+
+/// The best candidates compared with each other for updates.
+const SUPERSEDE_WINDOW: usize = 20;
+/// Two memories at least this similar are about the same thing: the newer updates the older.
+/// (Near-duplicates, 0.95 and more, are merged when saved: repeats, not updates.)
+const SAME_THING_SIMILARITY: f32 = 0.5;
 use crate::memory::{
-    Association, AssociationHop, ListOrder, Memory, MemoryError, MemoryType, RecallMode,
-    RecallQuery, RecallResult, RecalledMemory,
+    AssociationHop, ListOrder, Memory, MemoryError, RecallMode, RecallQuery, RecallResult,
+    RecalledMemory,
 };
 
+/// What the two lists found of one memory.
+#[derive(Default)]
+struct Found {
+    full_text_rank: Option<usize>,
+    strength: f64,
+    vector_rank: Option<usize>,
+    similarity: Option<f32>,
+}
+
+/// One candidate while it is scored.
+struct Candidate {
+    memory: Memory,
+    signals: Signals,
+    full_text_rank: Option<usize>,
+    vector_rank: Option<usize>,
+    via: Option<AssociationHop>,
+    score: f64,
+}
+
 impl MemoryStore {
-    /// Finds memories for `query`, embedding its text when an embedder is available.
+    /// Finds memories for `query`, embedding its text when an embedder is available (a
+    /// repeated query's embedding comes from the embedder's cache).
     pub async fn recall(&self, query: &RecallQuery) -> Result<RecallResult, MemoryError> {
         let wants_vector = !query.text.trim().is_empty() && self.indexed() > 0;
         let embedding = if wants_vector && self.embedder.is_available() {
-            match self.embedder.embed_one(query.text.trim()).await {
+            match self.embedder.embed_query(query.text.trim()).await {
                 Ok(vector) => Some(vector),
                 Err(error) => {
                     tracing::warn!(agent_id = %self.agent_id, %error, "recall falls back to full text");
@@ -57,12 +82,15 @@ impl MemoryStore {
                 RecallMode::Important => ListOrder::Important,
                 RecallMode::Recent | RecallMode::Hybrid => ListOrder::Recent,
             };
-            let (memories, _) = self.list(query.memory_type, order, limit, 0).await?;
+            let (memories, _) = self
+                .list_for(&query.audience, query.memory_type, order, limit, 0)
+                .await?;
             let memories = memories
                 .into_iter()
                 .map(|memory| RecalledMemory {
                     memory,
                     score: 0.0,
+                    similarity: None,
                     full_text_rank: None,
                     vector_rank: None,
                     via: None,
@@ -78,84 +106,89 @@ impl MemoryStore {
 
         // The vector scan (a blocking thread) and the full-text query (SQLite's thread) run
         // at the same time.
+        // A hybrid recall scores in full only as many candidates as it may return, plus those
+        // it compares for updates; the other modes re-sort every match.
+        let keep = match query.mode {
+            RecallMode::Hybrid => limit + SUPERSEDE_WINDOW + 10,
+            RecallMode::Recent | RecallMode::Important => usize::MAX,
+        };
         let must_match = embedding.is_none();
+        let embedding = embedding.map(|mut vector| {
+            normalize(&mut vector);
+            vector
+        });
         let vector_search = async {
-            match embedding {
-                Some(mut vector) => {
-                    normalize(&mut vector);
-                    self.vector_ranks(vector, query.memory_type).await
+            match &embedding {
+                Some(vector) => {
+                    self.vector_hits(vector.clone(), query.memory_type, &query.audience)
+                        .await
                 }
                 None => Ok(Vec::new()),
             }
         };
         let (full_text, vector) = tokio::join!(
-            self.full_text_ranks(text, query.memory_type, must_match),
+            self.full_text_hits(text, query.memory_type, &query.audience, must_match),
             vector_search
         );
         let (full_text, vector) = (full_text?, vector?);
-        let first = reciprocal_rank_fusion(&[full_text.clone(), vector.clone()]);
-        let strong: Vec<String> = first
+        let mut candidates = self
+            .candidates(query, &full_text, &vector, embedding.as_deref(), keep)
+            .await?;
+
+        // One hop over the associations of the best few.
+        let strong: Vec<String> = candidates
             .iter()
             .take(WALK_FROM)
-            .map(|entry| entry.key.clone())
+            .map(|candidate| candidate.memory.id.clone())
             .collect();
-        let hops = self.walk(&strong).await?;
-        let walked: Vec<String> = hops.iter().map(|(id, _)| id.clone()).collect();
-        let fused = reciprocal_rank_fusion(&[full_text, vector, walked]);
-        let hop_of: HashMap<&str, &AssociationHop> =
-            hops.iter().map(|(id, hop)| (id.as_str(), hop)).collect();
-
-        // Load rows for the fused candidates, best first; the walk may reach other types, so
-        // the type filter is applied again here. A hybrid recall needs only the first
-        // `limit` that pass; the other modes re-sort every candidate.
-        let wanted = match query.mode {
-            RecallMode::Hybrid => limit,
-            RecallMode::Recent | RecallMode::Important => usize::MAX,
-        };
-        let chunk = match query.mode {
-            RecallMode::Hybrid => limit + 5,
-            RecallMode::Recent | RecallMode::Important => fused.len().max(1),
-        };
-        let mut memories: Vec<RecalledMemory> = Vec::new();
-        for entries in fused.chunks(chunk) {
-            let keys: Vec<String> = entries.iter().map(|entry| entry.key.clone()).collect();
-            let rows = self.load_remembered(&keys).await?;
-            for entry in entries {
-                let Some(memory) = rows.get(&entry.key) else {
+        let start_scores: HashMap<String, f64> = candidates
+            .iter()
+            .take(WALK_FROM)
+            .map(|candidate| (candidate.memory.id.clone(), candidate.score))
+            .collect();
+        let hops: Vec<(String, AssociationHop)> = self
+            .walk(&strong)
+            .await?
+            .into_iter()
+            .filter(|(id, _)| {
+                !candidates
+                    .iter()
+                    .any(|candidate| &candidate.memory.id == id)
+            })
+            .collect();
+        if !hops.is_empty() {
+            let ids: Vec<String> = hops.iter().map(|(id, _)| id.clone()).collect();
+            let mut rows = self.load_remembered(&ids).await?;
+            for (id, hop) in hops {
+                let Some(memory) = rows.remove(&id) else {
                     continue;
                 };
-                if query
-                    .memory_type
-                    .is_some_and(|wanted| memory.memory_type != wanted)
-                {
+                if !admitted(query, &memory) {
                     continue;
                 }
-                let via = match (entry.ranks[0], entry.ranks[1]) {
-                    (None, None) => hop_of.get(entry.key.as_str()).map(|hop| (*hop).clone()),
-                    _ => None,
-                };
-                memories.push(RecalledMemory {
-                    memory: memory.clone(),
-                    score: entry.score,
-                    full_text_rank: entry.ranks[0],
-                    vector_rank: entry.ranks[1],
-                    via,
+                let start = start_scores.get(&hop.from).copied().unwrap_or(0.0);
+                candidates.push(Candidate {
+                    memory,
+                    signals: Signals::default(),
+                    full_text_rank: None,
+                    vector_rank: None,
+                    score: start * WALK_SHARE * hop.weight,
+                    via: Some(hop),
                 });
             }
-            if memories.len() >= wanted {
-                break;
-            }
+            sort_by_score(&mut candidates);
         }
+
         match query.mode {
             RecallMode::Hybrid => {}
-            RecallMode::Recent => memories.sort_by(|left, right| {
+            RecallMode::Recent => candidates.sort_by(|left, right| {
                 right
                     .memory
                     .updated_at
                     .cmp(&left.memory.updated_at)
                     .then_with(|| left.memory.id.cmp(&right.memory.id))
             }),
-            RecallMode::Important => memories.sort_by(|left, right| {
+            RecallMode::Important => candidates.sort_by(|left, right| {
                 right
                     .memory
                     .importance
@@ -164,213 +197,145 @@ impl MemoryStore {
                     .then_with(|| left.memory.id.cmp(&right.memory.id))
             }),
         }
-        memories.truncate(limit);
+        candidates.truncate(limit);
         let result = RecallResult {
-            memories,
+            memories: candidates
+                .into_iter()
+                .map(|candidate| RecalledMemory {
+                    memory: candidate.memory,
+                    score: candidate.score,
+                    similarity: candidate.signals.similarity,
+                    full_text_rank: candidate.full_text_rank,
+                    vector_rank: candidate.vector_rank,
+                    via: candidate.via,
+                })
+                .collect(),
             full_text_only,
         };
         self.touch(&result).await?;
         Ok(result)
     }
 
-    /// Ids of the best BM25 matches, best first. Terms matching so many memories that
-    /// ranking them would exceed `FULL_TEXT_BUDGET` are dropped; when `must_match` (no vector
-    /// list), the rarest term is searched even then.
-    pub(in crate::memory) async fn full_text_ranks(
+    /// The full-text and vector hits as scored candidates that the query admits, best first.
+    async fn candidates(
         &self,
-        text: &str,
-        memory_type: Option<MemoryType>,
-        must_match: bool,
-    ) -> Result<Vec<String>, MemoryError> {
-        let terms = full_text_terms(text);
-        if terms.is_empty() {
-            return Ok(Vec::new());
+        query: &RecallQuery,
+        full_text: &FullTextHits,
+        vector: &[(String, f32)],
+        embedding: Option<&[f32]>,
+        keep: usize,
+    ) -> Result<Vec<Candidate>, MemoryError> {
+        let mut found: HashMap<&str, Found> = HashMap::new();
+        for (position, (id, bm25)) in full_text.hits.iter().enumerate() {
+            let entry = found.entry(id).or_default();
+            entry.full_text_rank = Some(position + 1);
+            entry.strength = full_text_strength(*bm25, full_text.information);
         }
-        // How many memories each term matches, counting at most one past the budget: cheap,
-        // as counting does not rank. Unchecked: one count per term, built at run time.
-        let counts_sql = terms
-            .iter()
-            .enumerate()
-            .map(|(number, _)| {
-                format!(
-                    "(SELECT count(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ?{} LIMIT ?{}))",
-                    number + 1,
-                    terms.len() + 1
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let counts_sql = format!("SELECT {counts_sql}");
-        let mut counts = sqlx::query(&counts_sql);
-        for term in &terms {
-            counts = counts.bind(quote_term(term));
+        for (position, (id, similarity)) in vector.iter().enumerate() {
+            let entry = found.entry(id).or_default();
+            entry.vector_rank = Some(position + 1);
+            entry.similarity = Some(*similarity);
         }
-        let row = counts
-            .bind(FULL_TEXT_BUDGET + 1)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(MemoryError::database("counting full-text matches"))?;
-        let counted: Vec<(&str, i64)> = terms
-            .iter()
-            .enumerate()
-            .map(|(column, term)| (term.as_str(), row.get::<i64, _>(column)))
-            .collect();
-        let selected = select_terms(&counted, FULL_TEXT_BUDGET, must_match);
-        let Some(expression) = match_any(&selected) else {
-            return Ok(Vec::new());
-        };
-        let candidates = CANDIDATES_PER_LIST as i64;
-        match memory_type {
-            // FTS5 ranks and cuts on its own, then only the best rows are joined.
-            None => {
-                sqlx::query_scalar!(
-                    "SELECT m.id FROM (
-                         SELECT rowid, rank FROM memories_fts WHERE memories_fts MATCH ?1
-                         ORDER BY rank LIMIT ?2
-                     ) AS hits
-                     JOIN memories m ON m.seq = hits.rowid
-                     WHERE +m.forgotten = 0
-                     ORDER BY hits.rank, m.seq",
-                    expression,
-                    candidates,
-                )
-                .fetch_all(&self.pool)
-                .await
-            }
-            Some(memory_type) => {
-                sqlx::query_scalar!(
-                    "SELECT m.id FROM memories_fts
-                     JOIN memories m ON m.seq = memories_fts.rowid
-                     WHERE memories_fts MATCH ?1 AND +m.forgotten = 0 AND m.memory_type = ?2
-                     ORDER BY memories_fts.rank, m.seq
-                     LIMIT ?3",
-                    expression,
-                    memory_type,
-                    candidates,
-                )
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
-        .map_err(MemoryError::database("full-text search"))
-    }
-
-    /// Ids of the most similar embeddings, most similar first.
-    pub(in crate::memory) async fn vector_ranks(
-        &self,
-        vector: Vec<f32>,
-        memory_type: Option<MemoryType>,
-    ) -> Result<Vec<String>, MemoryError> {
-        let index = self.index.clone();
-        let kind = memory_type.map(MemoryType::code);
-        tokio::task::spawn_blocking(move || {
-            index
-                .read()
-                .map(|index| {
-                    index
-                        .search(&vector, CANDIDATES_PER_LIST, kind)
-                        .into_iter()
-                        .filter(|hit| hit.similarity >= MINIMUM_SIMILARITY)
-                        .map(|hit| hit.id.to_string())
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-        .await
-        .map_err(|error| MemoryError::Task(error.to_string()))
-    }
-
-    /// One hop over associations (both directions) from `starts`, strongest edges of the
-    /// best starts first; remembered memories only, starts themselves excluded.
-    async fn walk(&self, starts: &[String]) -> Result<Vec<(String, AssociationHop)>, MemoryError> {
-        if starts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders = vec!["?"; starts.len()].join(", ");
-        // Two index lookups (by source, by target); the far end must be remembered.
-        // Unchecked: the IN lists are built at run time.
-        let sql = format!(
-            "SELECT a.source_id, a.target_id, a.relation, a.weight FROM associations a
-             WHERE a.source_id IN ({placeholders})
-               AND EXISTS (SELECT 1 FROM memories t WHERE t.id = a.target_id AND +t.forgotten = 0)
-             UNION ALL
-             SELECT a.source_id, a.target_id, a.relation, a.weight FROM associations a
-             WHERE a.target_id IN ({placeholders})
-               AND EXISTS (SELECT 1 FROM memories s WHERE s.id = a.source_id AND +s.forgotten = 0)"
-        );
-        let mut statement = sqlx::query_as::<_, Association>(&sql);
-        for _ in 0..2 {
-            for start in starts {
-                statement = statement.bind(start);
-            }
-        }
-        let edges = statement
-            .fetch_all(&self.pool)
-            .await
-            .map_err(MemoryError::database("walking associations"))?;
-        let start_set: HashSet<&str> = starts.iter().map(String::as_str).collect();
-        let mut reached: Vec<(usize, f64, String, AssociationHop)> = Vec::new();
-        for edge in edges {
-            for (from, to) in [
-                (&edge.source_id, &edge.target_id),
-                (&edge.target_id, &edge.source_id),
-            ] {
-                let Some(position) = starts.iter().position(|start| start == from) else {
-                    continue;
-                };
-                if start_set.contains(to.as_str()) {
-                    continue;
+        // Full-text hits the vector list did not reach still have a similarity.
+        if let Some(embedding) = embedding
+            && let Ok(index) = self.index.read()
+        {
+            for (id, entry) in found.iter_mut() {
+                if entry.similarity.is_none() {
+                    entry.similarity = index.similarity(id, embedding);
                 }
-                reached.push((
-                    position,
-                    edge.weight,
-                    to.clone(),
-                    AssociationHop {
-                        from: from.clone(),
-                        relation: edge.relation,
-                        weight: edge.weight,
-                    },
-                ));
             }
         }
-        reached.sort_by(|left, right| {
-            left.0
-                .cmp(&right.0)
-                .then_with(|| right.1.total_cmp(&left.1))
-                .then_with(|| left.2.cmp(&right.2))
-        });
-        let mut seen = HashSet::new();
-        Ok(reached
+        // A hit by meaning alone below the floor is noise. Of the rest, only the best `keep`
+        // by similarity and words are read from the database: importance and recency only
+        // separate near-ties, and loading rows is most of a recall's time on a large store.
+        let mut found: Vec<(&str, Found)> = found
             .into_iter()
-            .filter(|(_, _, id, _)| seen.insert(id.clone()))
-            .map(|(_, _, id, hop)| (id, hop))
-            .collect())
-    }
-
-    async fn load_remembered(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, Memory>, MemoryError> {
-        let mut rows = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(200) {
-            let placeholders = vec!["?"; chunk.len()].join(", ");
-            // Unchecked: the IN list is built at run time.
-            let sql = format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories WHERE id IN ({placeholders}) AND +forgotten = 0"
-            );
-            let mut statement = sqlx::query_as::<_, Memory>(&sql);
-            for id in chunk {
-                statement = statement.bind(id);
+            .filter(|(_, entry)| {
+                entry.full_text_rank.is_some()
+                    || entry
+                        .similarity
+                        .is_some_and(|similarity| similarity >= MINIMUM_SIMILARITY)
+            })
+            .collect();
+        let preliminary = |entry: &Found| {
+            hybrid_score(&Signals {
+                similarity: entry.similarity,
+                full_text: entry.strength,
+                importance: 0.5,
+                ..Signals::default()
+            })
+        };
+        found.sort_by(|left, right| {
+            preliminary(&right.1)
+                .total_cmp(&preliminary(&left.1))
+                .then_with(|| left.0.cmp(right.0))
+        });
+        found.truncate(keep);
+        let ids: Vec<String> = found.iter().map(|(id, _)| id.to_string()).collect();
+        let mut rows = self.load_remembered(&ids).await?;
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(found.len());
+        for (id, entry) in found {
+            let Found {
+                full_text_rank,
+                strength,
+                vector_rank,
+                similarity,
+            } = entry;
+            let Some(memory) = rows.remove(id) else {
+                continue;
+            };
+            if !admitted(query, &memory) {
+                continue;
             }
-            for memory in statement
-                .fetch_all(&self.pool)
-                .await
-                .map_err(MemoryError::database("reading recalled memories"))?
-            {
-                rows.insert(memory.id.clone(), memory);
+            candidates.push(Candidate {
+                memory,
+                signals: Signals {
+                    similarity,
+                    full_text: strength,
+                    recency: 0.0,
+                    importance: 0.0,
+                },
+                full_text_rank,
+                // Only hits above the floor count as found by meaning.
+                vector_rank: vector_rank.filter(|_| {
+                    similarity.is_some_and(|similarity| similarity >= MINIMUM_SIMILARITY)
+                }),
+                via: None,
+                score: 0.0,
+            });
+        }
+        for candidate in candidates.iter_mut() {
+            candidate.signals.importance = candidate.memory.importance;
+            candidate.score = hybrid_score(&candidate.signals);
+        }
+        sort_by_score(&mut candidates);
+        // Among the best, a memory newer than one about the same thing (an update of it)
+        // gets the recency term; the rest of the timeline does not reorder anything.
+        if let Ok(index) = self.index.read() {
+            let window = candidates.len().min(SUPERSEDE_WINDOW);
+            for newer in 0..window {
+                let updates = (0..window).any(|older| {
+                    older != newer
+                        && candidates[older].memory.updated_at < candidates[newer].memory.updated_at
+                        && index
+                            .pair_similarity(
+                                &candidates[older].memory.id,
+                                &candidates[newer].memory.id,
+                            )
+                            .is_some_and(|similarity| {
+                                (SAME_THING_SIMILARITY..NEAR_DUPLICATE_SIMILARITY)
+                                    .contains(&similarity)
+                            })
+                });
+                if updates {
+                    candidates[newer].signals.recency = 1.0;
+                    candidates[newer].score = hybrid_score(&candidates[newer].signals);
+                }
             }
         }
-        Ok(rows)
+        sort_by_score(&mut candidates);
+        Ok(candidates)
     }
 
     /// Records that recalled memories were accessed (maintenance decays them more slowly).
@@ -431,4 +396,27 @@ impl MemoryStore {
             .map_err(MemoryError::database("recording recall access"))?;
         Ok(())
     }
+}
+
+/// Whether a loaded memory passes the query's type filter and audience.
+fn admitted(query: &RecallQuery, memory: &Memory) -> bool {
+    query
+        .memory_type
+        .is_none_or(|wanted| memory.memory_type == wanted)
+        && query.audience.admits(memory.channel_id.as_deref())
+}
+
+/// Best first; ties go to meaning (the higher similarity), then to the id.
+fn sort_by_score(candidates: &mut [Candidate]) {
+    candidates.sort_by(|left, right| {
+        right
+            .score
+            .total_cmp(&left.score)
+            .then_with(|| {
+                let similarity =
+                    |candidate: &Candidate| candidate.signals.similarity.unwrap_or(-1.0);
+                similarity(right).total_cmp(&similarity(left))
+            })
+            .then_with(|| left.memory.id.cmp(&right.memory.id))
+    });
 }

@@ -6,16 +6,21 @@ use super::{
 };
 use crate::database::now_millis;
 use crate::event::ProcessEvent;
-use crate::memory::index::{dot, from_blob, normalize, to_blob};
-use crate::memory::{Memory, MemoryError, MemoryType, NewAssociation, NewMemory, SaveOutcome};
+use crate::memory::index::{Filter, Group, dot, from_blob, normalize, to_blob};
+use crate::memory::{
+    Memory, MemoryError, MemoryType, NewAssociation, NewMemory, Origin, SaveOutcome,
+};
 
 impl MemoryStore {
     /// Saves a memory, embedding it first when an embedder is available. A remembered memory
-    /// of the same type with cosine similarity >= 0.95 (or, without embeddings, the same
-    /// text) is updated instead: it takes the new wording and the higher importance.
+    /// of the same type and origin (conversation and trust) with cosine similarity >= 0.95
+    /// (or, without embeddings, the same text) is updated instead: it takes the new wording
+    /// and the higher importance. Memories of different origins never merge, so what a
+    /// non-owner says cannot reword an owner's memory or move it to another audience.
     pub async fn save(&self, memory: NewMemory) -> Result<SaveOutcome, MemoryError> {
         let embedding = if self.embedder.is_available() {
-            match self.embedder.embed_one(memory.content.trim()).await {
+            // Saves that arrive together are embedded in one batch.
+            match self.embedder.embed_batched(memory.content.trim()).await {
                 Ok(vector) => Some(vector),
                 Err(error) => {
                     tracing::warn!(agent_id = %self.agent_id, %error, "saving a memory without an embedding; it is found by full text until maintenance embeds it");
@@ -54,12 +59,13 @@ impl MemoryStore {
         let embedding = embedding.filter(|_| model.is_some());
 
         let _writer = self.write_lock.lock().await;
+        let origin = &memory.origin;
         let duplicate = match &embedding {
             Some(vector) => {
-                self.near_duplicate(vector, memory.memory_type, None)
+                self.near_duplicate(vector, memory.memory_type, origin, None)
                     .await?
             }
-            None => self.same_text(&content, memory.memory_type).await?,
+            None => self.same_text(&content, memory.memory_type, origin).await?,
         };
         let now = now_millis();
         let blob = embedding.as_deref().map(to_blob);
@@ -93,8 +99,8 @@ impl MemoryStore {
                 sqlx::query!(
                     "INSERT INTO memories (id, content, memory_type, importance, created_at,
                          updated_at, last_accessed_at, access_count, source, channel_id,
-                         forgotten, embedding, embedding_model)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?)",
+                         sender, trusted, forgotten, embedding, embedding_model)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, 0, ?, ?)",
                     id,
                     content,
                     memory.memory_type,
@@ -103,7 +109,9 @@ impl MemoryStore {
                     now,
                     now,
                     memory.source,
-                    memory.channel_id,
+                    origin.conversation_id,
+                    origin.sender,
+                    origin.trusted,
                     blob,
                     embedding_model,
                 )
@@ -120,7 +128,8 @@ impl MemoryStore {
         let stored = sqlx::query_as!(
             Memory,
             r#"SELECT id, content, memory_type AS "memory_type: MemoryType", importance,
-                      created_at, updated_at, last_accessed_at, access_count, source, channel_id
+                      created_at, updated_at, last_accessed_at, access_count, source, channel_id,
+                      sender, trusted AS "trusted: bool"
                FROM memories WHERE id = ?"#,
             id,
         )
@@ -133,7 +142,12 @@ impl MemoryStore {
             .map_err(MemoryError::database("saving a memory"))?;
         if let Some(vector) = &embedding
             && let Ok(mut index) = self.index.write()
-            && let Err(error) = index.upsert(&id, memory.memory_type.code(), vector)
+            && let Err(error) = index.upsert_grouped(
+                &id,
+                memory.memory_type.code(),
+                stored.channel_id.as_deref(),
+                vector,
+            )
         {
             tracing::warn!(agent_id = %self.agent_id, %error, "memory saved but not indexed for similarity");
         }
@@ -153,20 +167,30 @@ impl MemoryStore {
         })
     }
 
-    /// The remembered memory of `memory_type` whose embedding has cosine similarity >= 0.95
-    /// with `vector` (checked exactly against the stored f32 vector), other than `except`.
+    /// The remembered memory of `memory_type` and of the same origin (conversation and
+    /// trust) whose embedding has cosine similarity >= 0.95 with `vector` (checked exactly
+    /// against the stored f32 vector), other than `except`.
     pub(in crate::memory) async fn near_duplicate(
         &self,
         vector: &[f32],
         memory_type: MemoryType,
+        origin: &Origin,
         except: Option<&str>,
     ) -> Result<Option<String>, MemoryError> {
         let index = self.index.clone();
         let query = vector.to_vec();
+        let conversation = origin.conversation_id.clone();
         let hits = tokio::task::spawn_blocking(move || {
+            let filter = Filter {
+                kind: Some(memory_type.code()),
+                group: match &conversation {
+                    Some(conversation) => Group::Named(conversation),
+                    None => Group::Ungrouped,
+                },
+            };
             index
                 .read()
-                .map(|index| index.search(&query, 4, Some(memory_type.code())))
+                .map(|index| index.search_filtered(&query, 4, filter))
                 .unwrap_or_default()
         })
         .await
@@ -181,8 +205,9 @@ impl MemoryStore {
             }
             let candidate: &str = &hit.id;
             let blob = sqlx::query_scalar!(
-                "SELECT embedding FROM memories WHERE id = ? AND forgotten = 0",
+                "SELECT embedding FROM memories WHERE id = ? AND forgotten = 0 AND trusted = ?",
                 candidate,
+                origin.trusted,
             )
             .fetch_optional(&self.pool)
             .await
@@ -200,18 +225,23 @@ impl MemoryStore {
         Ok(None)
     }
 
-    /// Without embeddings, only the same text (ignoring case) counts as a duplicate.
+    /// Without embeddings, only the same text (ignoring case) of the same origin counts as
+    /// a duplicate.
     async fn same_text(
         &self,
         content: &str,
         memory_type: MemoryType,
+        origin: &Origin,
     ) -> Result<Option<String>, MemoryError> {
         sqlx::query_scalar!(
             "SELECT id FROM memories
              WHERE forgotten = 0 AND memory_type = ? AND lower(content) = lower(?)
+               AND channel_id IS ? AND trusted = ?
              ORDER BY created_at LIMIT 1",
             memory_type,
             content,
+            origin.conversation_id,
+            origin.trusted,
         )
         .fetch_optional(&self.pool)
         .await
@@ -230,7 +260,8 @@ impl MemoryStore {
             Memory,
             r#"UPDATE memories SET forgotten = 1, updated_at = ? WHERE id = ? AND forgotten = 0
                RETURNING id, content, memory_type AS "memory_type: MemoryType", importance,
-                   created_at, updated_at, last_accessed_at, access_count, source, channel_id"#,
+                   created_at, updated_at, last_accessed_at, access_count, source, channel_id,
+                   sender, trusted AS "trusted: bool""#,
             now,
             id,
         )

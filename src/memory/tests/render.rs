@@ -8,7 +8,10 @@ async fn the_prompt_render_is_bounded_deterministic_and_counts() {
     let fixture = store().await;
     let store = &fixture.store;
     let prompts = Prompts::new().expect("prompts");
-    assert_eq!(store.prompt_block(&prompts).await, "");
+    assert_eq!(
+        store.prompt_block(&prompts, &Audience::Everything).await,
+        ""
+    );
     for number in 0..7 {
         let mut fact = new(&format!("Fact number {number}"), MemoryType::Fact);
         fact.importance = Some(0.1 * f64::from(number));
@@ -18,8 +21,11 @@ async fn the_prompt_render_is_bounded_deterministic_and_counts() {
     let long = "word ".repeat(200);
     save(store, &long, MemoryType::Observation, None).await;
 
-    let block = store.prompt_block(&prompts).await;
-    assert_eq!(block, store.prompt_block(&prompts).await);
+    let block = store.prompt_block(&prompts, &Audience::Everything).await;
+    assert_eq!(
+        block,
+        store.prompt_block(&prompts, &Audience::Everything).await
+    );
     assert!(block.contains("### Identity (1 of 1)"), "{block}");
     assert!(block.contains("### Facts (5 of 7)"), "{block}");
     assert!(block.contains("### Observations (1 of 1)"), "{block}");
@@ -38,7 +44,7 @@ async fn the_prompt_render_is_bounded_deterministic_and_counts() {
         .expect("list")
         .0;
     store.forget(&top[0].id).await.expect("forget");
-    let after = store.prompt_block(&prompts).await;
+    let after = store.prompt_block(&prompts, &Audience::Everything).await;
     assert!(after.contains("### Facts (5 of 6)"), "{after}");
     assert!(!after.contains("Fact number 6"), "{after}");
 }

@@ -64,7 +64,10 @@ async fn forgotten_memories_are_never_returned() {
             .expect("edges")
             .is_empty()
     );
-    let snapshot = store.snapshot().await.expect("snapshot");
+    let snapshot = store
+        .snapshot(&Audience::Everything)
+        .await
+        .expect("snapshot");
     assert_eq!(snapshot.total, 1);
     // Not even after a restart (the index is rebuilt from the database).
     let reopened = reopen(&fixture).await;
@@ -155,7 +158,7 @@ async fn saved_memories_are_announced_on_the_event_bus() {
     .await
     .expect("store");
     let mut memory = new("The build server is called Hal", MemoryType::Fact);
-    memory.channel_id = Some("portal:x".to_string());
+    memory.origin = Origin::conversation("portal:x", None, true);
     let saved = store.save(memory).await.expect("save");
     assert!(!saved.embedded);
     match receiver.recv().await.expect("event") {

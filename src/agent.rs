@@ -33,7 +33,7 @@ use tool_loop::ToolLoop;
 pub use cortex::CortexSnapshot;
 pub use processes::ProcessSummary;
 pub use runtime::{
-    AgentError, AgentGauges, AgentLinks, AgentRuntime, AgentStatus, RouteOutcome, SharedServices,
+    AgentError, AgentLinks, AgentRuntime, AgentStatus, RouteOutcome, SharedServices,
 };
 
 /// What the processes of one agent share.

@@ -161,10 +161,19 @@ async fn call(
         url: url.to_string(),
         message,
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|error| unreachable(error_chain(&error)))?;
+    let response = request.send().await.map_err(|error| {
+        // reqwest's own message names only the outer failure; the causes say why.
+        let causes = std::iter::successors(
+            Some(&error as &(dyn std::error::Error + 'static)),
+            |error| error.source(),
+        );
+        unreachable(
+            causes
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": "),
+        )
+    })?;
     let status = response.status();
     let mut body = Vec::new();
     let mut response = response;
@@ -199,17 +208,6 @@ async fn call(
             text.chars().take(200).collect::<String>()
         ),
     })
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// Lists the provider's models with its key: one call that proves the URL and the key.

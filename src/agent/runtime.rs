@@ -32,6 +32,7 @@ use crate::message::{
     Authority, DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox,
     new_message_id,
 };
+use crate::metrics::AgentSnapshot;
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Sandbox, Workspace};
 use crate::supervision::Lifecycle;
@@ -66,19 +67,6 @@ pub enum RouteOutcome {
     Accepted { message_id: String },
     /// Already received (same platform message id); nothing was done.
     Duplicate,
-}
-
-/// What an agent is doing and holding now, for the metrics.
-#[derive(Debug, Clone, Default)]
-pub struct AgentGauges {
-    pub branches: u64,
-    pub workers: u64,
-    pub channels: u64,
-    pub inbox_depth: u64,
-    pub inbox_depth_max: u64,
-    pub pending_messages: u64,
-    /// (memory type, remembered memories of it).
-    pub memories: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -274,9 +262,13 @@ impl AgentRuntime {
         }
     }
 
-    /// Its running processes, channel inboxes, unanswered messages and memories.
-    pub async fn gauges(&self) -> AgentGauges {
-        let mut gauges = AgentGauges::default();
+    /// Its running processes, channel inboxes, unanswered messages and memories (the
+    /// scheduled jobs are the daemon's to count).
+    pub async fn gauges(&self) -> AgentSnapshot {
+        let mut gauges = AgentSnapshot {
+            agent: self.id().to_string(),
+            ..AgentSnapshot::default()
+        };
         for process in self.agent.processes.list(None) {
             match process.kind {
                 ProcessType::Branch => gauges.branches += 1,

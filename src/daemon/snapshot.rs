@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::DaemonState;
 use crate::messaging::AdapterState;
-use crate::metrics::{AdapterSnapshot, AgentSnapshot, Snapshot};
+use crate::metrics::{AdapterSnapshot, Snapshot};
 
 impl DaemonState {
     /// Reads every agent's processes, inboxes, pending messages, memories and jobs, every
@@ -21,8 +21,7 @@ impl DaemonState {
             ..Snapshot::default()
         };
         for (id, entry) in agents.iter() {
-            let runtime = &entry.runtime;
-            let gauges = runtime.gauges().await;
+            let mut gauges = entry.runtime.gauges().await;
             let (enabled, disabled) = match entry.cron.list().await {
                 Ok(jobs) => {
                     let enabled = jobs.iter().filter(|job| job.enabled).count() as u64;
@@ -33,18 +32,9 @@ impl DaemonState {
                     (0, 0)
                 }
             };
-            snapshot.agents.push(AgentSnapshot {
-                agent: id.clone(),
-                branches: gauges.branches,
-                workers: gauges.workers,
-                channels: gauges.channels,
-                inbox_depth: gauges.inbox_depth,
-                inbox_depth_max: gauges.inbox_depth_max,
-                pending_messages: gauges.pending_messages,
-                memories: gauges.memories,
-                cron_jobs_enabled: enabled,
-                cron_jobs_disabled: disabled,
-            });
+            gauges.cron_jobs_enabled = enabled;
+            gauges.cron_jobs_disabled = disabled;
+            snapshot.agents.push(gauges);
             let database = self.home.join("agents").join(id).join("spacebot.db");
             snapshot
                 .databases

@@ -7,7 +7,7 @@
 mod store;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::config::AccessConfig;
@@ -53,12 +53,19 @@ pub struct GroupRule {
 
 /// The access lists and the state behind them (approved members, pairings, group rates).
 pub struct Access {
-    config: AccessConfig,
-    owners: HashSet<String>,
-    /// Named in the config, or approved (kept in step with the store).
-    members: Mutex<HashSet<String>>,
+    /// `[access]` as configured; replaced whole by a config reload.
+    config: RwLock<Arc<AccessConfig>>,
+    /// The owners and the members, named in the config or approved (kept in step with the
+    /// store); replaced together with the config.
+    people: RwLock<People>,
     store: AccessStore,
     rates: Mutex<HashMap<String, Rate>>,
+}
+
+#[derive(Default)]
+struct People {
+    owners: HashSet<String>,
+    members: HashSet<String>,
 }
 
 /// One person's messages in the current window.
@@ -71,38 +78,61 @@ struct Rate {
 impl Access {
     /// The lists of `config` with the members approved so far.
     pub async fn open(config: AccessConfig, store: AccessStore) -> Result<Self, AccessError> {
+        let access = Self {
+            config: RwLock::new(Arc::new(AccessConfig::default())),
+            people: RwLock::new(People::default()),
+            store,
+            rates: Mutex::new(HashMap::new()),
+        };
+        access.reconfigure(config).await?;
+        Ok(access)
+    }
+
+    /// Applies a new `[access]` (a config reload): owners, members, groups and the rules take
+    /// effect for the next message. Approved members stay approved; pairing codes stay valid.
+    pub async fn reconfigure(&self, config: AccessConfig) -> Result<(), AccessError> {
         let mut members: HashSet<String> = config.members.iter().cloned().collect();
         members.extend(
-            store
+            self.store
                 .members()
                 .await?
                 .into_iter()
                 .map(|member| member.user_id),
         );
-        Ok(Self {
+        let people = People {
             owners: config.owners.iter().cloned().collect(),
-            members: Mutex::new(members),
-            config,
-            store,
-            rates: Mutex::new(HashMap::new()),
-        })
+            members,
+        };
+        // Both locks are held only for the swap; a poisoned one is overwritten whole.
+        match self.people.write() {
+            Ok(mut current) => *current = people,
+            Err(poisoned) => *poisoned.into_inner() = people,
+        }
+        match self.config.write() {
+            Ok(mut current) => *current = Arc::new(config),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(config),
+        }
+        Ok(())
     }
 
-    pub fn config(&self) -> &AccessConfig {
-        &self.config
+    pub fn config(&self) -> Arc<AccessConfig> {
+        match self.config.read() {
+            Ok(config) => config.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The authority of a known person; `None` for a stranger.
     pub fn authority_of(&self, sender_id: Option<&str>) -> Option<Authority> {
         let sender_id = sender_id?;
-        if self.owners.contains(sender_id) {
+        let people = self.people.read().ok()?;
+        if people.owners.contains(sender_id) {
             return Some(Authority::Owner);
         }
-        let member = self
+        people
             .members
-            .lock()
-            .is_ok_and(|members| members.contains(sender_id));
-        member.then_some(Authority::Member)
+            .contains(sender_id)
+            .then_some(Authority::Member)
     }
 
     /// Decides what becomes of a message from a chat platform. (Messages from the HTTP API
@@ -113,17 +143,18 @@ impl Access {
         group: GroupRule,
     ) -> Result<Admission, AccessError> {
         let known = self.authority_of(message.sender_id.as_deref());
+        let config = self.config();
         if message.is_direct {
             return match known {
                 Some(authority) => Ok(Admission::Admit(authority)),
-                None if self.config.pairing => self.pairing(message).await.map(Admission::Pair),
+                None if config.pairing => self.pairing(message).await.map(Admission::Pair),
                 None => Ok(Admission::Ignore("a direct message from a stranger")),
             };
         }
-        if !group.named && !self.allows_group(&message.conversation) {
+        if !group.named && !allows_group(&config, &message.conversation) {
             return Ok(Admission::Ignore("a group nobody allowed"));
         }
-        if group.require_mention.unwrap_or(self.config.require_mention) && !message.mentions_bot {
+        if group.require_mention.unwrap_or(config.require_mention) && !message.mentions_bot {
             return Ok(Admission::Ignore(
                 "a group message that does not mention the bot",
             ));
@@ -131,37 +162,17 @@ impl Access {
         let authority = known.unwrap_or(Authority::Guest);
         if authority != Authority::Owner
             && let Some(sender_id) = &message.sender_id
-            && let Some(notify) = self.over_rate(sender_id)
+            && let Some(notify) = self.over_rate(sender_id, config.group_messages_per_minute)
         {
             return Ok(Admission::Throttle { notify });
         }
         Ok(Admission::Admit(authority))
     }
 
-    /// Whether `[access] groups` names the conversation's group.
-    fn allows_group(&self, conversation: &ConversationId) -> bool {
-        let candidates: Vec<String> = match conversation.place() {
-            Place::Telegram { chat } => vec![format!("telegram:{chat}")],
-            Place::DiscordChannel { guild, channel } => {
-                vec![
-                    format!("discord:{guild}"),
-                    format!("discord:{guild}:{channel}"),
-                ]
-            }
-            Place::Slack { team, channel, .. } => {
-                vec![format!("slack:{team}"), format!("slack:{team}:{channel}")]
-            }
-            Place::DiscordDirect { .. } | Place::Portal { .. } | Place::Cron { .. } => Vec::new(),
-        };
-        candidates
-            .iter()
-            .any(|candidate| self.config.groups.contains(candidate))
-    }
-
-    /// Counts a message of `sender_id` in a group: `None` when under the rate, else whether
-    /// this is the first message over it in the window (the one to answer).
-    fn over_rate(&self, sender_id: &str) -> Option<bool> {
-        let limit = self.config.group_messages_per_minute;
+    /// Counts a message of `sender_id` in a group: `None` when under the rate (`limit` per
+    /// minute), else whether this is the first message over it in the window (the one to
+    /// answer).
+    fn over_rate(&self, sender_id: &str, limit: u32) -> Option<bool> {
         if limit == 0 {
             return None;
         }
@@ -199,7 +210,7 @@ impl Access {
             return Ok(pairing);
         }
         let ttl =
-            i64::try_from(self.config.pairing_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            i64::try_from(self.config().pairing_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let pairing = Pairing {
             code: new_code(),
             user_id,
@@ -221,8 +232,8 @@ impl Access {
             .approve(&code, now_millis())
             .await?
             .ok_or(AccessError::UnknownCode(code))?;
-        if let Ok(mut members) = self.members.lock() {
-            members.insert(pairing.user_id.clone());
+        if let Ok(mut people) = self.people.write() {
+            people.members.insert(pairing.user_id.clone());
         }
         tracing::info!(user_id = %pairing.user_id, "member approved");
         Ok(pairing)
@@ -233,10 +244,10 @@ impl Access {
     pub async fn revoke(&self, user_id: &str) -> Result<bool, AccessError> {
         let removed = self.store.revoke(user_id).await?;
         if removed
-            && !self.config.members.iter().any(|member| member == user_id)
-            && let Ok(mut members) = self.members.lock()
+            && !self.config().members.iter().any(|member| member == user_id)
+            && let Ok(mut people) = self.people.write()
         {
-            members.remove(user_id);
+            people.members.remove(user_id);
         }
         Ok(removed)
     }
@@ -253,7 +264,7 @@ impl Access {
     /// Lines for the status and the startup log: who can do what, and what is missing.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.config.owners.is_empty() {
+        if self.config().owners.is_empty() {
             warnings.push(
                 "no owners in [access]: nobody on a chat platform can make the agents act"
                     .to_string(),
@@ -261,6 +272,26 @@ impl Access {
         }
         warnings
     }
+}
+
+/// Whether `[access] groups` names the conversation's group.
+fn allows_group(config: &AccessConfig, conversation: &ConversationId) -> bool {
+    let candidates: Vec<String> = match conversation.place() {
+        Place::Telegram { chat } => vec![format!("telegram:{chat}")],
+        Place::DiscordChannel { guild, channel } => {
+            vec![
+                format!("discord:{guild}"),
+                format!("discord:{guild}:{channel}"),
+            ]
+        }
+        Place::Slack { team, channel, .. } => {
+            vec![format!("slack:{team}"), format!("slack:{team}:{channel}")]
+        }
+        Place::DiscordDirect { .. } | Place::Portal { .. } | Place::Cron { .. } => Vec::new(),
+    };
+    candidates
+        .iter()
+        .any(|candidate| config.groups.contains(candidate))
 }
 
 /// A fresh, hard-to-guess pairing code.

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use crate::config::AgentConfig;
 use crate::event::ProcessType;
 use crate::message::Outbox;
+use crate::metrics::Metrics;
 use crate::sandbox::Sandbox;
 use crate::supervision::Lifecycle;
 use crate::tools::Toolbox;
@@ -57,6 +58,8 @@ pub(crate) struct Agent {
     pub sandbox: Arc<Sandbox>,
     /// Every task of the agent, and the switches that stop them.
     pub lifecycle: Lifecycle,
+    /// The daemon's counters (turns and their latency).
+    pub metrics: Metrics,
 }
 
 /// Why a branch or worker could not start; the model reads it.

@@ -1,6 +1,6 @@
-//! The HTTP API (axum): health and status, portal messages, conversation history, memories,
-//! cron jobs, the cortex, token usage and cost, the SSE event stream, an OpenAI-compatible chat endpoint and the web
-//! chat.
+//! The HTTP API (axum): health and status, config reload, Prometheus metrics, portal
+//! messages, conversation history, memories, cron jobs, the cortex, token usage and cost, the
+//! SSE event stream, an OpenAI-compatible chat endpoint and the web chat.
 
 mod access;
 mod cortex;
@@ -9,6 +9,7 @@ mod events;
 mod guard;
 mod memories;
 mod messages;
+mod metrics;
 mod openai;
 mod status;
 mod usage;
@@ -28,7 +29,8 @@ use crate::messaging::InboundError;
 pub type ApiState = Arc<DaemonState>;
 
 /// Every route. Every request passes `guard::same_site` (Host, Origin, a JSON body); the
-/// bearer token, when configured, guards all but `/api/health`.
+/// bearer token, when configured, guards all but `/api/health` (`/metrics` included: a
+/// scraper sends it as a bearer token).
 pub fn router(state: ApiState) -> Router {
     let guarded = Router::new()
         .route("/api/status", get(status::status))
@@ -93,6 +95,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/access/approve", post(access::approve))
         .route("/api/access/revoke", post(access::revoke))
         .route("/api/events", get(events::stream))
+        .route("/api/reload", post(status::reload))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::token));
@@ -158,13 +162,14 @@ impl From<InboundError> for ApiError {
     }
 }
 
-fn find_agent<'a>(state: &'a ApiState, agent_id: &str) -> Result<&'a AgentEntry, ApiError> {
-    state.agents.get(agent_id).ok_or_else(|| {
+fn find_agent(state: &ApiState, agent_id: &str) -> Result<AgentEntry, ApiError> {
+    let agents = state.agents();
+    agents.get(agent_id).cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
                 "no agent `{agent_id}`; agents: {}",
-                state.agents.keys().cloned().collect::<Vec<_>>().join(", ")
+                agents.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         )
     })

@@ -34,6 +34,7 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub access: AccessConfig,
     pub sandbox: SandboxConfig,
+    pub reload: ReloadConfig,
     /// Things the file says that still work but mean something other than they did, or are
     /// ignored; `config check` prints them and the daemon logs them.
     pub notices: Vec<String>,
@@ -107,7 +108,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LlmConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// `[llm.models."provider/model"]`: settings that override the built-in ones for
@@ -157,7 +158,7 @@ pub struct Price {
     pub cache_write: f64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     pub name: String,
     pub kind: ProviderKind,
@@ -216,7 +217,7 @@ impl fmt::Display for ModelId {
 }
 
 /// Which model each process type uses, and what to try when a model fails.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RoutingConfig {
     pub channel: ModelId,
     pub branch: ModelId,
@@ -233,14 +234,14 @@ impl RoutingConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
     pub max_retries: u32,
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DefaultsConfig {
     pub routing: RoutingConfig,
     pub retry: RetryConfig,
@@ -290,7 +291,7 @@ impl Default for CortexConfig {
 }
 
 /// Bounds on the processes a channel runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProcessLimits {
     pub max_concurrent_branches: usize,
     pub max_concurrent_workers: usize,
@@ -314,7 +315,7 @@ pub struct ProcessLimits {
 }
 
 /// Coalescing of message bursts in group conversations (`[defaults.coalesce]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CoalesceConfig {
     pub enabled: bool,
     /// Quiet time after the last message before the turn starts.
@@ -323,7 +324,7 @@ pub struct CoalesceConfig {
     pub max_wait_ms: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     /// Matches `[a-z0-9_-]{1,64}`; unique across agents.
     pub id: String,
@@ -351,7 +352,7 @@ pub struct AgentConfig {
     pub cortex: CortexConfig,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     pub enabled: bool,
     pub bind: IpAddr,
@@ -364,7 +365,7 @@ pub struct ApiConfig {
 }
 
 /// The chat platforms, each present only when its `[messaging.NAME]` table is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessagingConfig {
     pub discord: Option<DiscordConfig>,
     pub telegram: Option<TelegramConfig>,
@@ -390,7 +391,7 @@ impl MessagingConfig {
 /// Who may talk to the agents and make them act (`[access]`). Everyone not named is a stranger:
 /// a direct message gets a pairing code, a group message is not read unless the group is
 /// allowed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccessConfig {
     /// Stable platform user ids (`telegram:123456789`, `discord:80351110224678912`,
     /// `slack:U024BE7LH`) of the people who may make the agents act.
@@ -411,6 +412,25 @@ pub struct AccessConfig {
     /// Messages per minute one person may send in a group before further ones are not read
     /// (they are told once); 0 means no limit.
     pub group_messages_per_minute: u32,
+}
+
+/// How the running daemon notices edits of its config file (`[reload]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Reload when the file changes (besides `POST /api/reload` and SIGHUP).
+    pub watch: bool,
+    /// How often the file's metadata is looked at, in milliseconds; an edit is applied once
+    /// the file has stayed the same for one more interval.
+    pub interval_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            interval_ms: 1000,
+        }
+    }
 }
 
 /// How worker shell commands are contained (`[sandbox]`).
@@ -454,7 +474,7 @@ pub enum SandboxMode {
     None,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DiscordConfig {
     pub enabled: bool,
     /// Replies show as they are written (the message is sent, then edited).
@@ -467,7 +487,7 @@ pub struct DiscordConfig {
     pub api_base: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TelegramConfig {
     pub enabled: bool,
     /// Replies show as they are written (the message is sent, then edited).
@@ -478,7 +498,7 @@ pub struct TelegramConfig {
     pub api_url: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SlackConfig {
     pub enabled: bool,
     /// Replies show as they are written (the message is posted, then updated).
@@ -492,7 +512,7 @@ pub struct SlackConfig {
 }
 
 /// Routes messages from one platform location to an agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BindingConfig {
     pub agent: String,
     /// A chat platform (`Platform::CHAT`).

@@ -427,6 +427,16 @@ impl ConversationStore {
     }
 
     /// Conversations with at least one message still owed an answer.
+    /// How many messages are stored and not yet answered (for the metrics).
+    pub async fn pending_count(&self) -> Result<u64, StoreError> {
+        let count = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!: i64" FROM messages WHERE status = 'pending'"#
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     pub async fn conversations_with_pending(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar!(
             "SELECT DISTINCT conversation_id FROM messages WHERE status = 'pending'"

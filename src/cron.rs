@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::AgentConfig;
 use crate::conversation_id::ConversationId;
 use crate::message::InboundMessage;
+use crate::metrics::Metrics;
 use crate::prompts::Prompts;
 // `ScheduleSpec` is read by `store` through this module.
 use crate::schedule::{
@@ -82,6 +83,8 @@ pub struct CronService {
     host: OnceLock<Weak<dyn CronHost>>,
     /// This service, for the tasks it starts.
     this: Weak<CronService>,
+    /// The daemon's counters (runs by state).
+    metrics: Metrics,
 }
 
 /// How a job is being changed.
@@ -97,6 +100,7 @@ impl CronService {
         store: CronStore,
         prompts: Arc<Prompts>,
         lifecycle: Lifecycle,
+        metrics: Metrics,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             agent_id: config.id.clone(),
@@ -110,6 +114,7 @@ impl CronService {
             generations: AtomicU64::new(0),
             host: OnceLock::new(),
             this: this.clone(),
+            metrics,
         })
     }
 
@@ -135,6 +140,10 @@ impl CronService {
 
     pub fn prompts(&self) -> &Prompts {
         &self.prompts
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The agent's shutdown, seen from cron.
@@ -180,6 +189,40 @@ impl CronService {
             }
         }
         Ok(())
+    }
+
+    /// Applies the config's jobs of a reloaded config while the agent runs: new jobs and
+    /// jobs whose definition changed are (re)scheduled from now, jobs no longer listed stop
+    /// and are removed, and unchanged jobs keep their task, their state and any run in
+    /// progress. Returns the ids of the jobs added, changed or removed.
+    pub async fn sync_config(&self, configured: &[JobSpec]) -> Result<Vec<String>, CronError> {
+        let now = crate::database::now_millis();
+        let mut touched = Vec::new();
+        for spec in configured {
+            if self.store.upsert_config(spec, now).await? {
+                touched.push(spec.id.clone());
+            }
+        }
+        let ids: Vec<&str> = configured.iter().map(|spec| spec.id.as_str()).collect();
+        for removed in self.store.remove_config_jobs_except(&ids).await? {
+            tracing::info!(agent_id = %self.agent_id, job_id = %removed, "cron job no longer in the config; removed");
+            self.unschedule(&removed);
+            touched.push(removed);
+        }
+        for spec in configured.iter().filter(|spec| touched.contains(&spec.id)) {
+            self.unschedule(&spec.id);
+            let Some(job) = self.store.get(&spec.id).await? else {
+                continue;
+            };
+            tracing::info!(agent_id = %self.agent_id, job_id = %job.id, enabled = job.enabled, "cron job from the config (re)loaded");
+            if job.enabled {
+                if job.next_run_at.is_none() {
+                    self.set_first_slot(&job.spec(), now).await?;
+                }
+                self.schedule(&job.id);
+            }
+        }
+        Ok(touched)
     }
 
     /// Stores the first slot of a job that has none, so it shows before its task starts.

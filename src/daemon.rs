@@ -1,30 +1,39 @@
 //! The daemon: the composition root. It builds every agent, its scheduled jobs and its
 //! outbox from the config, wires the router between messaging and the agents, starts the
-//! platforms and the API, supervises them (restart with backoff), and owns the ordered,
-//! graceful shutdown.
+//! platforms and the API, supervises them (restart with backoff), applies config edits while
+//! it runs (`reload`, `watch`), reads its own state for the metrics (`snapshot`), and owns
+//! the ordered, graceful shutdown. `agents` opens and closes one agent; `home` prepares
+//! `$SPACEBOT_HOME`; `serve` runs the HTTP API.
+
+mod agents;
+mod home;
+mod reload;
+mod serve;
+mod snapshot;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Access, AccessStore};
-use crate::agent::{AgentLinks, AgentRuntime, SharedServices};
-use crate::config::{AgentConfig, Config, ConfigError, DEFAULT_CONFIG};
-use crate::conversation_id::ConversationId;
-use crate::cron::{CronHost, CronService, CronStore, HostError, RunOutbox};
+use crate::agent::{AgentRuntime, SharedServices};
+use crate::config::{Config, ConfigError};
+use crate::cron::CronService;
 use crate::llm::{LlmManager, SETUP_HINT};
 use crate::memory::Embedder;
-use crate::message::{InboundMessage, Outbox};
+use crate::message::Outbox;
 use crate::messaging::MessagingManager;
+use crate::metrics::Metrics;
 use crate::prompts::Prompts;
-use crate::router::Router;
+use crate::router::{RouteTable, Router};
 use crate::sandbox::{Redactor, Sandbox};
-use crate::supervision::{Lifecycle, RestartPolicy, supervise};
+pub use reload::{ReloadOutcome, ReloadReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -92,26 +101,21 @@ pub struct DaemonOptions {
     pub api: Option<ApiRouter>,
 }
 
-/// `$SPACEBOT_HOME`, else `~/.spacebot`.
-pub fn default_home(environment: &Environment) -> PathBuf {
-    if let Some(home) = environment("SPACEBOT_HOME").filter(|value| !value.is_empty()) {
-        return PathBuf::from(home);
-    }
-    let user_home = environment("HOME").unwrap_or_else(|| ".".to_string());
-    Path::new(&user_home).join(".spacebot")
-}
+pub use home::default_home;
 
 /// One agent with its scheduled jobs.
+#[derive(Clone)]
 pub struct AgentEntry {
     pub runtime: Arc<AgentRuntime>,
     pub cron: Arc<CronService>,
 }
 
+/// The agents by id; replaced whole when a reload adds or removes one.
+pub type Agents = BTreeMap<String, AgentEntry>;
+
 /// State shared by the HTTP API and the daemon.
 pub struct DaemonState {
-    pub config: Config,
     pub home: PathBuf,
-    pub agents: BTreeMap<String, AgentEntry>,
     pub llm: Arc<LlmManager>,
     pub messaging: Arc<MessagingManager>,
     /// Who may talk to the agents and make them act.
@@ -120,17 +124,69 @@ pub struct DaemonState {
     pub sandbox: Arc<Sandbox>,
     /// Shared by every agent's memory store; reports whether recall is hybrid.
     pub embedder: Arc<Embedder>,
+    /// What the daemon counts, for `GET /metrics`.
+    pub metrics: Metrics,
     pub started_at: Instant,
     pub shutdown: CancellationToken,
+    /// The config in force (with the command line's overrides); replaced by a reload.
+    config: RwLock<Arc<Config>>,
+    agents: RwLock<Arc<Agents>>,
+    /// What a reload needs to build agents and where it records how it went.
+    reloader: reload::Reloader,
 }
 
 impl DaemonState {
-    pub fn default_agent(&self) -> Option<&AgentEntry> {
-        self.agents.get(&self.config.default_agent().id)
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(config) => config.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The agents running now.
+    pub fn agents(&self) -> Arc<Agents> {
+        match self.agents.read() {
+            Ok(agents) => agents.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn agent(&self, id: &str) -> Option<AgentEntry> {
+        self.agents().get(id).cloned()
+    }
+
+    pub fn default_agent(&self) -> Option<AgentEntry> {
+        self.agent(&self.config().default_agent().id)
     }
 
     pub fn llm_hint(&self) -> Option<&'static str> {
         (!self.llm.is_configured()).then_some(SETUP_HINT)
+    }
+
+    /// Reads the config file again and applies what changed (see `reload`). Reloads run one
+    /// at a time, whoever asks (the file watch, `POST /api/reload`, SIGHUP).
+    pub async fn reload(&self) -> ReloadReport {
+        reload::reload(self).await
+    }
+
+    /// How the last reload went, if there was one.
+    pub fn last_reload(&self) -> Option<ReloadReport> {
+        self.reloader.last()
+    }
+
+    fn replace_config(&self, config: Config) {
+        match self.config.write() {
+            Ok(mut current) => *current = Arc::new(config),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(config),
+        }
+    }
+
+    fn replace_agents(&self, agents: Agents) {
+        match self.agents.write() {
+            Ok(mut current) => *current = Arc::new(agents),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(agents),
+        }
     }
 }
 
@@ -144,24 +200,23 @@ impl Daemon {
     pub async fn start(options: DaemonOptions) -> Result<Self, DaemonError> {
         let started = Instant::now();
         let home = options.home.clone();
-        create_dir(&home).await?;
-        create_dir(&home.join("agents")).await?;
+        home::create_dir(&home).await?;
+        home::create_dir(&home.join("agents")).await?;
         let config_path = match &options.config_path {
             Some(path) => path.clone(),
             None => {
                 let path = home.join("config.toml");
-                write_default_config(&path).await?;
+                home::write_default_config(&path).await?;
                 path
             }
         };
         let environment = options.environment.clone();
-        let mut config = Config::load(&config_path, &*environment)?;
-        if let Some(bind) = options.bind {
-            config.api.bind = bind;
-        }
-        if let Some(port) = options.port {
-            config.api.port = port;
-        }
+        let overrides = reload::Overrides {
+            bind: options.bind,
+            port: options.port,
+        };
+        let (config, baseline) = watch::load(&config_path, &*environment).await?;
+        let config = overrides.apply(config);
         let api = &config.api;
         if api.enabled && options.api.is_some() && !api.bind.is_loopback() && api.token.is_none() {
             return Err(DaemonError::OpenApi(api.bind));
@@ -181,7 +236,8 @@ impl Daemon {
             tracing::warn!("{warning}");
         }
 
-        let llm = Arc::new(LlmManager::new(&config)?);
+        let metrics = Metrics::default();
+        let llm = Arc::new(LlmManager::new(&config, metrics.clone())?);
         if llm.is_configured() {
             for provider in llm.provider_statuses() {
                 tracing::info!(provider = %provider.name, kind = provider.kind, base_url = ?provider.base_url, "LLM provider");
@@ -199,79 +255,67 @@ impl Daemon {
             )),
             redactor: Redactor::new(config.secrets()),
             sandbox: Arc::new(Sandbox::new(&config.sandbox)),
+            metrics: metrics.clone(),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();
         let agents_root = home.join("agents");
-        let mut agents = BTreeMap::new();
+        let mut agents = Agents::new();
         for agent_config in &config.agents {
-            let entry = open_agent(agent_config, &agents_root, &shared, &platforms)
-                .await
-                .map_err(|error| match error {
-                    OpenError::Agent(source) => DaemonError::Agent {
-                        agent: agent_config.id.clone(),
-                        source,
-                    },
-                    OpenError::Daemon(error) => error,
-                })?;
+            let entry = agents::open(agent_config, &agents_root, &shared, &platforms).await?;
             agents.insert(agent_config.id.clone(), entry);
         }
         for (agent_id, entry) in &agents {
-            entry.runtime.start();
-            // Before pending messages are answered, so an interrupted scheduled run is
-            // closed instead of run again.
-            let host: Arc<dyn CronHost> = entry.runtime.clone();
-            let host: Weak<dyn CronHost> = Arc::downgrade(&host);
-            entry
-                .cron
-                .start(host, &entry.runtime.config().cron)
-                .await
-                .map_err(|source| DaemonError::Cron {
-                    agent: agent_id.clone(),
-                    source,
-                })?;
-            entry
-                .runtime
-                .resume_pending()
-                .await
-                .map_err(|source| DaemonError::Agent {
-                    agent: agent_id.clone(),
-                    source,
-                })?;
+            agents::start(agent_id, entry).await?;
         }
         let router = Arc::new(Router::new(
-            agents
-                .iter()
-                .map(|(id, entry)| (id.clone(), entry.runtime.clone()))
-                .collect(),
-            config.bindings.clone(),
-            config.default_agent().id.clone(),
+            RouteTable::new(
+                agents
+                    .iter()
+                    .map(|(id, entry)| (id.clone(), entry.runtime.clone()))
+                    .collect(),
+                config.bindings.clone(),
+                config.default_agent().id.clone(),
+            ),
             access.clone(),
-            platforms,
+            platforms.clone(),
         ));
-        messaging.start(router);
+        messaging.start(router.clone());
 
         let state = Arc::new(DaemonState {
-            config,
             home,
-            agents,
             llm,
             messaging,
             access,
             embedder: shared.embedder.clone(),
             sandbox: shared.sandbox.clone(),
+            metrics,
             started_at: started,
             shutdown: CancellationToken::new(),
+            config: RwLock::new(Arc::new(config)),
+            agents: RwLock::new(Arc::new(agents)),
+            reloader: reload::Reloader::new(reload::Parts {
+                config_path,
+                environment,
+                overrides,
+                shared,
+                platforms,
+                router,
+                agents_root,
+            }),
         });
         let tasks = TaskTracker::new();
         let api_address = match options.api {
-            Some(router) if state.config.api.enabled => Some(start_api(&state, router, &tasks)?),
+            Some(router) if state.config().api.enabled => {
+                Some(serve::start_api(&state, router, &tasks)?)
+            }
             Some(_) | None => None,
         };
+        watch::start(&state, &tasks, baseline);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             api = ?api_address,
-            agents = state.agents.len(),
+            agents = state.agents().len(),
             "ready"
         );
         Ok(Self {
@@ -290,18 +334,22 @@ impl Daemon {
         self.api_address
     }
 
+    /// Reads the config file again and applies what changed (SIGHUP).
+    pub async fn reload(&self) -> ReloadReport {
+        self.state.reload().await
+    }
+
     /// Stops intake (platforms first), lets running turns finish and answer up to the
     /// configured grace period, flushes the databases, closes the adapters and stops the API.
     pub async fn shutdown(self) {
-        let grace = Duration::from_secs(self.state.config.defaults.shutdown_grace_secs);
+        let grace = Duration::from_secs(self.state.config().defaults.shutdown_grace_secs);
         tracing::info!(grace_secs = grace.as_secs(), "shutting down");
+        // No reload may start an agent or an adapter from here on.
+        self.state.reloader.close().await;
         self.state.messaging.stop_intake().await;
-        let agents = self
-            .state
-            .agents
-            .values()
-            .map(|entry| entry.runtime.shutdown(grace));
-        futures::future::join_all(agents).await;
+        let agents = self.state.agents();
+        futures::future::join_all(agents.values().map(|entry| entry.runtime.shutdown(grace))).await;
+        self.state.reloader.wait_retired().await;
         self.state.messaging.shutdown().await;
         self.state.shutdown.cancel();
         self.tasks.close();
@@ -313,128 +361,4 @@ impl Daemon {
         }
         tracing::info!("stopped");
     }
-}
-
-/// Why an agent could not be opened.
-enum OpenError {
-    Agent(crate::agent::AgentError),
-    Daemon(DaemonError),
-}
-
-/// Opens one agent on its database, with its scheduled jobs in front of its outbox.
-async fn open_agent(
-    config: &AgentConfig,
-    agents_root: &Path,
-    shared: &SharedServices,
-    platforms: &Arc<dyn Outbox>,
-) -> Result<AgentEntry, OpenError> {
-    let home = agents_root.join(&config.id);
-    create_dir(&home).await.map_err(OpenError::Daemon)?;
-    let database = crate::database::open(&home.join("spacebot.db"))
-        .await
-        .map_err(|error| OpenError::Daemon(error.into()))?;
-    let lifecycle = Lifecycle::default();
-    let cron = CronService::new(
-        config,
-        CronStore::new(database.clone()),
-        shared.prompts.clone(),
-        lifecycle.clone(),
-    );
-    let links = AgentLinks {
-        outbox: Arc::new(RunOutbox::new(cron.clone(), platforms.clone())),
-        cron: cron.clone(),
-        lifecycle,
-    };
-    let runtime = AgentRuntime::open(config, &home, database, shared, links)
-        .await
-        .map_err(OpenError::Agent)?;
-    Ok(AgentEntry {
-        runtime: Arc::new(runtime),
-        cron,
-    })
-}
-
-/// How scheduled jobs reach their agent.
-#[async_trait::async_trait]
-impl CronHost for AgentRuntime {
-    async fn fire(&self, message: InboundMessage) -> Result<(), HostError> {
-        self.route(message).await?;
-        Ok(())
-    }
-
-    async fn close(&self, conversation: &ConversationId) {
-        self.close_conversation(conversation).await;
-    }
-
-    async fn announce(&self, target: &ConversationId, text: &str) -> Result<(), HostError> {
-        Ok(AgentRuntime::announce(self, target, text).await?)
-    }
-
-    fn reaches(&self, target: &ConversationId) -> bool {
-        AgentRuntime::reaches(self, target)
-    }
-}
-
-/// Creates (or tightens) one of the daemon's directories: its user's alone.
-async fn create_dir(path: &Path) -> Result<(), DaemonError> {
-    crate::filesystem::private_directory(path).map_err(|source| DaemonError::Home {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Writes the embedded default config on first run; an existing file is never touched.
-async fn write_default_config(path: &Path) -> Result<(), DaemonError> {
-    let exists = tokio::fs::try_exists(path)
-        .await
-        .map_err(|source| DaemonError::Home {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let written = if exists {
-        crate::filesystem::private_file(path)
-    } else {
-        tracing::info!(path = %path.display(), "writing the default config");
-        crate::filesystem::write_private_file(path, DEFAULT_CONFIG.as_bytes())
-    };
-    written.map_err(|source| DaemonError::Home {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn start_api(
-    state: &Arc<DaemonState>,
-    router: ApiRouter,
-    tasks: &TaskTracker,
-) -> Result<SocketAddr, DaemonError> {
-    let requested = SocketAddr::new(state.config.api.bind, state.config.api.port);
-    let bind_error = |source| DaemonError::Bind {
-        address: requested,
-        source,
-    };
-    let listener = std::net::TcpListener::bind(requested).map_err(bind_error)?;
-    listener.set_nonblocking(true).map_err(bind_error)?;
-    let address = listener.local_addr().map_err(bind_error)?;
-    let router = router(state.clone());
-    let shutdown = state.shutdown.clone();
-    supervise(
-        tasks,
-        "api",
-        state.shutdown.clone(),
-        RestartPolicy::from(Duration::from_secs(1)),
-        move || {
-            let router = router.clone();
-            let shutdown = shutdown.clone();
-            let listener = listener.try_clone();
-            async move {
-                let listener = tokio::net::TcpListener::from_std(listener?)?;
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await?;
-                Ok(())
-            }
-        },
-    );
-    Ok(address)
 }

@@ -73,6 +73,16 @@ pub enum TurnOutcome {
     Failed,
 }
 
+impl TurnOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnOutcome::Replied => "replied",
+            TurnOutcome::Skipped => "skipped",
+            TurnOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// The one terminal state of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,6 +8,7 @@ pub mod database;
 pub mod event;
 pub mod filesystem;
 pub mod message;
+pub mod metrics;
 pub mod schedule;
 pub mod supervision;
 // Configuration: imports only leaves.
@@ -30,6 +31,7 @@ pub mod router;
 pub mod api;
 pub mod client;
 pub mod daemon;
+pub mod onboarding;
 
 /// Installs the process-wide rustls crypto provider (ring). Every TLS client in the tree
 /// needs it; call it first thing in `main` and in tests that make HTTPS clients.

@@ -14,7 +14,7 @@ mod usage;
 pub mod visible;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rig::OneOrMany;
@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::config::{Config, ModelId, ProviderKind, RetryConfig, RoutingConfig};
 use crate::event::{ProcessId, ProcessType};
 pub use crate::message::TokenUsage;
+use crate::metrics::{CallOutcome, Metrics};
 pub use catalog::ModelCatalog;
 pub use error::LlmError;
 pub use provider::{ProviderBuildError, ProviderClient};
@@ -118,21 +119,17 @@ impl ModelBreaker {
 }
 
 /// The daemon's LLM layer, shared by every agent.
-pub struct LlmManager {
+pub struct LlmSetup {
     providers: HashMap<String, ProviderClient>,
     statuses: Vec<ProviderStatus>,
-    catalog: ModelCatalog,
-    /// Models whose server refused `tools`: they are called without tools from then on
-    /// (for the daemon's lifetime), and their final text is the answer.
-    tool_less: Mutex<BTreeSet<ModelId>>,
+    catalog: Arc<ModelCatalog>,
     retry: RetryConfig,
-    cool_downs: Mutex<BTreeMap<ModelId, Instant>>,
-    breakers: Mutex<BTreeMap<ModelId, Breaker>>,
     breaker_threshold: u32,
     breaker_cooldown: Duration,
 }
 
-impl LlmManager {
+impl LlmSetup {
+    /// Builds every provider client the config names.
     pub fn new(config: &Config) -> Result<Self, provider::ProviderBuildError> {
         let mut providers = HashMap::new();
         let mut statuses = Vec::new();
@@ -150,27 +147,68 @@ impl LlmManager {
         Ok(Self {
             providers,
             statuses,
-            catalog: ModelCatalog::new(&config.llm),
-            tool_less: Mutex::new(BTreeSet::new()),
+            catalog: Arc::new(ModelCatalog::new(&config.llm)),
             retry: config.defaults.retry.clone(),
-            cool_downs: Mutex::new(BTreeMap::new()),
-            breakers: Mutex::new(BTreeMap::new()),
             breaker_threshold: config.defaults.cortex.breaker_threshold.max(1),
             breaker_cooldown: Duration::from_secs(config.defaults.cortex.breaker_cooldown_secs),
         })
     }
+}
+
+/// The daemon's LLM layer, shared by every agent. Its setup can be replaced while it runs
+/// (a config reload); what it learnt about models (cool-downs, breakers, tool-less mode) is
+/// kept.
+pub struct LlmManager {
+    setup: RwLock<Arc<LlmSetup>>,
+    /// Models whose server refused `tools`: they are called without tools from then on
+    /// (for the daemon's lifetime), and their final text is the answer.
+    tool_less: Mutex<BTreeSet<ModelId>>,
+    cool_downs: Mutex<BTreeMap<ModelId, Instant>>,
+    breakers: Mutex<BTreeMap<ModelId, Breaker>>,
+    metrics: Metrics,
+}
+
+impl LlmManager {
+    pub fn new(config: &Config, metrics: Metrics) -> Result<Self, provider::ProviderBuildError> {
+        Ok(Self::with_setup(LlmSetup::new(config)?, metrics))
+    }
+
+    pub fn with_setup(setup: LlmSetup, metrics: Metrics) -> Self {
+        Self {
+            setup: RwLock::new(Arc::new(setup)),
+            tool_less: Mutex::new(BTreeSet::new()),
+            cool_downs: Mutex::new(BTreeMap::new()),
+            breakers: Mutex::new(BTreeMap::new()),
+            metrics,
+        }
+    }
+
+    /// Uses `setup` from the next call on; calls under way finish with the one they began with.
+    pub fn replace_setup(&self, setup: LlmSetup) {
+        match self.setup.write() {
+            Ok(mut current) => *current = Arc::new(setup),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(setup),
+        }
+    }
+
+    fn setup(&self) -> Arc<LlmSetup> {
+        match self.setup.read() {
+            Ok(setup) => setup.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 
     pub fn is_configured(&self) -> bool {
-        !self.providers.is_empty()
+        !self.setup().providers.is_empty()
     }
 
-    pub fn provider_statuses(&self) -> &[ProviderStatus] {
-        &self.statuses
+    pub fn provider_statuses(&self) -> Vec<ProviderStatus> {
+        self.setup().statuses.clone()
     }
 
-    /// Per-model settings and prices.
-    pub fn catalog(&self) -> &ModelCatalog {
-        &self.catalog
+    /// Per-model settings and prices (those of the config in force).
+    pub fn catalog(&self) -> Arc<ModelCatalog> {
+        self.setup().catalog.clone()
     }
 
     /// Models in tool-less mode, because their server refused `tools`.
@@ -245,9 +283,10 @@ impl LlmManager {
         });
         breaker.consecutive_failures += 1;
         breaker.last_error = error.to_string();
-        if breaker.consecutive_failures >= self.breaker_threshold {
-            breaker.open_until = Some(Instant::now() + self.breaker_cooldown);
-            tracing::warn!(model = %model, failures = breaker.consecutive_failures, cooldown_secs = self.breaker_cooldown.as_secs(), "model keeps failing; circuit breaker open");
+        let setup = self.setup();
+        if breaker.consecutive_failures >= setup.breaker_threshold {
+            breaker.open_until = Some(Instant::now() + setup.breaker_cooldown);
+            tracing::warn!(model = %model, failures = breaker.consecutive_failures, cooldown_secs = setup.breaker_cooldown.as_secs(), "model keeps failing; circuit breaker open");
         }
     }
 
@@ -313,17 +352,19 @@ impl LlmManager {
         sink: &mut dyn StreamSink,
         attempts: &mut u32,
     ) -> Result<LlmResponse, LlmError> {
+        let setup = self.setup();
         let provider =
-            self.providers
+            setup
+                .providers
                 .get(&model.provider)
                 .ok_or_else(|| LlmError::UnknownProvider {
                     model: model.to_string(),
                     provider: model.provider.clone(),
                 })?;
-        let mut settings = self.catalog.settings(model);
+        let mut settings = setup.catalog.settings(model);
         if provider.kind() == ProviderKind::OpenAi {
             // Only a configured limit is sent: some OpenAI models refuse `max_tokens`.
-            settings.max_output_tokens = self.catalog.configured(model).max_output_tokens;
+            settings.max_output_tokens = setup.catalog.configured(model).max_output_tokens;
         }
         let mut retry = 0;
         loop {
@@ -351,6 +392,18 @@ impl LlmManager {
                 }),
                 Ok(streamed) => Ok(streamed),
             };
+            let outcome = match &result {
+                Ok(streamed) => {
+                    let tokens = token_usage(&streamed.usage, &exchange, provider.kind());
+                    CallOutcome::Answered {
+                        input_tokens: tokens.input,
+                        output_tokens: tokens.output,
+                    }
+                }
+                Err(error) => CallOutcome::Failed(error.kind()),
+            };
+            self.metrics
+                .llm_call(&model.to_string(), started.elapsed(), outcome);
             match result {
                 Ok(streamed) => {
                     tracing::debug!(model = %model, elapsed_ms = started.elapsed().as_millis() as u64, "completion");
@@ -389,10 +442,10 @@ impl LlmManager {
                     if error.is_rate_limit() {
                         self.cool_down(model, error.retry_after());
                     }
-                    if !error.is_retryable() || retry >= self.retry.max_retries {
+                    if !error.is_retryable() || retry >= setup.retry.max_retries {
                         return Err(error);
                     }
-                    let step = backoff(&self.retry, retry);
+                    let step = backoff(&setup.retry, retry);
                     let delay = error
                         .retry_after()
                         .map_or(step, |wait| wait.min(LONGEST_RETRY_AFTER).max(step));
@@ -549,7 +602,7 @@ mod tests {
             &|_| None,
         )
         .expect("config");
-        let manager = LlmManager::new(&config).expect("manager");
+        let manager = LlmManager::new(&config, Metrics::default()).expect("manager");
         let model: ModelId = "p/m".parse().expect("model");
         let down = LlmError::Status {
             model: "p/m".into(),

@@ -27,8 +27,24 @@ struct Cli {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// How the log is written to stderr: text for people, json (one object a line) for a
+    /// log collector.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "SPACEBOT_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -97,6 +113,75 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Set up a first config: the LLM provider, the chat platforms and the owners, each
+    /// credential checked with one call. Asks for what the flags do not give (unless
+    /// --non-interactive).
+    Init(InitArguments),
+    /// Print a shell completion script, e.g. `spacebot completions bash >
+    /// /etc/bash_completion.d/spacebot`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(clap::Args)]
+struct InitArguments {
+    /// Where to write the config (default: $SPACEBOT_HOME/config.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Replace an existing config.
+    #[arg(long)]
+    force: bool,
+    /// Ask nothing: everything comes from the flags (for scripts).
+    #[arg(long)]
+    non_interactive: bool,
+    /// Write the config without calling any service to check the credentials.
+    #[arg(long)]
+    skip_checks: bool,
+    /// openai (or any OpenAI-compatible service with a key), anthropic, or local (an
+    /// OpenAI-compatible server without a key: Ollama, llama.cpp, vLLM).
+    #[arg(long, value_parser = ["openai", "anthropic", "local"])]
+    provider: Option<String>,
+    /// The provider's API key (a literal, or env:VARIABLE).
+    #[arg(long, env = "SPACEBOT_INIT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The provider's base URL (required for local, e.g. http://127.0.0.1:11434/v1).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The channel model, as the provider names it (default: the provider's usual one, or
+    /// the first a local server lists).
+    #[arg(long)]
+    model: Option<String>,
+    /// A Telegram bot token (from @BotFather).
+    #[arg(long, hide_env_values = true, env = "SPACEBOT_INIT_TELEGRAM_TOKEN")]
+    telegram_token: Option<String>,
+    /// Instead of https://api.telegram.org.
+    #[arg(long)]
+    telegram_api_url: Option<String>,
+    /// A Discord bot token.
+    #[arg(long, hide_env_values = true, env = "SPACEBOT_INIT_DISCORD_TOKEN")]
+    discord_token: Option<String>,
+    /// Instead of https://discord.com.
+    #[arg(long)]
+    discord_api_base: Option<String>,
+    /// A Slack bot token (xoxb-...).
+    #[arg(long, hide_env_values = true, env = "SPACEBOT_INIT_SLACK_BOT_TOKEN")]
+    slack_bot_token: Option<String>,
+    /// A Slack app-level token (xapp-...) with connections:write, for Socket Mode.
+    #[arg(long, hide_env_values = true, env = "SPACEBOT_INIT_SLACK_APP_TOKEN")]
+    slack_app_token: Option<String>,
+    /// Instead of https://slack.com/api.
+    #[arg(long)]
+    slack_api_url: Option<String>,
+    /// An owner's platform id (telegram:123456789, discord:8035..., slack:U024BE7LH);
+    /// repeat for more.
+    #[arg(long = "owner")]
+    owners: Vec<String>,
+    /// The API's bearer token, needed to serve beyond 127.0.0.1 (a literal, or
+    /// env:VARIABLE as in a container).
+    #[arg(long)]
+    api_token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -216,14 +301,22 @@ fn main() -> ExitCode {
         Command::Serve { .. } => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        // One JSON object a line, with the span fields (agent, conversation, process).
+        LogFormat::Json => log
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        LogFormat::Text => log
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -257,10 +350,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 api: Some(spacebot::api::router),
             })
             .await?;
-            wait_for_signal().await?;
+            serve_until_stopped(&daemon).await?;
             daemon.shutdown().await;
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "spacebot", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Init(arguments) => init(arguments, &home, &environment).await,
         Command::Config {
             command: ConfigCommand::Check { path, config },
         } => {
@@ -330,6 +429,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chat(client, agent, conversation).await
         }
     }
+}
+
+/// `spacebot init`: the flags, and the terminal for what they leave out.
+async fn init(
+    arguments: InitArguments,
+    home: &std::path::Path,
+    environment: &spacebot::daemon::Environment,
+) -> anyhow::Result<()> {
+    let interactive =
+        !arguments.non_interactive && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let path = arguments
+        .config
+        .clone()
+        .unwrap_or_else(|| home.join("config.toml"));
+    let questions = spacebot::onboarding::Questions {
+        provider: arguments.provider,
+        api_key: arguments.api_key,
+        base_url: arguments.base_url,
+        model: arguments.model,
+        telegram_token: arguments.telegram_token,
+        telegram_api_url: arguments.telegram_api_url,
+        discord_token: arguments.discord_token,
+        discord_api_base: arguments.discord_api_base,
+        slack_bot_token: arguments.slack_bot_token,
+        slack_app_token: arguments.slack_app_token,
+        slack_api_url: arguments.slack_api_url,
+        owners: arguments.owners,
+        api_token: arguments.api_token,
+    };
+    let mut terminal = |question: &str| -> std::io::Result<String> {
+        print!("{question} ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim().to_string())
+    };
+    let asker: spacebot::onboarding::Ask<'_> = if interactive {
+        Some(&mut terminal)
+    } else {
+        None
+    };
+    let setup = spacebot::onboarding::Setup {
+        path: &path,
+        force: arguments.force,
+        check: !arguments.skip_checks,
+        environment: &**environment,
+    };
+    let report =
+        spacebot::onboarding::run(questions, asker, &setup, &mut |line| println!("{line}")).await?;
+    println!("wrote {} (readable by you alone)", report.display());
+    println!("start the daemon with: spacebot serve");
+    Ok(())
 }
 
 async fn cron(client: &ApiClient, agent: &str, command: CronCommand) -> anyhow::Result<()> {
@@ -539,14 +690,24 @@ fn print_memory(memory: &Value) {
     );
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
-        _ = terminate.recv() => {}
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads the config file.
+async fn serve_until_stopped(daemon: &Daemon) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => {
+                result.context("cannot listen for SIGINT")?;
+                return Ok(());
+            }
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                daemon.reload().await;
+            }
+        }
     }
-    Ok(())
 }
 
 /// The API client, addressed by flag, else by the config in `$SPACEBOT_HOME`, else the default.
@@ -670,6 +831,7 @@ fn print_status(status: &Value) {
             model.as_str().unwrap_or("?")
         );
     }
+    print_reload(&status["reload"]);
     for warning in status["access"]["warnings"]
         .as_array()
         .into_iter()
@@ -725,6 +887,42 @@ fn print_status(status: &Value) {
         }
     }
     print_messaging(status);
+}
+
+/// How the last config reload went: a refused edit with its error, and settings waiting for a
+/// restart.
+fn print_reload(reload: &Value) {
+    if !reload.is_object() {
+        return;
+    }
+    let errors: Vec<&str> = reload["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match reload["outcome"].as_str() {
+        Some("failed") => println!(
+            "config: the last edit was NOT applied (the previous config stays in force): {}",
+            errors.join("; ")
+        ),
+        Some(_) if !errors.is_empty() => {
+            println!("config: reloaded with errors: {}", errors.join("; "))
+        }
+        _ => {}
+    }
+    let restart: Vec<&str> = reload["restart_needed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !restart.is_empty() {
+        println!(
+            "config: changed, effective after a restart: {}",
+            restart.join(", ")
+        );
+    }
 }
 
 /// One line per chat platform: connected, reconnecting (with the last error) or disabled.

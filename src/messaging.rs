@@ -17,7 +17,7 @@ mod telegram;
 
 pub use adapter::{Adapter, AdapterError, AdapterState, AdapterStatus};
 pub use inbound::{Inbound, InboundError, InboundHandler, Receipt};
-pub use manager::MessagingManager;
+pub use manager::{MessagingManager, configured_adapters};
 pub use portal::{Portal, PortalReply, PortalWaiter, Progress};
 pub use split::split_message;
 

@@ -9,7 +9,7 @@ mod bindings;
 mod commands;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tracing::Instrument;
 
@@ -22,26 +22,54 @@ use crate::messaging::{InboundError, InboundHandler, Receipt};
 use bindings::Bindings;
 
 pub struct Router {
-    agents: BTreeMap<String, Arc<AgentRuntime>>,
-    bindings: Bindings,
+    /// Replaced whole by a config reload; each message reads the table once.
+    table: RwLock<Arc<RouteTable>>,
     access: Arc<Access>,
     /// Where the router's own answers go (commands, pairing codes): the platforms' outbox.
     outbox: Arc<dyn Outbox>,
 }
 
-impl Router {
+/// Where messages go: the agents by id, and the bindings that pick one.
+pub struct RouteTable {
+    agents: BTreeMap<String, Arc<AgentRuntime>>,
+    bindings: Bindings,
+}
+
+impl RouteTable {
     pub fn new(
         agents: BTreeMap<String, Arc<AgentRuntime>>,
         bindings: Vec<BindingConfig>,
         default_agent: String,
-        access: Arc<Access>,
-        outbox: Arc<dyn Outbox>,
     ) -> Self {
         Self {
             agents,
             bindings: Bindings::new(bindings, default_agent),
+        }
+    }
+}
+
+impl Router {
+    pub fn new(table: RouteTable, access: Arc<Access>, outbox: Arc<dyn Outbox>) -> Self {
+        Self {
+            table: RwLock::new(Arc::new(table)),
             access,
             outbox,
+        }
+    }
+
+    /// Routes every message from now on by `table` (a config reload: agents added or
+    /// removed, bindings changed). A message already being handled finishes on the old one.
+    pub fn replace(&self, table: RouteTable) {
+        match self.table.write() {
+            Ok(mut current) => *current = Arc::new(table),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(table),
+        }
+    }
+
+    fn table(&self) -> Arc<RouteTable> {
+        match self.table.read() {
+            Ok(table) => table.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -49,19 +77,20 @@ impl Router {
     fn agent_for(
         &self,
         message: &InboundMessage,
-    ) -> Result<(&Arc<AgentRuntime>, GroupRule), InboundError> {
+    ) -> Result<(Arc<AgentRuntime>, GroupRule), InboundError> {
+        let table = self.table();
         let (agent_id, rule) = match &message.agent {
             Some(agent_id) => (agent_id.as_str(), GroupRule::default()),
-            None => self.bindings.resolve(message),
+            None => table.bindings.resolve(message),
         };
-        let agent = self
+        let agent = table
             .agents
             .get(agent_id)
             .ok_or_else(|| InboundError::UnknownAgent {
                 agent: agent_id.to_string(),
-                known: self.agents.keys().cloned().collect(),
+                known: table.agents.keys().cloned().collect(),
             })?;
-        Ok((agent, rule))
+        Ok((agent.clone(), rule))
     }
 
     /// Sends the router's own answer to the message's conversation.
@@ -132,6 +161,7 @@ impl Router {
 
     async fn handle(&self, mut message: InboundMessage) -> Result<Receipt, InboundError> {
         let (agent, rule) = self.agent_for(&message)?;
+        let agent = &agent;
         message.authority = match self.admit(agent, &message, rule).await? {
             Ok(authority) => authority,
             Err(receipt) => return Ok(receipt),

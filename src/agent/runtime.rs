@@ -25,13 +25,14 @@ use crate::conversation::{
     TurnRecord,
 };
 use crate::conversation_id::ConversationId;
-use crate::event::{EventBus, ProcessEvent};
+use crate::event::{EventBus, ProcessEvent, ProcessType};
 use crate::llm::{LlmManager, UsageQuery, UsageRow};
 use crate::memory::{Embedder, MemoryStore};
 use crate::message::{
     Authority, DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox,
     new_message_id,
 };
+use crate::metrics::AgentSnapshot;
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Sandbox, Workspace};
 use crate::supervision::Lifecycle;
@@ -94,6 +95,8 @@ pub struct SharedServices {
     pub redactor: Redactor,
     /// Where workers' shell commands run.
     pub sandbox: Arc<Sandbox>,
+    /// The daemon's counters.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -176,7 +179,7 @@ impl AgentRuntime {
             identity: identity::load(home).await,
             tool_loop: ToolLoop {
                 agent_id: config.id.clone(),
-                routing: config.routing.clone(),
+                routing: std::sync::RwLock::new(Arc::new(config.routing.clone())),
                 llm: shared.llm.clone(),
                 usage: stores.usage.clone(),
                 prompts: shared.prompts.clone(),
@@ -192,6 +195,7 @@ impl AgentRuntime {
             cortex,
             sandbox: shared.sandbox.clone(),
             lifecycle: links.lifecycle,
+            metrics: shared.metrics.clone(),
         };
         Ok(Self {
             agent: Arc::new(agent),
@@ -213,6 +217,48 @@ impl AgentRuntime {
         &self.agent.config
     }
 
+    /// The routing in force (the config's, or a reload's).
+    pub fn routing(&self) -> Arc<crate::config::RoutingConfig> {
+        self.agent.tool_loop.routing()
+    }
+
+    /// Applies what can change while the agent runs from a reloaded `config` (same id): the
+    /// routing and fallbacks, from the next LLM call on.
+    pub fn reconfigure(&self, config: &AgentConfig) {
+        if *self.agent.tool_loop.routing() != config.routing {
+            tracing::info!(agent_id = %self.id(), "routing reloaded");
+            self.agent.tool_loop.replace_routing(config.routing.clone());
+        }
+    }
+
+    /// The settings of `config` that differ from those the agent was opened with and are
+    /// read only when it opens (a restart).
+    pub fn settings_needing_restart(&self, config: &AgentConfig) -> Vec<&'static str> {
+        let opened = &self.agent.config;
+        [
+            ("display_name", opened.display_name != config.display_name),
+            ("max_turns", opened.max_turns != config.max_turns),
+            (
+                "history_messages",
+                opened.history_messages != config.history_messages,
+            ),
+            ("limits", opened.limits != config.limits),
+            ("coalesce", opened.coalesce != config.coalesce),
+            (
+                "channel_inbox",
+                opened.channel_inbox != config.channel_inbox,
+            ),
+            ("cortex", opened.cortex != config.cortex),
+            (
+                "memory_maintenance_secs",
+                opened.memory_maintenance_secs != config.memory_maintenance_secs,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
+
     pub fn status(&self) -> AgentStatus {
         let config = &self.agent.config;
         AgentStatus {
@@ -220,7 +266,7 @@ impl AgentRuntime {
             display_name: config.display_name.clone(),
             default: config.default,
             active_channels: self.channels.lock().map_or(0, |channels| channels.len()),
-            channel_model: config.routing.channel.to_string(),
+            channel_model: self.agent.tool_loop.routing().channel.to_string(),
             tokens_today: self.agent.stores.usage.spent_today(),
             daily_token_budget: config.daily_token_budget,
             budget_spent: self.agent.tool_loop.budget_spent().is_some(),
@@ -230,6 +276,46 @@ impl AgentRuntime {
     /// Token usage since `since` (Unix milliseconds), by day, model and process kind.
     pub async fn usage(&self, since: i64) -> Result<Vec<UsageRow>, AgentError> {
         Ok(self.agent.stores.usage.report(UsageQuery { since }).await?)
+    }
+
+    /// Its running processes, channel inboxes, unanswered messages and memories (the
+    /// scheduled jobs are the daemon's to count).
+    pub async fn gauges(&self) -> AgentSnapshot {
+        let mut gauges = AgentSnapshot {
+            agent: self.id().to_string(),
+            ..AgentSnapshot::default()
+        };
+        for process in self.agent.processes.list(None) {
+            match process.kind {
+                ProcessType::Branch => gauges.branches += 1,
+                ProcessType::Worker => gauges.workers += 1,
+                ProcessType::Channel | ProcessType::Compactor | ProcessType::Cortex => {}
+            }
+        }
+        let depths: Vec<u64> = self
+            .channels
+            .lock()
+            .map(|channels| {
+                channels
+                    .values()
+                    .map(|channel| channel.depth() as u64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        gauges.channels = depths.len() as u64;
+        gauges.inbox_depth = depths.iter().sum();
+        gauges.inbox_depth_max = depths.iter().copied().max().unwrap_or(0);
+        match self.agent.stores.conversations.pending_count().await {
+            Ok(count) => gauges.pending_messages = count,
+            Err(error) => {
+                tracing::warn!(%error, agent_id = %self.id(), "cannot count pending messages")
+            }
+        }
+        match self.agent.stores.memory.counts_by_type().await {
+            Ok(counts) => gauges.memories = counts,
+            Err(error) => tracing::warn!(%error, agent_id = %self.id(), "cannot count memories"),
+        }
+        gauges
     }
 
     /// Stores an inbound message, then queues it on its conversation's channel. Waits while the

@@ -6,7 +6,7 @@
 //! `ToolLoop` is also the handle that holds what such a loop needs: the model with its
 //! routing, prompts, usage and budget, redaction and events.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rig::OneOrMany;
 use rig::message::{AssistantContent, Message, ToolResult, ToolResultContent, UserContent};
@@ -42,8 +42,8 @@ impl LoopSink for () {}
 /// Everything an LLM process of one agent needs to think.
 pub struct ToolLoop {
     pub agent_id: String,
-    /// Which model each process kind uses, with fallbacks.
-    pub routing: RoutingConfig,
+    /// Which model each process kind uses, with fallbacks; a config reload replaces it.
+    pub routing: RwLock<Arc<RoutingConfig>>,
     pub llm: Arc<LlmManager>,
     /// Where token usage is recorded.
     pub usage: UsageRecorder,
@@ -54,6 +54,24 @@ pub struct ToolLoop {
     pub events: EventBus,
     /// Tokens the agent may spend per UTC day; `None`: no limit.
     pub daily_token_budget: Option<u64>,
+}
+
+impl ToolLoop {
+    /// The routing in force now; a call under way keeps the one it started with.
+    pub fn routing(&self) -> Arc<RoutingConfig> {
+        match self.routing.read() {
+            Ok(routing) => routing.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Routes the next calls by `routing` (a config reload).
+    pub fn replace_routing(&self, routing: RoutingConfig) {
+        match self.routing.write() {
+            Ok(mut current) => *current = Arc::new(routing),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(routing),
+        }
+    }
 }
 
 /// Which process runs a loop, in which conversation, on whose behalf.
@@ -140,7 +158,7 @@ impl ToolLoop {
             return Err(error);
         }
         self.llm
-            .complete(&self.routing, process_id, request, &self.usage, sink)
+            .complete(&self.routing(), process_id, request, &self.usage, sink)
             .await
     }
 

@@ -27,7 +27,7 @@ pub async fn stream(
     let receivers: Vec<_> = match &query.agent {
         Some(agent_id) => vec![find_agent(&state, agent_id)?.runtime.subscribe()],
         None => state
-            .agents
+            .agents()
             .values()
             .map(|entry| entry.runtime.subscribe())
             .collect(),

@@ -21,7 +21,8 @@ pub async fn same_site(State(state): State<ApiState>, request: Request, next: Ne
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    if !host_allowed(host, &state.config.api.allowed_hosts) {
+    let config = state.config();
+    if !host_allowed(host, &config.api.allowed_hosts) {
         tracing::warn!(%host, "a request for another host was refused (DNS rebinding?)");
         return ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -51,7 +52,7 @@ pub async fn same_site(State(state): State<ApiState>, request: Request, next: Ne
             .is_some_and(|value| {
                 value.starts_with("application/json") || value.starts_with("application/x-ndjson")
             });
-        let authenticated = state.config.api.token.as_deref().is_some_and(|token| {
+        let authenticated = config.api.token.as_deref().is_some_and(|token| {
             presented_token(headers).is_some_and(|presented| constant_time_equals(presented, token))
         });
         if request.method() != Method::DELETE && !json && !authenticated {
@@ -68,7 +69,8 @@ pub async fn same_site(State(state): State<ApiState>, request: Request, next: Ne
 
 /// Requires the bearer token, when one is configured.
 pub async fn token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.config.api.token else {
+    let config = state.config();
+    let Some(token) = &config.api.token else {
         return next.run(request).await;
     };
     if presented_token(request.headers())

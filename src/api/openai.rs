@@ -68,7 +68,7 @@ impl ChatMessage {
 pub async fn models(State(state): State<ApiState>) -> Json<Value> {
     let created = state.started_at.elapsed().as_secs();
     let data: Vec<Value> = state
-        .agents
+        .agents()
         .keys()
         .map(|id| json!({"id": format!("spacebot/{id}"), "object": "model", "created": created, "owned_by": "spacebot"}))
         .collect();
@@ -84,8 +84,8 @@ pub async fn chat_completions(
         .model
         .strip_prefix("spacebot/")
         .unwrap_or(&request.model);
-    let agent = state
-        .agents
+    let agents = state.agents();
+    let agent = agents
         .get(agent_id)
         .map(|entry| &entry.runtime)
         .ok_or_else(|| {
@@ -94,8 +94,7 @@ pub async fn chat_completions(
                 format!(
                     "model `{}` names no agent; use one of: {}",
                     request.model,
-                    state
-                        .agents
+                    agents
                         .keys()
                         .map(|id| format!("spacebot/{id}"))
                         .collect::<Vec<_>>()

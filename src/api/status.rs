@@ -1,18 +1,23 @@
-//! `GET /api/health`, `GET /api/status` and `GET /api/agents`.
+//! `GET /api/health`, `GET /api/status`, `GET /api/agents` and `POST /api/reload`.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::ApiState;
+use crate::daemon::ReloadOutcome;
 
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 pub async fn status(State(state): State<ApiState>) -> Json<Value> {
-    let mut agents = Vec::with_capacity(state.agents.len());
-    for entry in state.agents.values() {
+    let config = state.config();
+    let access = state.access.config();
+    let running = state.agents();
+    let mut agents = Vec::with_capacity(running.len());
+    for entry in running.values() {
         let agent = &entry.runtime;
         let mut value = serde_json::to_value(agent.status()).unwrap_or_default();
         // Jobs the daemon disabled say why (failures in a row, ran once).
@@ -33,7 +38,8 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started_at.elapsed().as_secs(),
-        "config_path": state.config.path.as_ref().map(|path| path.display().to_string()),
+        "config_path": config.path.as_ref().map(|path| path.display().to_string()),
+        "reload": state.last_reload(),
         "home": state.home.display().to_string(),
         "llm": {
             "configured": state.llm.is_configured(),
@@ -46,16 +52,27 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
         "agents": agents,
         "messaging": state.messaging.statuses(),
         "access": {
-            "owners": state.access.config().owners.len(),
-            "members": state.access.config().members.len(),
+            "owners": access.owners.len(),
+            "members": access.members.len(),
             "warnings": state.access.warnings(),
         },
     }))
 }
 
+/// `POST /api/reload`: reads the config file again and applies what changed; answers how it
+/// went (422 when the file was refused, with the error naming file, line and key).
+pub async fn reload(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
+    let report = state.reload().await;
+    let status = match report.outcome {
+        ReloadOutcome::Failed => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadOutcome::Applied | ReloadOutcome::Unchanged => StatusCode::OK,
+    };
+    (status, Json(json!({ "reload": report })))
+}
+
 pub async fn agents(State(state): State<ApiState>) -> Json<Value> {
     let agents: Vec<_> = state
-        .agents
+        .agents()
         .values()
         .map(|entry| entry.runtime.status())
         .collect();

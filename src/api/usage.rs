@@ -68,7 +68,7 @@ pub async fn report(
     let since = (today - days + 1) * DAY_MILLIS;
     let agents: Vec<_> = match &parameters.agent {
         Some(agent_id) => vec![find_agent(&state, agent_id)?],
-        None => state.agents.values().collect(),
+        None => state.agents().values().cloned().collect(),
     };
     let catalog = state.llm.catalog();
     let mut rows = Vec::new();
@@ -86,7 +86,7 @@ pub async fn report(
             "budget_spent": status.budget_spent,
         }));
         for row in agent.usage(since).await? {
-            let cost = cost(catalog, &row);
+            let cost = cost(&catalog, &row);
             if cost.is_none() {
                 unpriced.insert(row.model.clone());
             }

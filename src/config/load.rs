@@ -17,7 +17,7 @@ use std::ops::Range;
 use serde_path_to_error::Segment;
 use toml::Spanned;
 
-use super::{ApiConfig, Config, ConfigError, LlmConfig, ProviderConfig};
+use super::{ApiConfig, Config, ConfigError, LlmConfig, ProviderConfig, ReloadConfig};
 use raw::RawConfig;
 
 pub(super) fn parse(
@@ -44,6 +44,20 @@ pub(super) fn parse(
     let mut notices = Vec::new();
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
+    let reload = ReloadConfig {
+        watch: raw.reload.watch.unwrap_or(true),
+        interval_ms: match &raw.reload.interval_ms {
+            None => ReloadConfig::default().interval_ms,
+            Some(value) if (50..=3_600_000).contains(value.get_ref()) => *value.get_ref(),
+            Some(value) => {
+                return Err(resolver.error(
+                    Some(value.span()),
+                    "reload.interval_ms",
+                    "must be between 50 and 3600000 (an hour)",
+                ));
+            }
+        },
+    };
     let api = ApiConfig {
         enabled: raw.api.enabled.unwrap_or(true),
         bind: raw.api.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -82,6 +96,7 @@ pub(super) fn parse(
         memory,
         access,
         sandbox,
+        reload,
         notices,
     })
 }

@@ -285,6 +285,7 @@ async fn run(
         ),
         RunEnd::NotStarted(error) => (ExecutionState::Failed, None, Some(error)),
     };
+    cron.metrics().cron_run(cron.agent_id(), state.as_str());
     match &error {
         Some(error) => tracing::warn!(state = state.as_str(), %error, "cron run ended"),
         None => tracing::info!(state = state.as_str(), delivered, "cron run ended"),

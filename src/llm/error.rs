@@ -63,6 +63,27 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// A short name for the metrics: what kind of failure this was.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::Status { status: 429, .. } => "rate_limited",
+            LlmError::Status { status, .. } if *status >= 500 => "status_5xx",
+            LlmError::Status { .. } => "status_4xx",
+            LlmError::ContextOverflow { .. } => "context_overflow",
+            LlmError::ToolsUnsupported { .. } => "tools_unsupported",
+            LlmError::Timeout { .. } => "timeout",
+            LlmError::Transport { .. } => "transport",
+            LlmError::InvalidResponse { .. } => "invalid_response",
+            LlmError::StreamFailed { .. } => "stream_failed",
+            LlmError::Request { .. } => "request",
+            LlmError::NotConfigured => "not_configured",
+            LlmError::UnknownProvider { .. } => "unknown_provider",
+            LlmError::Exhausted { .. } => "exhausted",
+            LlmError::CircuitOpen { .. } => "circuit_open",
+            LlmError::BudgetSpent { .. } => "budget_spent",
+        }
+    }
+
     pub(super) fn is_retryable(&self) -> bool {
         match self {
             LlmError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,

@@ -149,6 +149,26 @@ pub enum AdapterState {
     Stopped,
 }
 
+impl AdapterState {
+    pub const ALL: [&'static str; 5] = [
+        "disabled",
+        "connecting",
+        "connected",
+        "reconnecting",
+        "stopped",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdapterState::Disabled => "disabled",
+            AdapterState::Connecting => "connecting",
+            AdapterState::Connected => "connected",
+            AdapterState::Reconnecting => "reconnecting",
+            AdapterState::Stopped => "stopped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AdapterStatus {
     pub name: String,

@@ -33,7 +33,7 @@ impl Outbox for MessagingManager {
     /// Shows the typing indicator (waiting briefly for the first one) and keeps refreshing it
     /// until the conversation's next answer is delivered.
     async fn typing(&self, conversation: &ConversationId) {
-        let Some(adapter) = self.adapters.get(&conversation.platform()).cloned() else {
+        let Some(adapter) = self.adapter(conversation.platform()) else {
             return;
         };
         let Some(interval) = adapter.typing_interval() else {
@@ -71,8 +71,7 @@ impl Outbox for MessagingManager {
         let conversation = &response.conversation;
         self.stop_typing(conversation);
         let adapter = self
-            .adapters
-            .get(&conversation.platform())
+            .adapter(conversation.platform())
             .ok_or_else(|| DeliveryError::Unreachable(conversation.clone()))?;
         let shown = if response.turn_answer {
             self.drafts.finish(conversation).await
@@ -112,13 +111,13 @@ impl Outbox for MessagingManager {
     }
 
     fn stream(&self, draft: &Draft<'_>) {
-        let Some(adapter) = self.adapters.get(&draft.conversation.platform()) else {
+        let Some(adapter) = self.adapter(draft.conversation.platform()) else {
             return;
         };
         adapter.draft(draft);
         if let Some(interval) = adapter.edit_interval() {
             self.drafts.update(
-                adapter,
+                &adapter,
                 interval,
                 draft.conversation,
                 draft.reply_to,
@@ -128,7 +127,7 @@ impl Outbox for MessagingManager {
     }
 
     fn recorded(&self, response: &OutboundResponse) {
-        if let Some(adapter) = self.adapters.get(&response.conversation.platform()) {
+        if let Some(adapter) = self.adapter(response.conversation.platform()) {
             adapter.recorded(response);
         }
     }
@@ -138,7 +137,7 @@ impl Outbox for MessagingManager {
     }
 
     fn reaches(&self, conversation: &ConversationId) -> bool {
-        self.adapters.contains_key(&conversation.platform())
+        self.adapter(conversation.platform()).is_some()
     }
 }
 

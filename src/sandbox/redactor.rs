@@ -3,6 +3,8 @@
 //! (base64 in its three alignments, standard and URL-safe, hex, percent-encoding), so that
 //! `cat config.toml | base64` shows no key either.
 
+use std::sync::{Arc, RwLock};
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 
@@ -14,27 +16,49 @@ const SHORTEST_FORM: usize = 8;
 const REPLACEMENT: &str = "[redacted]";
 
 /// Replaces every configured secret value, in its encodings, before text leaves the daemon.
+/// Clones share one list, which a config reload can extend.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     /// Every searched form, longest first, so a form containing another is replaced whole.
-    forms: Vec<String>,
+    forms: Arc<RwLock<Arc<[String]>>>,
 }
 
 impl Redactor {
     pub fn new(secrets: Vec<String>) -> Self {
-        let mut forms: Vec<String> = secrets
-            .iter()
-            .filter(|secret| secret.len() >= SHORTEST_SECRET)
-            .flat_map(|secret| encodings(secret.as_bytes()))
-            .collect();
+        let redactor = Self::default();
+        redactor.add(secrets);
+        redactor
+    }
+
+    /// Redacts `secrets` too from now on, in every clone (a config reload named new ones).
+    /// Secrets known before stay redacted: they may still be in transcripts and workspaces.
+    pub fn add(&self, secrets: Vec<String>) {
+        let mut forms: Vec<String> = self.forms().iter().cloned().collect();
+        forms.extend(
+            secrets
+                .iter()
+                .filter(|secret| secret.len() >= SHORTEST_SECRET)
+                .flat_map(|secret| encodings(secret.as_bytes())),
+        );
         forms.sort_by(|left, right| right.len().cmp(&left.len()).then(left.cmp(right)));
         forms.dedup();
-        Self { forms }
+        let forms: Arc<[String]> = forms.into();
+        match self.forms.write() {
+            Ok(mut current) => *current = forms,
+            Err(poisoned) => *poisoned.into_inner() = forms,
+        }
+    }
+
+    fn forms(&self) -> Arc<[String]> {
+        match self.forms.read() {
+            Ok(forms) => forms.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     pub fn redact(&self, text: &str) -> String {
         let mut text = text.to_string();
-        for form in &self.forms {
+        for form in self.forms().iter() {
             if text.contains(form.as_str()) {
                 text = text.replace(form.as_str(), REPLACEMENT);
             }
@@ -58,14 +82,14 @@ impl Redactor {
 
     /// Whether there is anything to redact at all.
     pub fn is_empty(&self) -> bool {
-        self.forms.is_empty()
+        self.forms().is_empty()
     }
 
     /// `redact` for text still being written (a streamed draft): a tail that could be the
     /// start of a secret is held back, so no part of one is ever shown.
     pub fn redact_draft(&self, text: &str) -> String {
         let held = self
-            .forms
+            .forms()
             .iter()
             .map(|form| {
                 (1..form.len().min(text.len() + 1))

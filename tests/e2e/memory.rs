@@ -45,7 +45,7 @@ pub fn config_with_model(llm: &FakeLlm) -> String {
 
 /// The memory store of one of the daemon's agents.
 pub fn memory_store(daemon: &TestDaemon, agent: &str) -> Arc<MemoryStore> {
-    daemon.daemon().state().agents[agent]
+    daemon.daemon().state().agents()[agent]
         .runtime
         .memory()
         .clone()
@@ -168,7 +168,7 @@ async fn branch_memory_tools_save_recall_and_delete() {
     let llm = FakeLlm::start().await;
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_with_model(&llm)).await;
-    let mut events = daemon.daemon().state().agents["main"].runtime.subscribe();
+    let mut events = daemon.daemon().state().agents()["main"].runtime.subscribe();
 
     let mut saves: Vec<(&str, Value)> = DISTRACTORS
         .iter()

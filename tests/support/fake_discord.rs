@@ -100,6 +100,7 @@ impl FakeDiscord {
             )
             .route("/api/v10/channels/{channel}/typing", post(typing))
             .route("/api/v10/users/@me/channels", post(create_dm))
+            .route("/api/v10/users/@me", get(current_user))
             .route("/gw", any(gateway))
             .fallback(unhandled)
             .with_state(fake.clone());
@@ -329,6 +330,19 @@ async fn delete_message(
         return failure(status, body);
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /users/@me`: who the token belongs to (the "who am I" call a setup makes).
+async fn current_user(State(fake): State<FakeDiscord>, headers: axum::http::HeaderMap) -> Response {
+    fake.record("GET /users/@me".to_string(), Value::Null);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if authorization != format!("Bot {TOKEN}") {
+        return failure(401, json!({"message": "401: Unauthorized", "code": 0}));
+    }
+    Json(user(BOT_ID, "spacebot", true)).into_response()
 }
 
 async fn typing(State(fake): State<FakeDiscord>, Path(channel): Path<String>) -> Response {

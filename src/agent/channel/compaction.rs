@@ -74,7 +74,7 @@ impl Channel {
         tool_loop
             .llm
             .catalog()
-            .settings(&tool_loop.routing.channel)
+            .settings(&tool_loop.routing().channel)
             .context_window
             .unwrap_or(self.agent.config.limits.context_window)
     }

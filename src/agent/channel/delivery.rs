@@ -25,13 +25,14 @@ const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
 impl Channel {
     /// Sends the turn's answer, then records it with the turn's context. The triggering
     /// messages are closed only after the send, so a crash before it leaves them pending.
+    /// Returns how the turn ended (an answer that could not be sent is a failed turn).
     pub(super) async fn deliver(
         &mut self,
         batch: Vec<StoredMessage>,
         answer: Answer,
         mut new: Vec<Message>,
         usage: TokenUsage,
-    ) {
+    ) -> TurnOutcome {
         let agent = self.agent.clone();
         let in_reply_to: Vec<String> = batch.iter().map(|message| message.id.clone()).collect();
         let mut reply_call = None;
@@ -128,14 +129,16 @@ impl Channel {
                 });
             }
         }
-        if delivered.is_ok() {
-            events.publish(ProcessEvent::TurnCompleted {
-                agent_id: agent.config.id.clone(),
-                conversation_id: self.conversation.to_string(),
-                in_reply_to,
-                outcome,
-            });
+        if delivered.is_err() {
+            return TurnOutcome::Failed;
         }
+        events.publish(ProcessEvent::TurnCompleted {
+            agent_id: agent.config.id.clone(),
+            conversation_id: self.conversation.to_string(),
+            in_reply_to,
+            outcome,
+        });
+        outcome
     }
 }
 

@@ -151,6 +151,11 @@ impl ChannelHandle {
             .map_err(|mpsc::error::SendError(input)| ChannelGone(Box::new(input)))
     }
 
+    /// Inputs waiting in the inbox.
+    pub fn depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
     /// Whether `sender` is this channel's inbox.
     pub fn is(&self, sender: &mpsc::Sender<ChannelInput>) -> bool {
         self.sender.same_channel(sender)

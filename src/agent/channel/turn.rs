@@ -33,6 +33,7 @@ pub(super) enum Answer {
 
 impl Channel {
     pub(super) async fn run_turn(&mut self, trigger: Trigger) {
+        let started = std::time::Instant::now();
         self.agent.outbox.typing(&self.conversation).await;
         let (input, batch, standing) = match trigger {
             Trigger::Messages(batch) => {
@@ -127,7 +128,10 @@ impl Channel {
             break (answer, request.messages.split_off(turn_start));
         };
         let usage = stream.usage;
-        self.deliver(batch, answer, new_context, usage).await;
+        let outcome = self.deliver(batch, answer, new_context, usage).await;
+        self.agent
+            .metrics
+            .turn(&self.agent.config.id, outcome.as_str(), started.elapsed());
     }
 
     /// The context as LLM messages, opening with a user message as some providers require.

@@ -21,6 +21,14 @@ pub(super) struct RawConfig {
     pub(super) memory: RawMemory,
     pub(super) access: RawAccess,
     pub(super) sandbox: RawSandbox,
+    pub(super) reload: RawReload,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawReload {
+    pub(super) watch: Option<bool>,
+    pub(super) interval_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

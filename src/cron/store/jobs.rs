@@ -91,11 +91,13 @@ impl CronStore {
 
     /// Stores a job from the config. An unchanged definition keeps the job's state (disabled
     /// after failures, next slot); a changed one replaces the job and starts it afresh.
-    pub async fn upsert_config(&self, spec: &JobSpec, now: i64) -> Result<(), sqlx::Error> {
+    /// Stores a job from the config; returns whether anything was written (a new job, or a
+    /// changed definition, which starts afresh: no failures, no stored next slot).
+    pub async fn upsert_config(&self, spec: &JobSpec, now: i64) -> Result<bool, sqlx::Error> {
         let (cron, every_secs) = schedule_columns(spec);
         let timeout_secs = i64::try_from(spec.timeout_secs).unwrap_or(i64::MAX);
         let definition = definition(spec);
-        sqlx::query!(
+        let written = sqlx::query!(
             "INSERT INTO cron_jobs (id, prompt, cron, every_secs, timezone, delivery_target,
                  active_hours, timeout_secs, run_once, enabled, source, definition, created_at,
                  updated_at)
@@ -126,7 +128,7 @@ impl CronStore {
         )
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(written.rows_affected() > 0)
     }
 
     /// Deletes config jobs that are no longer in the config; returns their ids.

@@ -112,4 +112,19 @@ impl MemoryStore {
         .map_err(MemoryError::database("counting memories"))?;
         Ok((memories, total))
     }
+
+    /// How many memories of each type are remembered (for the metrics).
+    pub async fn counts_by_type(&self) -> Result<Vec<(String, u64)>, MemoryError> {
+        let rows = sqlx::query!(
+            r#"SELECT memory_type AS "memory_type!", count(*) AS "count!: i64"
+               FROM memories WHERE forgotten = 0 GROUP BY memory_type ORDER BY memory_type"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(MemoryError::database("counting memories by type"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.memory_type, u64::try_from(row.count).unwrap_or(0)))
+            .collect())
+    }
 }

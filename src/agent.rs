@@ -5,6 +5,7 @@
 //! job, and each process takes the handles it needs.
 
 mod branch;
+mod capture;
 mod channel;
 mod compactor;
 mod cortex;
@@ -60,6 +61,8 @@ pub(crate) struct Agent {
     pub lifecycle: Lifecycle,
     /// The daemon's counters (turns and their latency).
     pub metrics: Metrics,
+    /// Conversations whose memory capture pass is running.
+    pub captures: Arc<capture::Captures>,
 }
 
 /// Why a branch or worker could not start; the model reads it.
@@ -86,5 +89,6 @@ fn plural(kind: ProcessType) -> &'static str {
         ProcessType::Channel => "channels",
         ProcessType::Compactor => "compactors",
         ProcessType::Cortex => "cortexes",
+        ProcessType::Capture => "captures",
     }
 }

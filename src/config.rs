@@ -348,6 +348,8 @@ pub struct AgentConfig {
     /// How often memory maintenance may run (`memory.maintenance_interval_secs`, else
     /// `defaults.cortex.maintenance_interval_secs`).
     pub memory_maintenance_secs: u64,
+    /// `[memory] capture_every`: user messages between automatic captures; 0: off.
+    pub capture_every: usize,
     pub cron_settings: CronSettings,
     pub cortex: CortexConfig,
 }
@@ -537,7 +539,13 @@ pub struct MemoryConfig {
     /// Seconds between memory maintenance passes (decay, prune, merge); at least 1. When
     /// unset, the cortex's `maintenance_interval_secs` applies.
     pub maintenance_interval_secs: Option<u64>,
+    /// Automatic capture reads a conversation after this many user messages (and before its
+    /// history is compacted, and when its channel goes idle); 0 turns capture off.
+    pub capture_every: usize,
 }
+
+/// `[memory] capture_every` unless the config says otherwise.
+pub const DEFAULT_CAPTURE_EVERY: usize = 30;
 
 impl Default for MemoryConfig {
     fn default() -> Self {
@@ -548,6 +556,7 @@ impl Default for MemoryConfig {
                 download_url: DEFAULT_MODEL_DOWNLOAD_URL.to_string(),
             },
             maintenance_interval_secs: None,
+            capture_every: DEFAULT_CAPTURE_EVERY,
         }
     }
 }

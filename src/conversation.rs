@@ -2,6 +2,7 @@
 //! acted on, replies stored after they are sent, and what is still owed an answer. The runs
 //! of the workers a conversation's channel starts are in `worker_runs`.
 
+mod capture;
 mod worker_runs;
 
 use rig::message::Message;
@@ -11,6 +12,7 @@ use sqlx::SqlitePool;
 use crate::database::now_millis;
 use crate::message::Authority;
 
+pub use capture::UncapturedSpan;
 pub use worker_runs::WorkerRunStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -426,7 +428,6 @@ impl ConversationStore {
         .await?)
     }
 
-    /// Conversations with at least one message still owed an answer.
     /// How many messages are stored and not yet answered (for the metrics).
     pub async fn pending_count(&self) -> Result<u64, StoreError> {
         let count = sqlx::query_scalar!(
@@ -437,6 +438,7 @@ impl ConversationStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    /// Conversations with at least one message still owed an answer.
     pub async fn conversations_with_pending(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar!(
             "SELECT DISTINCT conversation_id FROM messages WHERE status = 'pending'"

@@ -13,6 +13,8 @@ pub enum ProcessType {
     Worker,
     Compactor,
     Cortex,
+    /// Automatic memory capture over a conversation's recent messages.
+    Capture,
 }
 
 impl ProcessType {
@@ -23,6 +25,7 @@ impl ProcessType {
             ProcessType::Worker => "worker",
             ProcessType::Compactor => "compactor",
             ProcessType::Cortex => "cortex",
+            ProcessType::Capture => "capture",
         }
     }
 }
@@ -38,6 +41,8 @@ pub enum ProcessId {
     /// One compactor and one cortex per agent, named by the agent id.
     Compactor(String),
     Cortex(String),
+    /// A capture pass is named by the conversation it reads.
+    Capture(String),
 }
 
 impl ProcessId {
@@ -48,6 +53,7 @@ impl ProcessId {
             ProcessId::Worker(_) => ProcessType::Worker,
             ProcessId::Compactor(_) => ProcessType::Compactor,
             ProcessId::Cortex(_) => ProcessType::Cortex,
+            ProcessId::Capture(_) => ProcessType::Capture,
         }
     }
 }
@@ -60,6 +66,7 @@ impl std::fmt::Display for ProcessId {
             ProcessId::Worker(id) => write!(formatter, "worker:{id}"),
             ProcessId::Compactor(agent) => write!(formatter, "compactor:{agent}"),
             ProcessId::Cortex(agent) => write!(formatter, "cortex:{agent}"),
+            ProcessId::Capture(conversation) => write!(formatter, "capture:{conversation}"),
         }
     }
 }

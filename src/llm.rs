@@ -520,6 +520,8 @@ pub fn model_for(routing: &RoutingConfig, process_type: ProcessType) -> &ModelId
         ProcessType::Worker => &routing.worker,
         ProcessType::Compactor => &routing.compactor,
         ProcessType::Cortex => &routing.cortex,
+        // Reading a conversation for what to remember is a branch's kind of thinking.
+        ProcessType::Capture => &routing.branch,
     }
 }
 

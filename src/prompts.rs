@@ -10,6 +10,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("branch", include_str!("../prompts/branch.md.j2")),
     ("worker", include_str!("../prompts/worker.md.j2")),
     ("compactor", include_str!("../prompts/compactor.md.j2")),
+    ("capture", include_str!("../prompts/capture.md.j2")),
+    (
+        "capture_input",
+        include_str!("../prompts/capture_input.md.j2"),
+    ),
     ("status", include_str!("../prompts/status.md.j2")),
     ("speakers", include_str!("../prompts/speakers.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
@@ -132,6 +137,17 @@ mod tests {
                 minijinja::context! { agent_name => "Ada", workspace => "/w", sandboxed => true, shell_off => Option::<&str>::None, interactive => true },
             ),
             ("compactor", minijinja::context! { max_words => 100 }),
+            (
+                "capture",
+                minijinja::context! { agent_name => "Ada", max_items => 12, types => vec!["fact", "goal"] },
+            ),
+            (
+                "capture_input",
+                minijinja::context! {
+                    known => vec![minijinja::context! { id => "m1", type => "fact", content => "c" }],
+                    lines => vec![minijinja::context! { date => "2026-12-01", sender => "Ana", role => "user", content => "hi" }],
+                },
+            ),
             (
                 "status",
                 minijinja::context! {

@@ -7,6 +7,7 @@
 //! (`delivery`), the status block of the prompt (`status`), keeping the context inside the
 //! window (`compaction`) and stopping when idle (`retire`).
 
+mod capture;
 mod compaction;
 mod delivery;
 mod inbox;
@@ -31,8 +32,9 @@ use crate::event::ProcessId;
 pub use inbox::{
     ChannelDirectory, ChannelGone, ChannelHandle, ChannelInput, ProcessReport, ProcessResult,
 };
-use scheduler::{Timing, TurnScheduler};
+use scheduler::{Timing, Trigger, TurnScheduler};
 pub use status::degraded;
+pub(in crate::agent) use turn::standing_of;
 
 pub struct Channel {
     agent: Arc<Agent>,
@@ -60,6 +62,8 @@ pub struct Channel {
     closed: bool,
     /// The last input or turn; a channel idle for `channel_idle_secs` stops.
     last_activity: Instant,
+    /// User messages since memory capture last started; `None` until first counted.
+    uncaptured: Option<u64>,
 }
 
 impl Channel {
@@ -94,6 +98,7 @@ impl Channel {
             awaiting_settlement: false,
             closed: false,
             last_activity: Instant::now(),
+            uncaptured: None,
         }
     }
 
@@ -130,10 +135,15 @@ impl Channel {
             let (trigger, passed_over) = self.scheduler.ready(Instant::now());
             self.note_completed(passed_over);
             if let Some(trigger) = trigger {
+                let said = match &trigger {
+                    Trigger::Messages(batch) => batch.len(),
+                    Trigger::Results(_) => 0,
+                };
                 // Boxed: the turn's large future (LLM client, tools) lives on the heap only
                 // while a turn runs, so an idle channel stays small.
                 Box::pin(self.run_turn(trigger)).await;
                 Box::pin(self.compact()).await;
+                self.count_for_capture(said).await;
                 self.last_activity = Instant::now();
                 self.awaiting_settlement = true;
             }

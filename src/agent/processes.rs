@@ -272,7 +272,10 @@ fn find<'a>(
                 ProcessId::Branch(id) | ProcessId::Worker(id) => {
                     id.to_string().starts_with(&wanted)
                 }
-                ProcessId::Channel(_) | ProcessId::Compactor(_) | ProcessId::Cortex(_) => false,
+                ProcessId::Channel(_)
+                | ProcessId::Compactor(_)
+                | ProcessId::Cortex(_)
+                | ProcessId::Capture(_) => false,
             }
     });
     match (matches.next(), matches.next()) {

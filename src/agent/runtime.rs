@@ -196,6 +196,7 @@ impl AgentRuntime {
             sandbox: shared.sandbox.clone(),
             lifecycle: links.lifecycle,
             metrics: shared.metrics.clone(),
+            captures: Default::default(),
         };
         Ok(Self {
             agent: Arc::new(agent),
@@ -289,7 +290,10 @@ impl AgentRuntime {
             match process.kind {
                 ProcessType::Branch => gauges.branches += 1,
                 ProcessType::Worker => gauges.workers += 1,
-                ProcessType::Channel | ProcessType::Compactor | ProcessType::Cortex => {}
+                ProcessType::Channel
+                | ProcessType::Compactor
+                | ProcessType::Cortex
+                | ProcessType::Capture => {}
             }
         }
         let depths: Vec<u64> = self

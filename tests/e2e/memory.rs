@@ -15,6 +15,7 @@ use crate::fake_llm::{FakeLlm, Scripted};
 use crate::harness::{TestDaemon, config_for, config_with_memory};
 
 mod batching;
+mod capture;
 mod portability;
 mod recall_ranking;
 mod transcript;

@@ -6,6 +6,7 @@
 
 use super::Channel;
 use super::inbox::{ChannelInput, Compaction};
+use crate::agent::capture::CaptureReason;
 use crate::agent::compactor;
 use crate::conversation::ContextBody;
 use crate::event::ProcessEvent;
@@ -28,6 +29,9 @@ impl Channel {
             compactor::Plan::Nothing => return,
             compactor::Plan::Drop { count } | compactor::Plan::Summarise { count } => count,
         };
+        // What is about to leave the context is remembered first (the transcript keeps it).
+        self.capture(CaptureReason::Compaction);
+        let items = self.context_items.make_contiguous();
         let span = &items[..count];
         let (first, last) = (span[0].seq, span[count - 1].seq);
         let tokens = span.iter().map(|item| item.tokens).sum();

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Channel;
+use crate::agent::capture::CaptureReason;
 
 impl Channel {
     /// When this channel, with nothing queued or running, may stop to free its memory.
@@ -47,6 +48,9 @@ impl Channel {
         }
         if leftovers.is_empty() {
             tracing::debug!("idle; the channel stops");
+            if self.uncaptured != Some(0) {
+                self.capture(CaptureReason::Idle);
+            }
             return true;
         }
         let (sender, inbox) = mpsc::channel(self.agent.config.channel_inbox);

@@ -281,7 +281,12 @@ impl Channel {
 
 /// On whose behalf a turn answering `batch` works: the weakest authority among its messages,
 /// in private when that is the owner's and nobody else reads the conversation.
-fn standing_of(batch: &[StoredMessage], conversation: &ConversationId) -> Standing {
+/// The standing a turn answering `batch` works on: the weakest authority among its senders,
+/// private only when an owner is alone with the agent.
+pub(in crate::agent) fn standing_of(
+    batch: &[StoredMessage],
+    conversation: &ConversationId,
+) -> Standing {
     let authority = batch
         .iter()
         .map(|message| message.authority)

@@ -305,6 +305,7 @@ impl Resolver<'_> {
                 cron: Vec::new(),
                 channel_inbox: defaults.channel_inbox,
                 memory_maintenance_secs,
+                capture_every: memory.capture_every,
                 cron_settings: defaults.cron.clone(),
                 cortex: defaults.cortex.clone(),
             }]);
@@ -365,6 +366,7 @@ impl Resolver<'_> {
                 cron,
                 channel_inbox: defaults.channel_inbox,
                 memory_maintenance_secs,
+                capture_every: memory.capture_every,
                 cron_settings: defaults.cron.clone(),
                 cortex: defaults.cortex.clone(),
             });

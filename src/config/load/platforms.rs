@@ -109,6 +109,9 @@ impl Resolver<'_> {
                 .as_ref()
                 .map(|value| self.at_least_one(Some(value), "memory.maintenance_interval_secs", 1))
                 .transpose()?,
+            capture_every: raw
+                .capture_every
+                .unwrap_or(crate::config::DEFAULT_CAPTURE_EVERY),
         })
     }
 

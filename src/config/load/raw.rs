@@ -63,6 +63,7 @@ pub(super) struct RawMemory {
     pub(super) download_model: Option<bool>,
     pub(super) model_download_url: Option<Spanned<String>>,
     pub(super) maintenance_interval_secs: Option<Spanned<u64>>,
+    pub(super) capture_every: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]

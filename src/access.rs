@@ -68,6 +68,15 @@ struct People {
     members: HashSet<String>,
 }
 
+impl People {
+    fn add(&mut self, user_id: String, authority: Authority) {
+        match authority {
+            Authority::Owner => self.owners.insert(user_id),
+            Authority::Member | Authority::Guest => self.members.insert(user_id),
+        };
+    }
+}
+
 /// One person's messages in the current window.
 struct Rate {
     started: Instant,
@@ -91,18 +100,13 @@ impl Access {
     /// Applies a new `[access]` (a config reload): owners, members, groups and the rules take
     /// effect for the next message. Approved members stay approved; pairing codes stay valid.
     pub async fn reconfigure(&self, config: AccessConfig) -> Result<(), AccessError> {
-        let mut members: HashSet<String> = config.members.iter().cloned().collect();
-        members.extend(
-            self.store
-                .members()
-                .await?
-                .into_iter()
-                .map(|member| member.user_id),
-        );
-        let people = People {
+        let mut people = People {
             owners: config.owners.iter().cloned().collect(),
-            members,
+            members: config.members.iter().cloned().collect(),
         };
+        for approved in self.store.members().await? {
+            people.add(approved.user_id, approved.authority);
+        }
         // Both locks are held only for the swap; a poisoned one is overwritten whole.
         match self.people.write() {
             Ok(mut current) => *current = people,
@@ -224,18 +228,25 @@ impl Access {
         Ok(pairing)
     }
 
-    /// Makes the person behind a pairing code a member.
-    pub async fn approve(&self, code: &str) -> Result<Pairing, AccessError> {
+    /// Makes the person behind a pairing code a member, or an owner (how an owner who does
+    /// not know their numeric id becomes one: they write to the bot, the owner of the machine
+    /// approves their code as an owner).
+    pub async fn approve(&self, code: &str, authority: Authority) -> Result<Pairing, AccessError> {
         let code = code.trim().to_ascii_uppercase();
+        let authority = if authority == Authority::Owner {
+            Authority::Owner
+        } else {
+            Authority::Member
+        };
         let pairing = self
             .store
-            .approve(&code, now_millis())
+            .approve(&code, now_millis(), authority)
             .await?
             .ok_or(AccessError::UnknownCode(code))?;
         if let Ok(mut people) = self.people.write() {
-            people.members.insert(pairing.user_id.clone());
+            people.add(pairing.user_id.clone(), authority);
         }
-        tracing::info!(user_id = %pairing.user_id, "member approved");
+        tracing::info!(user_id = %pairing.user_id, authority = authority.as_str(), "approved");
         Ok(pairing)
     }
 
@@ -243,11 +254,14 @@ impl Access {
     /// config stay until the config changes.
     pub async fn revoke(&self, user_id: &str) -> Result<bool, AccessError> {
         let removed = self.store.revoke(user_id).await?;
-        if removed
-            && !self.config().members.iter().any(|member| member == user_id)
-            && let Ok(mut people) = self.people.write()
-        {
-            people.members.remove(user_id);
+        let config = self.config();
+        if removed && let Ok(mut people) = self.people.write() {
+            if !config.members.iter().any(|member| member == user_id) {
+                people.members.remove(user_id);
+            }
+            if !config.owners.iter().any(|owner| owner == user_id) {
+                people.owners.remove(user_id);
+            }
         }
         Ok(removed)
     }
@@ -264,9 +278,14 @@ impl Access {
     /// Lines for the status and the startup log: who can do what, and what is missing.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.config().owners.is_empty() {
+        let no_owner = self
+            .people
+            .read()
+            .map_or(true, |people| people.owners.is_empty());
+        if no_owner {
             warnings.push(
-                "no owners in [access]: nobody on a chat platform can make the agents act"
+                "no owners in [access] and none approved: nobody on a chat platform can make \
+                 the agents act (write to the bot, then `spacebot access approve CODE --owner`)"
                     .to_string(),
             );
         }

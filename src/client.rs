@@ -71,9 +71,9 @@ impl ApiClient {
         self.send(self.http.get(self.url("/api/access"))).await
     }
 
-    /// Makes the person behind a pairing code a member.
-    pub async fn approve(&self, code: &str) -> Result<Value, ClientError> {
-        let body = json!({ "code": code });
+    /// Makes the person behind a pairing code a member, or an owner.
+    pub async fn approve(&self, code: &str, owner: bool) -> Result<Value, ClientError> {
+        let body = json!({ "code": code, "owner": owner });
         self.send(self.http.post(self.url("/api/access/approve")).json(&body))
             .await
     }

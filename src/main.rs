@@ -188,9 +188,14 @@ struct InitArguments {
 enum AccessCommand {
     /// Owners, members, and the pairing codes waiting for approval.
     List,
-    /// Let the person behind a pairing code in, as a member.
-    Approve { code: String },
-    /// Remove an approved member (a platform id such as telegram:123456789).
+    /// Let the person behind a pairing code in, as a member (or, with --owner, as an owner:
+    /// how you become the owner on a platform without looking up your user id).
+    Approve {
+        code: String,
+        #[arg(long)]
+        owner: bool,
+    },
+    /// Remove an approved person (a platform id such as telegram:123456789).
     Revoke { user_id: String },
 }
 
@@ -769,7 +774,8 @@ async fn access(client: &ApiClient, command: AccessCommand) -> anyhow::Result<()
             println!("groups: {}", list("groups"));
             for member in access["approved"].as_array().into_iter().flatten() {
                 println!(
-                    "approved: {} ({})",
+                    "approved {}: {} ({})",
+                    member["authority"].as_str().unwrap_or("member"),
                     member["user_id"].as_str().unwrap_or("?"),
                     member["display_name"].as_str().unwrap_or("?")
                 );
@@ -787,12 +793,13 @@ async fn access(client: &ApiClient, command: AccessCommand) -> anyhow::Result<()
                 println!("warning: {}", warning.as_str().unwrap_or("?"));
             }
         }
-        AccessCommand::Approve { code } => {
-            let answer = client.approve(&code).await?;
+        AccessCommand::Approve { code, owner } => {
+            let answer = client.approve(&code, owner).await?;
             println!(
-                "approved {} ({}); they were told",
+                "approved {} ({}) as {}; they were told",
                 answer["approved"]["user_id"].as_str().unwrap_or("?"),
-                answer["approved"]["display_name"].as_str().unwrap_or("?")
+                answer["approved"]["display_name"].as_str().unwrap_or("?"),
+                if owner { "an owner" } else { "a member" }
             );
         }
         AccessCommand::Revoke { user_id } => {

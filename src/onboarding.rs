@@ -377,7 +377,9 @@ Give platform user ids, never usernames (those change hands):
             it answers a stranger with a pairing code, and `spacebot access list` shows the id.
   Discord:  Settings > Advanced > Developer Mode on, then right-click your name > Copy User ID.
   Slack:    your profile > the three dots > Copy member ID (like U024BE7LH).
-Write them as telegram:123456789, discord:803512345678901234, slack:U024BE7LH.";
+Write them as telegram:123456789, discord:803512345678901234, slack:U024BE7LH.
+Or leave this empty and pair: once the daemon runs, write to your bot; it answers with a code,
+and `spacebot access approve CODE --owner` makes you an owner on that platform.";
 
 /// What the person was asked, as flags or answers; `None` is not given.
 #[derive(Debug, Clone, Default)]

@@ -4,13 +4,16 @@
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-/// A person the owner approved.
+use crate::message::Authority;
+
+/// A person the owner approved, as a member or as an owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovedMember {
     pub user_id: String,
     pub display_name: String,
     /// Unix milliseconds.
     pub approved_at: i64,
+    pub authority: Authority,
 }
 
 /// A pairing code waiting for the owner's approval.
@@ -39,7 +42,8 @@ impl AccessStore {
     pub async fn members(&self) -> Result<Vec<ApprovedMember>, sqlx::Error> {
         sqlx::query_as!(
             ApprovedMember,
-            r#"SELECT user_id AS "user_id!", display_name, approved_at
+            r#"SELECT user_id AS "user_id!", display_name, approved_at,
+                      authority AS "authority: Authority"
                FROM access_members ORDER BY approved_at"#
         )
         .fetch_all(&self.pool)
@@ -99,9 +103,14 @@ impl AccessStore {
         .await
     }
 
-    /// Turns an unexpired pairing into a member, in one transaction; `None` when no such code
-    /// is waiting.
-    pub async fn approve(&self, code: &str, now: i64) -> Result<Option<Pairing>, sqlx::Error> {
+    /// Turns an unexpired pairing into an approved person with `authority` (a member or an
+    /// owner), in one transaction; `None` when no such code is waiting.
+    pub async fn approve(
+        &self,
+        code: &str,
+        now: i64,
+        authority: Authority,
+    ) -> Result<Option<Pairing>, sqlx::Error> {
         let mut transaction = crate::database::begin_write(&self.pool).await?;
         let pairing = sqlx::query_as!(
             Pairing,
@@ -117,12 +126,14 @@ impl AccessStore {
         .pop();
         if let Some(pairing) = &pairing {
             sqlx::query!(
-                "INSERT INTO access_members (user_id, display_name, approved_at)
-                 VALUES (?, ?, ?)
-                 ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name",
+                "INSERT INTO access_members (user_id, display_name, approved_at, authority)
+                 VALUES (?, ?, ?, ?)
+                 ON CONFLICT (user_id) DO UPDATE
+                 SET display_name = excluded.display_name, authority = excluded.authority",
                 pairing.user_id,
                 pairing.display_name,
-                now
+                now,
+                authority
             )
             .execute(&mut *transaction)
             .await?;

@@ -63,7 +63,7 @@ async fn direct_messages_are_read_only_from_known_people_and_strangers_get_one_c
     assert_eq!(access.pending().await.expect("pending").len(), 1);
 
     access
-        .approve(&first.code.to_lowercase())
+        .approve(&first.code.to_lowercase(), Authority::Member)
         .await
         .expect("approve");
     assert_eq!(
@@ -72,7 +72,7 @@ async fn direct_messages_are_read_only_from_known_people_and_strangers_get_one_c
     );
     assert!(access.pending().await.expect("pending").is_empty());
     assert!(matches!(
-        access.approve(&first.code).await,
+        access.approve(&first.code, Authority::Member).await,
         Err(AccessError::UnknownCode(_))
     ));
     assert!(access.revoke("telegram:3").await.expect("revoke"));

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState};
 use crate::access::AccessError;
 use crate::conversation_id::ConversationId;
-use crate::message::{OutboundContent, OutboundResponse, Outbox};
+use crate::message::{Authority, OutboundContent, OutboundResponse, Outbox};
 
 impl From<AccessError> for ApiError {
     fn from(error: AccessError) -> Self {
@@ -39,13 +39,21 @@ pub async fn show(State(state): State<ApiState>) -> Result<Json<Value>, ApiError
 #[serde(deny_unknown_fields)]
 pub struct Approve {
     code: String,
+    /// Approve them as an owner instead of a member.
+    #[serde(default)]
+    owner: bool,
 }
 
 pub async fn approve(
     State(state): State<ApiState>,
     Json(request): Json<Approve>,
 ) -> Result<Json<Value>, ApiError> {
-    let pairing = state.access.approve(&request.code).await?;
+    let authority = if request.owner {
+        Authority::Owner
+    } else {
+        Authority::Member
+    };
+    let pairing = state.access.approve(&request.code, authority).await?;
     // Tell them, in the conversation they were given the code in.
     if let (Ok(conversation), Some(agent)) = (
         ConversationId::parse(&pairing.conversation_id),
@@ -57,7 +65,13 @@ pub async fn approve(
             in_reply_to: Vec::new(),
             reply_to: None,
             content: OutboundContent::Text {
-                text: "You are in: my owner approved you. You can talk with me now.".to_string(),
+                text: if request.owner {
+                    "You are in, as an owner: you can ask me to act (run tasks, schedule \
+                     jobs, remember)."
+                } else {
+                    "You are in: my owner approved you. You can talk with me now."
+                }
+                .to_string(),
             },
             usage: Default::default(),
             turn_answer: false,

@@ -930,3 +930,59 @@ async fn the_owners_private_memories_stay_out_of_groups() {
     assert!(!recalled.contains("4321"), "{results:?}");
     daemon.shutdown().await;
 }
+
+/// Becoming the owner without knowing one's numeric id: write to the bot, then approve the
+/// code as an owner. It lasts across a restart, and revoking makes them a stranger again.
+#[tokio::test]
+async fn a_pairing_code_approved_as_owner_makes_an_owner_that_lasts() {
+    let llm = FakeLlm::start().await;
+    let telegram = FakeTelegram::start().await;
+    llm.set_fallback(|_| reply("at your service"));
+    let home = tempfile::tempdir().expect("tempdir");
+    // Nobody is named in the config.
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&[], &[]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let warnings = daemon.get("/api/access").await["warnings"].to_string();
+    assert!(warnings.contains("no owners"), "{warnings}");
+
+    telegram.push_message(7, 7, "it's me, your owner");
+    let sent = telegram.wait_for_sent(1).await;
+    let code = pairing_code(text_of(&sent[0]));
+    let approved = daemon
+        .http
+        .post(daemon.url("/api/access/approve"))
+        .json(&json!({"code": code, "owner": true}))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(approved.status(), 200);
+    let sent = telegram.wait_for_sent(2).await;
+    assert!(text_of(&sent[1]).contains("as an owner"), "{sent:?}");
+    let listed = daemon.get("/api/access").await;
+    assert_eq!(listed["approved"][0]["authority"], "owner", "{listed}");
+    assert_eq!(listed["warnings"], json!([]), "{listed}");
+    daemon.shutdown().await;
+
+    // After a restart they are still the owner: their turn may act.
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    telegram.push_message(7, 7, "start something for me");
+    telegram.wait_for_sent(3).await;
+    let tools = FakeLlm::tool_names(&requests_with(&llm, "start something for me")[0]);
+    assert!(tools.iter().any(|tool| tool == "spawn_worker"), "{tools:?}");
+
+    let revoked = daemon
+        .http
+        .post(daemon.url("/api/access/revoke"))
+        .json(&json!({"user_id": "telegram:7"}))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+    telegram.push_message(7, 7, "still there?");
+    let sent = telegram.wait_for_sent(4).await;
+    assert!(
+        text_of(&sent[3]).contains("spacebot access approve"),
+        "{sent:?}"
+    );
+    daemon.shutdown().await;
+}

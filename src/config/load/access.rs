@@ -95,8 +95,8 @@ impl Resolver<'_> {
         if owners.is_empty() {
             notices.push(
                 "[access] owners is empty: nobody on a chat platform can make the agents act \
-                 (start workers, schedule jobs, change memories); the HTTP API and the CLI still \
-                 can"
+                 (start workers, schedule jobs, change memories) unless approved as an owner \
+                 (`spacebot access approve CODE --owner`); the HTTP API and the CLI still can"
                 .to_string(),
             );
         }

@@ -97,7 +97,7 @@ impl Resolver<'_> {
                 "[access] owners is empty: nobody on a chat platform can make the agents act \
                  (start workers, schedule jobs, change memories) unless approved as an owner \
                  (`spacebot access approve CODE --owner`); the HTTP API and the CLI still can"
-                .to_string(),
+                    .to_string(),
             );
         }
         Ok(AccessConfig {

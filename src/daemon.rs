@@ -50,6 +50,8 @@ pub enum DaemonError {
     Prompt(#[from] crate::prompts::PromptError),
     #[error(transparent)]
     Provider(#[from] crate::llm::ProviderBuildError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error(
         "refusing to serve the API on {0} without a token: anyone who reaches it could make \
          the agents act and read every conversation. Set [api] token (e.g. token = \
@@ -256,6 +258,7 @@ impl Daemon {
             redactor: Redactor::new(config.secrets()),
             sandbox: Arc::new(Sandbox::new(&config.sandbox)),
             metrics: metrics.clone(),
+            web: Arc::new(crate::web::Web::new(&config.web)?),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();

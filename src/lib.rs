@@ -21,6 +21,7 @@ pub mod memory;
 pub mod prompts;
 pub mod sandbox;
 pub mod tools;
+pub mod web;
 // The agent.
 pub mod agent;
 // Edges: scheduled jobs, routing, the platforms.

@@ -97,6 +97,8 @@ pub struct SharedServices {
     pub sandbox: Arc<Sandbox>,
     /// The daemon's counters.
     pub metrics: crate::metrics::Metrics,
+    /// `web_fetch` and `web_search` (`[web]`).
+    pub web: Arc<crate::web::Web>,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -158,6 +160,7 @@ impl AgentRuntime {
                 events: events.clone(),
                 redactor: shared.redactor.clone(),
                 cron: links.cron,
+                web: shared.web.clone(),
             },
         )?;
         let cortex = Arc::new(CortexState::new(config.cortex.clone()));

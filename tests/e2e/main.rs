@@ -37,3 +37,4 @@ mod telegram;
 mod tools;
 mod usage;
 mod weak_models;
+mod web;

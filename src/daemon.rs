@@ -204,6 +204,7 @@ impl Daemon {
         let home = options.home.clone();
         home::create_dir(&home).await?;
         home::create_dir(&home.join("agents")).await?;
+        home::create_dir(&home.join("skills")).await?;
         let config_path = match &options.config_path {
             Some(path) => path.clone(),
             None => {
@@ -259,6 +260,7 @@ impl Daemon {
             sandbox: Arc::new(Sandbox::new(&config.sandbox)),
             metrics: metrics.clone(),
             web: Arc::new(crate::web::Web::new(&config.web)?),
+            shared_skills: home.join("skills"),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();

@@ -20,6 +20,7 @@ pub mod llm;
 pub mod memory;
 pub mod prompts;
 pub mod sandbox;
+pub mod skills;
 pub mod tools;
 pub mod web;
 // The agent.

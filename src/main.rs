@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -107,6 +107,15 @@ enum Command {
         agent: Option<String>,
         #[command(subcommand)]
         command: MemoryCommand,
+    },
+    /// Skills: folders with a SKILL.md, in $SPACEBOT_HOME/skills (every agent's) or an agent's
+    /// own skills/ (with --agent). The running daemon sees changes on the next turn.
+    Skills {
+        /// An agent's own skills instead of the shared ones.
+        #[arg(long, global = true)]
+        agent: Option<String>,
+        #[command(subcommand)]
+        command: SkillsCommand,
     },
     /// Work with the config file.
     Config {
@@ -288,6 +297,16 @@ enum MemoryCommand {
 }
 
 #[derive(Subcommand)]
+enum SkillsCommand {
+    /// The skills the agents see (with --agent: that agent's, its own and the shared ones).
+    List,
+    /// Install the skill in a folder (its SKILL.md is checked; it is copied under its name).
+    Add { path: PathBuf },
+    /// Delete an installed skill.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config file (default: $SPACEBOT_HOME/config.toml); exits non-zero on error.
     /// The file is given as `--config PATH`, as for `serve`, or as a plain argument.
@@ -387,6 +406,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Skills { agent, command } => skills(&home, agent.as_deref(), command),
         Command::Status => {
             let client = client(&cli.url, cli.token, &home)?;
             print_status(&client.status().await?);
@@ -434,6 +454,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chat(client, agent, conversation).await
         }
     }
+}
+
+/// `spacebot skills`: works on the folders directly; the daemon rescans them itself.
+fn skills(home: &Path, agent: Option<&str>, command: SkillsCommand) -> anyhow::Result<()> {
+    use spacebot::skills;
+    let shared = home.join("skills");
+    let root = match agent {
+        None => shared.clone(),
+        Some(agent) => {
+            let directory = home.join("agents").join(agent);
+            let simple = !agent.is_empty() && !agent.contains(['/', '\\']) && agent != "..";
+            if !simple || !directory.is_dir() {
+                anyhow::bail!(
+                    "there is no agent `{agent}` in {} (it is created when the daemon first runs it)",
+                    home.display()
+                );
+            }
+            directory.join("skills")
+        }
+    };
+    match command {
+        SkillsCommand::List => {
+            let listed = skills::Skills::new(&shared, &root).list();
+            if listed.is_empty() {
+                println!("no skills in {}", root.display());
+            }
+            for skill in listed.iter() {
+                let scope = match skill.scope {
+                    skills::Scope::Shared if agent.is_some() => " (shared)",
+                    _ => "",
+                };
+                println!("{}{scope}: {}", skill.name, skill.description);
+            }
+        }
+        SkillsCommand::Add { path } => {
+            let skill = skills::install(&path, &root)?;
+            println!(
+                "installed `{}` in {}",
+                skill.name,
+                skill.directory.display()
+            );
+        }
+        SkillsCommand::Remove { name } => {
+            let directory = skills::remove(&root, &name)?;
+            println!("removed `{name}` ({})", directory.display());
+        }
+    }
+    Ok(())
 }
 
 /// `spacebot init`: the flags, and the terminal for what they leave out.

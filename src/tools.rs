@@ -16,6 +16,7 @@ mod file_write;
 mod memory_delete;
 mod memory_recall;
 mod memory_save;
+mod read_skill;
 mod reply;
 mod route;
 mod schema;
@@ -41,6 +42,7 @@ use crate::memory::MemoryStore;
 use crate::message::{Authority, Standing};
 use crate::prompts::{PromptError, Prompts};
 use crate::sandbox::{Redactor, Sandbox, Workspace};
+use crate::skills::Skills;
 use crate::web::Web;
 pub use cron::{CronJobs, JobsError};
 pub use schema::{InvalidSchema, check_parameters};
@@ -337,6 +339,8 @@ pub struct ToolServices {
     pub cron: Arc<dyn CronJobs>,
     /// The daemon's guarded fetcher and search backend.
     pub web: Arc<Web>,
+    /// The agent's skills, for `read_skill`.
+    pub skills: Skills,
 }
 
 /// The tools of each process kind of one agent, built once when the agent opens.
@@ -382,6 +386,10 @@ impl Toolbox {
                 ]
                 .into_iter()
                 .chain(web_tools(&services.web))
+                .chain([
+                    Box::new(read_skill::ReadSkill::new(services.skills.clone()))
+                        as Box<dyn Registered<BranchEffect>>,
+                ])
                 .collect(),
             )?,
             worker: ToolSet::new(prompts, {
@@ -403,6 +411,9 @@ impl Toolbox {
                     Box::new(set_status::SetStatus),
                 ]);
                 tools.extend(web_tools(&services.web));
+                tools.push(Box::new(read_skill::ReadSkill::new(
+                    services.skills.clone(),
+                )));
                 tools
             })?,
         })

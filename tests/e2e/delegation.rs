@@ -76,7 +76,8 @@ async fn a_branch_thinks_in_the_background_and_its_conclusion_is_relayed() {
             "memory_delete",
             "channel_recall",
             "spawn_worker",
-            "web_fetch"
+            "web_fetch",
+            "read_skill"
         ]
     );
     let retrigger = &requests_with(&llm, RETRIGGER)[0];
@@ -132,7 +133,8 @@ async fn a_worker_writes_a_file_and_the_channel_reports_it() {
             "file_edit",
             "file_list",
             "set_status",
-            "web_fetch"
+            "web_fetch",
+            "read_skill"
         ]
     );
     let retrigger = FakeLlm::last_user_text(&requests_with(&llm, RETRIGGER)[0]);

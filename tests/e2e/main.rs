@@ -31,6 +31,7 @@ mod reliability;
 mod reload;
 mod restart;
 mod security;
+mod skills;
 mod slack;
 mod streaming;
 mod telegram;

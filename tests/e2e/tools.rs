@@ -87,6 +87,7 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "channel_recall",
                 "spawn_worker",
                 "web_fetch",
+                "read_skill",
             ],
         ),
         (
@@ -100,6 +101,7 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "file_list",
                 "set_status",
                 "web_fetch",
+                "read_skill",
             ],
         ),
     ];

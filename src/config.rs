@@ -35,6 +35,8 @@ pub struct Config {
     pub access: AccessConfig,
     pub sandbox: SandboxConfig,
     pub reload: ReloadConfig,
+    /// `[web]`: what `web_fetch` may reach and which backend `web_search` asks.
+    pub web: WebConfig,
     /// Things the file says that still work but mean something other than they did, or are
     /// ignored; `config check` prints them and the daemon logs them.
     pub notices: Vec<String>,
@@ -103,6 +105,12 @@ impl Config {
                     .slack
                     .iter()
                     .flat_map(|slack| [slack.bot_token.clone(), slack.app_token.clone()]),
+            )
+            .chain(
+                self.web
+                    .search
+                    .as_ref()
+                    .and_then(|search| search.api_key.clone()),
             )
             .collect()
     }
@@ -431,6 +439,64 @@ impl Default for ReloadConfig {
         Self {
             watch: true,
             interval_ms: 1000,
+        }
+    }
+}
+
+/// `[web]`: the limits of `web_fetch`, the hosts it may reach although they resolve to
+/// private addresses, and the `web_search` backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// Host names (or literal addresses) fetched even though they resolve to loopback,
+    /// private, link-local or other internal addresses. Lowercase.
+    pub allow_hosts: Vec<String>,
+    /// The whole fetch (every redirect and the body) ends after this long.
+    pub fetch_timeout_secs: u64,
+    /// Bytes of a response body read at most.
+    pub max_fetch_bytes: u64,
+    /// How long a fetched page or a search's results are reused.
+    pub cache_secs: u64,
+    /// `None`: no `web_search` tool.
+    pub search: Option<SearchConfig>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            allow_hosts: Vec::new(),
+            fetch_timeout_secs: 20,
+            max_fetch_bytes: 2 << 20,
+            cache_secs: 600,
+            search: None,
+        }
+    }
+}
+
+/// `[web.search]`: the backend `web_search` asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchConfig {
+    pub backend: SearchBackend,
+    /// The instance (SearXNG) or API base (Brave, Tavily), without a trailing `/`.
+    pub url: String,
+    /// The resolved key (Brave, Tavily).
+    pub api_key: Option<String>,
+}
+
+/// `[web.search] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchBackend {
+    Searxng,
+    Brave,
+    Tavily,
+}
+
+impl SearchBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchBackend::Searxng => "searxng",
+            SearchBackend::Brave => "brave",
+            SearchBackend::Tavily => "tavily",
         }
     }
 }

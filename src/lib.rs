@@ -20,7 +20,9 @@ pub mod llm;
 pub mod memory;
 pub mod prompts;
 pub mod sandbox;
+pub mod skills;
 pub mod tools;
+pub mod web;
 // The agent.
 pub mod agent;
 // Edges: scheduled jobs, routing, the platforms.

@@ -28,6 +28,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../prompts/text_tool_results.md.j2"),
     ),
     ("memories", include_str!("../prompts/memories.md.j2")),
+    ("skills", include_str!("../prompts/skills.md.j2")),
     (
         "memory_guidance",
         include_str!("../prompts/memory_guidance.md.j2"),
@@ -164,6 +165,14 @@ mod tests {
                 },
             ),
             ("retrigger", minijinja::context! { results => vec!["r"] }),
+            (
+                "skills",
+                minijinja::context! {
+                    can_read => true,
+                    skills => vec![minijinja::context! { name => "deploy", description => "d" }],
+                    omitted => 1, omitted_names => vec!["backup"],
+                },
+            ),
             (
                 "tool_call_correction",
                 minijinja::context! { problems => vec!["no tool named `x`"], tools => vec!["reply"] },

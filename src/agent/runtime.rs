@@ -32,6 +32,7 @@ use crate::message::{
 };
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Sandbox, Workspace};
+use crate::skills::Skills;
 use crate::supervision::Lifecycle;
 use crate::tools::{CronJobs, ToolServices, ToolSetError, Toolbox};
 pub use report::AgentStatus;
@@ -83,6 +84,10 @@ pub struct SharedServices {
     pub sandbox: Arc<Sandbox>,
     /// The daemon's counters.
     pub metrics: crate::metrics::Metrics,
+    /// `web_fetch` and `web_search` (`[web]`).
+    pub web: Arc<crate::web::Web>,
+    /// `$SPACEBOT_HOME/skills`: the skills every agent has.
+    pub shared_skills: std::path::PathBuf,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -134,6 +139,9 @@ impl AgentRuntime {
         )
         .await?;
         let workspace = Arc::new(workspace);
+        let skills_root = home.join("skills");
+        crate::filesystem::private_directory(&skills_root).map_err(home_error(&skills_root))?;
+        let skills = Skills::new(&shared.shared_skills, &skills_root);
         let tools = Toolbox::new(
             &shared.prompts,
             &ToolServices {
@@ -144,6 +152,8 @@ impl AgentRuntime {
                 events: events.clone(),
                 redactor: shared.redactor.clone(),
                 cron: links.cron,
+                web: shared.web.clone(),
+                skills: skills.clone(),
             },
         )?;
         let cortex = Arc::new(CortexState::new(config.cortex.clone()));
@@ -183,6 +193,7 @@ impl AgentRuntime {
             lifecycle: links.lifecycle,
             metrics: shared.metrics.clone(),
             captures: Default::default(),
+            skills,
         };
         Ok(Self {
             agent: Arc::new(agent),

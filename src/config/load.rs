@@ -9,6 +9,7 @@ mod agents;
 mod models;
 mod platforms;
 mod raw;
+mod web;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -44,6 +45,7 @@ pub(super) fn parse(
     let mut notices = Vec::new();
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
+    let web = resolver.web(&raw.web)?;
     let reload = ReloadConfig {
         watch: raw.reload.watch.unwrap_or(true),
         interval_ms: match &raw.reload.interval_ms {
@@ -97,6 +99,7 @@ pub(super) fn parse(
         access,
         sandbox,
         reload,
+        web,
         notices,
     })
 }

@@ -641,3 +641,26 @@ stream = false
     assert_eq!(key, "llm.models.x.reasoning_effort");
     assert!(message.contains("low"), "{message}");
 }
+
+#[test]
+fn web_settings_resolve_hosts_backends_and_keys() {
+    let config = parse_with(
+        "[web]\nallow_hosts = [\"Wiki.Internal\", \"[::1]\"]\nmax_fetch_kb = 64\n\n[web.search]\nbackend = \"brave\"\napi_key = \"env:BRAVE_KEY\"\n",
+        &[("BRAVE_KEY", "brave-secret")],
+    )
+    .expect("parses");
+    assert_eq!(config.web.allow_hosts, vec!["wiki.internal", "::1"]);
+    assert_eq!(config.web.max_fetch_bytes, 64 * 1024);
+    let search = config.web.search.as_ref().expect("search");
+    assert_eq!(search.url, "https://api.search.brave.com");
+    assert!(config.secrets().contains(&"brave-secret".to_string()));
+    assert_eq!(parse("").web, super::WebConfig::default());
+
+    let (line, _, key, message) = invalid("[web.search]\nbackend = \"searxng\"\n");
+    assert_eq!((line, key.as_str()), (2, "web.search.url"));
+    assert!(message.contains("instance"), "{message}");
+    let (_, _, key, _) = invalid("[web.search]\nbackend = \"tavily\"\n");
+    assert_eq!(key, "web.search.api_key");
+    let (_, _, key, _) = invalid("[web]\nallow_hosts = [\"http://wiki/\"]\n");
+    assert_eq!(key, "web.allow_hosts");
+}

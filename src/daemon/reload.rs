@@ -338,6 +338,10 @@ fn keep_running_values(old: &Config, mut new: Config) -> (Config, Vec<String>) {
         restart_needed.push("sandbox".to_string());
         new.sandbox = old.sandbox.clone();
     }
+    if old.web != new.web {
+        restart_needed.push("web".to_string());
+        new.web = old.web.clone();
+    }
     (new, restart_needed)
 }
 

@@ -75,6 +75,10 @@ impl Channel {
         if !memories.is_empty() {
             system = format!("{system}\n\n{memories}");
         }
+        let skills = self.agent.skills_prompt(false);
+        if !skills.is_empty() {
+            system = format!("{system}\n\n{skills}");
+        }
         let speakers = self.speakers(&batch, standing);
         if !speakers.is_empty() {
             system = format!("{system}\n\n{speakers}");

@@ -22,6 +22,25 @@ pub(super) struct RawConfig {
     pub(super) access: RawAccess,
     pub(super) sandbox: RawSandbox,
     pub(super) reload: RawReload,
+    pub(super) web: RawWeb,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub(super) allow_hosts: Vec<Spanned<String>>,
+    pub(super) fetch_timeout_secs: Option<Spanned<u64>>,
+    pub(super) max_fetch_kb: Option<Spanned<u64>>,
+    pub(super) cache_secs: Option<u64>,
+    pub(super) search: Option<RawSearch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSearch {
+    pub(super) backend: Spanned<crate::config::SearchBackend>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) api_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

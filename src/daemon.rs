@@ -256,6 +256,7 @@ impl Daemon {
             redactor: Redactor::new(config.secrets()),
             sandbox: Arc::new(Sandbox::new(&config.sandbox)),
             metrics: metrics.clone(),
+            media: config.media.clone(),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();

@@ -44,6 +44,7 @@ pub(super) fn parse(
     let mut notices = Vec::new();
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
+    let media = resolver.media(&raw.media)?;
     let reload = ReloadConfig {
         watch: raw.reload.watch.unwrap_or(true),
         interval_ms: match &raw.reload.interval_ms {
@@ -97,6 +98,7 @@ pub(super) fn parse(
         access,
         sandbox,
         reload,
+        media,
         notices,
     })
 }

@@ -338,6 +338,10 @@ fn keep_running_values(old: &Config, mut new: Config) -> (Config, Vec<String>) {
         restart_needed.push("sandbox".to_string());
         new.sandbox = old.sandbox.clone();
     }
+    if old.media != new.media {
+        restart_needed.push("media".to_string());
+        new.media = old.media.clone();
+    }
     (new, restart_needed)
 }
 

@@ -20,6 +20,7 @@ mod cron;
 mod delegation;
 mod discord;
 mod foundation;
+mod media;
 mod memory;
 mod metrics;
 mod onboarding;

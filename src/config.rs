@@ -377,11 +377,25 @@ pub struct ApiConfig {
 }
 
 /// The chat platforms, each present only when its `[messaging.NAME]` table is.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessagingConfig {
     pub discord: Option<DiscordConfig>,
     pub telegram: Option<TelegramConfig>,
     pub slack: Option<SlackConfig>,
+    /// The largest file an adapter fetches (`[media] max_file_mb`); a larger one arrives
+    /// refused, and the sender is told.
+    pub max_file_bytes: u64,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        Self {
+            discord: None,
+            telegram: None,
+            slack: None,
+            max_file_bytes: MediaConfig::default().max_file_bytes,
+        }
+    }
 }
 
 impl MessagingConfig {

@@ -142,6 +142,26 @@ pub enum AttachmentBody {
     Bytes(Vec<u8>),
     /// Not fetched: larger than the configured limit (`[media] max_file_mb`).
     TooLarge { size: u64, limit: u64 },
+    /// The platform would not hand the file over (it said why); the message still counts.
+    Unavailable { size: u64, reason: String },
+}
+
+/// Fetches a file into memory, refusing it once it grows past `limit` bytes (a platform's
+/// stated size is not trusted alone).
+pub async fn collect_capped<E: std::fmt::Display>(
+    mut chunks: impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    limit: u64,
+) -> Result<Result<Vec<u8>, u64>, String> {
+    use futures::StreamExt;
+    let mut collected = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|error| error.to_string())?;
+        collected.extend_from_slice(&chunk);
+        if collected.len() as u64 > limit {
+            return Ok(Err(collected.len() as u64));
+        }
+    }
+    Ok(Ok(collected))
 }
 
 impl InboundAttachment {
@@ -168,7 +188,9 @@ impl InboundAttachment {
     pub fn size(&self) -> u64 {
         match &self.body {
             AttachmentBody::Bytes(bytes) => bytes.len() as u64,
-            AttachmentBody::TooLarge { size, .. } => *size,
+            AttachmentBody::TooLarge { size, .. } | AttachmentBody::Unavailable { size, .. } => {
+                *size
+            }
         }
     }
 

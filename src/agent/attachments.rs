@@ -48,6 +48,14 @@ pub(super) async fn keep(
         };
         match &attachment.body {
             AttachmentBody::TooLarge { size, limit } => records.push(refused(*size, *limit)),
+            AttachmentBody::Unavailable { size, reason } => records.push(NewAttachment {
+                name: attachment.name.clone(),
+                media_type: attachment.media_type.clone(),
+                kind,
+                size: *size,
+                path: None,
+                refused: Some(format!("the platform did not hand it over ({reason})")),
+            }),
             AttachmentBody::Bytes(_) if size > limit => records.push(refused(size, limit)),
             AttachmentBody::Bytes(bytes) => {
                 let path =

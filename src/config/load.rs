@@ -37,7 +37,7 @@ pub(super) fn parse(
         .map_err(|error| resolver.toml_error(error.inner(), &key_path(error.path())))?;
     resolver.providers = resolver.providers(&raw.llm.providers)?;
     let defaults = resolver.defaults(&raw.defaults)?;
-    let messaging = resolver.messaging(&raw.messaging)?;
+    let mut messaging = resolver.messaging(&raw.messaging)?;
     let memory = resolver.memory(&raw.memory)?;
     let agents = resolver.agents(&raw.agents, &defaults, &messaging, &memory)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
@@ -45,6 +45,7 @@ pub(super) fn parse(
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
     let media = resolver.media(&raw.media)?;
+    messaging.max_file_bytes = media.max_file_bytes;
     let reload = ReloadConfig {
         watch: raw.reload.watch.unwrap_or(true),
         interval_ms: match &raw.reload.interval_ms {

@@ -111,3 +111,60 @@ async fn an_oversized_telegram_file_gets_a_clear_reply_and_the_message_is_still_
     );
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_discord_attachment_is_fetched_from_its_url_and_reaches_the_model() {
+    let llm = FakeLlm::start().await;
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    llm.push(reply("A green picture."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config =
+        config_for(&llm) + &discord.config(&[]) + &access(&["discord:4000"], &["discord:500"]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let photo = png(16, 16);
+
+    discord.push_guild_message_with_files(
+        "500",
+        "3000",
+        "4000",
+        "",
+        &[("shot.png", "image/png", &photo)],
+    );
+    assert_eq!(
+        wait_for_replies(&daemon, "main", "discord:500:3000", 1).await,
+        vec!["A green picture."]
+    );
+    assert_eq!(discord.downloads().len(), 1);
+    let images = image_parts(&llm.requests()[0]);
+    assert_eq!(images.len(), 1);
+    assert_eq!(data_url_bytes(&images[0]).1, photo);
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slack_file_is_fetched_from_url_private_with_the_bot_token() {
+    let llm = FakeLlm::start().await;
+    let slack = crate::fake_slack::FakeSlack::start().await;
+    llm.push(reply("Got the screenshot."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm) + &(slack.config() + &access(&["slack:U1"], &["slack:T1"]));
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let photo = png(5, 7);
+
+    let (envelope, _) = slack.push_files("U1", "C1", None, &[("screen.png", "image/png", &photo)]);
+    assert_eq!(
+        wait_for_replies(&daemon, "main", "slack:T1:C1", 1).await,
+        vec!["Got the screenshot."]
+    );
+    let downloads = slack.downloads();
+    assert_eq!(downloads.len(), 1);
+    assert_eq!(
+        downloads[0].1,
+        format!("Bearer {}", crate::fake_slack::BOT_TOKEN)
+    );
+    assert!(slack.acks().contains(&envelope));
+    let images = image_parts(&llm.requests()[0]);
+    assert_eq!(images.len(), 1);
+    assert_eq!(data_url_bytes(&images[0]).1, photo);
+    daemon.shutdown().await;
+}

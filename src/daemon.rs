@@ -261,6 +261,7 @@ impl Daemon {
             metrics: metrics.clone(),
             web: Arc::new(crate::web::Web::new(&config.web)?),
             shared_skills: home.join("skills"),
+            media: config.media.clone(),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();

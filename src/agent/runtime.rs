@@ -59,6 +59,8 @@ pub enum AgentError {
     Tools(#[from] ToolSetError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    #[error("cannot keep an attachment in the workspace: {0}")]
+    Attachment(crate::sandbox::SandboxError),
     #[error("cannot read the token usage: {0}")]
     Usage(#[from] sqlx::Error),
 }
@@ -88,6 +90,8 @@ pub struct SharedServices {
     pub web: Arc<crate::web::Web>,
     /// `$SPACEBOT_HOME/skills`: the skills every agent has.
     pub shared_skills: std::path::PathBuf,
+    /// The limits on files received and sent (`[media]`).
+    pub media: crate::config::MediaConfig,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -190,6 +194,8 @@ impl AgentRuntime {
             outbox: links.outbox,
             cortex,
             sandbox: shared.sandbox.clone(),
+            workspace,
+            media: shared.media.clone(),
             lifecycle: links.lifecycle,
             metrics: shared.metrics.clone(),
             captures: Default::default(),
@@ -268,11 +274,18 @@ impl AgentRuntime {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(AgentError::ShuttingDown(self.id().to_string()));
         }
+        let attachments = super::attachments::keep(
+            &self.agent.workspace,
+            &message,
+            self.agent.media.max_file_bytes,
+        )
+        .await
+        .map_err(AgentError::Attachment)?;
         let stored = self
             .agent
             .stores
             .conversations
-            .insert(
+            .insert_with_attachments(
                 &NewMessage {
                     id: &message.id,
                     conversation_id: message.conversation.as_str(),
@@ -285,13 +298,29 @@ impl AgentRuntime {
                     authority: message.authority,
                     direct: message.is_direct,
                 },
+                &attachments,
                 conversation_known,
             )
-            .await?;
+            .await;
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                if !message.attachments.is_empty() {
+                    super::attachments::discard(&self.agent.workspace, &message);
+                }
+                return Err(error.into());
+            }
+        };
         let Some(stored) = stored else {
+            if !message.attachments.is_empty() {
+                super::attachments::discard(&self.agent.workspace, &message);
+            }
             tracing::debug!(conversation_id = %message.conversation, "duplicate inbound message ignored");
             return Ok(RouteOutcome::Duplicate);
         };
+        if let Some(notice) = super::attachments::refusal_notice(&attachments) {
+            self.tell_refused(&message, notice);
+        }
         self.agent
             .tool_loop
             .events
@@ -312,6 +341,26 @@ impl AgentRuntime {
         )
         .await;
         Ok(RouteOutcome::Accepted { message_id })
+    }
+
+    /// Tells the sender at once that files of their message were not received (too large);
+    /// the message itself is answered as usual.
+    fn tell_refused(&self, message: &InboundMessage, notice: String) {
+        let outbox = self.agent.outbox.clone();
+        let response = OutboundResponse {
+            agent_id: self.id().to_string(),
+            conversation: message.conversation.clone(),
+            in_reply_to: Vec::new(),
+            reply_to: message.platform_message_id.clone(),
+            content: OutboundContent::Text { text: notice },
+            usage: Default::default(),
+            turn_answer: false,
+        };
+        self.agent.lifecycle.tasks.spawn(async move {
+            if let Err(error) = outbox.deliver(&response).await {
+                tracing::warn!(%error, conversation_id = %response.conversation, "cannot tell the sender a file was too large");
+            }
+        });
     }
 
     /// Starts a fresh context for a conversation (`/new`): the stored history before now is no

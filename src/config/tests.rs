@@ -664,3 +664,18 @@ fn web_settings_resolve_hosts_backends_and_keys() {
     let (_, _, key, _) = invalid("[web]\nallow_hosts = [\"http://wiki/\"]\n");
     assert_eq!(key, "web.allow_hosts");
 }
+
+#[test]
+fn media_limits_have_defaults_and_are_checked() {
+    let config = parse("");
+    assert_eq!(config.media, crate::config::MediaConfig::default());
+    let config = parse("[media]\nmax_file_mb = 5\nimage_max_side = 800\ndocument_chars = 100\n");
+    assert_eq!(config.media.max_file_bytes, 5 << 20);
+    assert_eq!(config.media.image_max_side, 800);
+    assert_eq!(config.media.document_chars, 100);
+    let (line, _, key, message) = invalid_with("[media]\nimage_max_side = 10\n", &[]);
+    assert_eq!((line, key.as_str()), (2, "media.image_max_side"));
+    assert!(message.contains("64"), "{message}");
+    let config = parse("[llm.models.\"local/llava\"]\nvision = false\n");
+    assert!(!config.llm.models["local/llava"].reads_images());
+}

@@ -894,6 +894,37 @@ fn print_status(status: &Value) {
         }
     }
     print_messaging(status);
+    print_mcp_servers(status);
+}
+
+/// One line per MCP server: its state, its tools, and why it last failed.
+fn print_mcp_servers(status: &Value) {
+    for server in status["mcp_servers"].as_array().into_iter().flatten() {
+        let tools: Vec<&str> = server["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "mcp server {} ({}): {}, {} tools{}{}",
+            server["name"].as_str().unwrap_or("?"),
+            server["transport"].as_str().unwrap_or("?"),
+            server["state"].as_str().unwrap_or("?"),
+            tools.len(),
+            match server["restarts"].as_u64() {
+                Some(0) | None => String::new(),
+                Some(restarts) => format!(", restarted {restarts} times"),
+            },
+            server["last_error"]
+                .as_str()
+                .map(|error| format!(" (last error: {error})"))
+                .unwrap_or_default(),
+        );
+        for skipped in server["skipped_tools"].as_array().into_iter().flatten() {
+            println!("  left out: {}", skipped.as_str().unwrap_or("?"));
+        }
+    }
 }
 
 /// How the last config reload went: a refused edit with its error, and settings waiting for a

@@ -97,6 +97,8 @@ pub struct SharedServices {
     pub sandbox: Arc<Sandbox>,
     /// The daemon's counters.
     pub metrics: crate::metrics::Metrics,
+    /// The daemon's MCP servers; each agent gets the tools of those enabled for it.
+    pub mcp: Arc<crate::mcp::McpManager>,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -158,6 +160,7 @@ impl AgentRuntime {
                 events: events.clone(),
                 redactor: shared.redactor.clone(),
                 cron: links.cron,
+                mcp: shared.mcp.for_agent(&config.id),
             },
         )?;
         let cortex = Arc::new(CortexState::new(config.cortex.clone()));

@@ -338,6 +338,10 @@ fn keep_running_values(old: &Config, mut new: Config) -> (Config, Vec<String>) {
         restart_needed.push("sandbox".to_string());
         new.sandbox = old.sandbox.clone();
     }
+    if old.mcp_servers != new.mcp_servers {
+        restart_needed.push("mcp_servers".to_string());
+        new.mcp_servers = old.mcp_servers.clone();
+    }
     (new, restart_needed)
 }
 

@@ -20,6 +20,7 @@ mod cron;
 mod delegation;
 mod discord;
 mod foundation;
+mod mcp;
 mod memory;
 mod metrics;
 mod onboarding;

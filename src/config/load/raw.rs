@@ -22,6 +22,21 @@ pub(super) struct RawConfig {
     pub(super) access: RawAccess,
     pub(super) sandbox: RawSandbox,
     pub(super) reload: RawReload,
+    pub(super) mcp_servers: Vec<RawMcpServer>,
+}
+
+/// `[[mcp_servers]]`: one MCP server, over stdio (`command`) or streamable HTTP (`url`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMcpServer {
+    pub(super) name: Spanned<String>,
+    pub(super) command: Option<Spanned<String>>,
+    pub(super) args: Option<Spanned<Vec<String>>>,
+    pub(super) env: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) agents: Option<Vec<Spanned<String>>>,
+    pub(super) timeout_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

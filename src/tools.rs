@@ -1,7 +1,8 @@
 //! Tools the LLM can call. A tool is one unit: its name, its description (a template under
 //! `prompts/tools/`), its parameters and what it does are declared together in its file under
 //! `tools/`. `ToolSet` is the one registry: it renders each process kind's definitions once
-//! and dispatches calls. Tools that ask something of the process calling them (answer, start
+//! and dispatches calls; the tools of the agent's MCP servers join the branch's and the
+//! worker's sets as their lists change (`tools/mcp.rs`). Tools that ask something of the process calling them (answer, start
 //! a worker, finish) return that process kind's typed effect. A tool error is a result the
 //! model reads and can recover from, never a failed turn.
 

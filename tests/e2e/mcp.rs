@@ -135,7 +135,13 @@ async fn a_worker_lists_and_calls_a_stdio_server_s_tool_and_reads_the_result() {
     assert_eq!(server["transport"], "stdio");
     assert_eq!(
         server["tools"],
-        json!(["files__lookup", "files__write_note", "files__add_tool"])
+        json!([
+            "files__lookup",
+            "files__write_note",
+            "files__add_tool",
+            "files__big",
+            "files__slow"
+        ])
     );
 
     daemon.send("mcp", "please look it up").await;
@@ -238,7 +244,7 @@ async fn a_worker_calls_a_streamable_http_server_with_its_secret_header() {
 }
 
 #[tokio::test]
-async fn a_wrong_header_leaves_the_http_server_restarting_and_the_daemon_answering() {
+async fn a_failing_server_restarts_the_daemon_answers_and_the_status_shows_both() {
     let home = tempfile::tempdir().expect("tempdir");
     let log = home.path().join("mcp.log");
     let http = HttpServer::start(&log, "the-right-token");
@@ -249,7 +255,8 @@ async fn a_wrong_header_leaves_the_http_server_restarting_and_the_daemon_answeri
             "\n[[mcp_servers]]\nname = \"web\"\nurl = \"{}\"\n\
              headers = {{ Authorization = \"Bearer a-wrong-token\" }}\n",
             http.url
-        );
+        )
+        + &stdio_server("files", &home.path().join("files.log"));
     let daemon = TestDaemon::start(home.path(), &config).await;
     let server = wait_for_server(&daemon, "web", |server| {
         server["restarts"].as_u64().unwrap_or(0) >= 1
@@ -264,6 +271,29 @@ async fn a_wrong_header_leaves_the_http_server_restarting_and_the_daemon_answeri
     assert_ne!(server["state"], "running");
     let answer = daemon.send("mcp", "hello").await;
     assert!(answer.to_string().contains("still here"), "{answer}");
+    wait_for_server(&daemon, "files", running).await;
+    // `spacebot status` shows both servers.
+    let base_url = daemon.base_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_spacebot"))
+            .args(["--url", &base_url, "status"])
+            .env_remove("SPACEBOT_URL")
+            .env_remove("SPACEBOT_API_TOKEN")
+            .output()
+            .expect("run status")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("mcp server files (stdio): running, 5 tools"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|line| line.starts_with("mcp server web (http): ")
+            && line.contains("last error:")),
+        "{text}"
+    );
     daemon.shutdown().await;
 }
 
@@ -432,5 +462,41 @@ async fn a_member_s_turn_is_never_offered_nor_allowed_a_tool_that_acts() {
         "the acting tool reached the server"
     );
     wait_for_replies(&daemon, "main", "telegram:7", 1).await;
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_huge_result_is_cut_and_a_slow_call_times_out() {
+    let llm = FakeLlm::start().await;
+    let task = "fetch the big text, then wait for the slow one";
+    worker_script(
+        &llm,
+        "big and slow",
+        task,
+        &[("files__big", json!({})), ("files__slow", json!({}))],
+    );
+    llm.set_fallback(|_| reply("ok"));
+    let home = tempfile::tempdir().expect("tempdir");
+    let log = home.path().join("mcp.log");
+    let config = config_for(&llm) + &stdio_server("files", &log) + "timeout_secs = 1\n";
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    wait_for_server(&daemon, "files", running).await;
+    daemon.send("mcp", "big and slow").await;
+    let requests = worker_requests(&llm, task, 3).await;
+    let results = FakeLlm::tool_results(&requests[2]);
+    assert!(
+        results[0].starts_with("[resource file:///notes.txt]\nnotes\nxxx"),
+        "{}",
+        &results[0][..100]
+    );
+    assert!(
+        results[0].len() < 40_000 && results[0].contains("[cut: the result has 100"),
+        "{}",
+        results[0].len()
+    );
+    assert_eq!(
+        results[1],
+        "error: `slow` of the MCP server `files` did not answer within 1s"
+    );
     daemon.shutdown().await;
 }

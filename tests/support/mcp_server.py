@@ -7,7 +7,8 @@
 
 Every start and every tool call is appended to the file `$MCP_LOG` as a JSON line, so tests
 see what reached the server. Tools: `lookup` (read-only; text and an image), `write_note`
-(acts), `add_tool` (adds the tool `fresh` and sends notifications/tools/list_changed).
+(acts), `add_tool` (adds the tool `fresh` and sends notifications/tools/list_changed), `big`
+(100 000 characters of text and an embedded resource) and `slow` (answers after 3 s).
 """
 
 import json
@@ -15,6 +16,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG = os.environ.get("MCP_LOG")
@@ -62,6 +64,18 @@ def tools():
             "inputSchema": {"type": "object", "properties": {}},
         },
     ]
+    for name, description in [
+        ("big", "Returns a very long text."),
+        ("slow", "Answers after three seconds."),
+    ]:
+        listed.append(
+            {
+                "name": name,
+                "description": description,
+                "inputSchema": {"type": "object", "properties": {}},
+                "annotations": {"readOnlyHint": True},
+            }
+        )
     if STATE["fresh"]:
         listed.append(
             {
@@ -95,6 +109,20 @@ def call(name, arguments, notify):
         STATE["fresh"] = True
         notify({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
         return text("the tool `fresh` was added")
+    if name == "big":
+        return {
+            "content": [
+                {
+                    "type": "resource",
+                    "resource": {"uri": "file:///notes.txt", "mimeType": "text/plain", "text": "notes"},
+                },
+                {"type": "text", "text": "x" * 100000},
+            ],
+            "isError": False,
+        }
+    if name == "slow":
+        time.sleep(3)
+        return text("finally")
     if name == "fresh" and STATE["fresh"]:
         return text("fresh works")
     return {"content": [{"type": "text", "text": f"unknown tool {name}"}], "isError": True}

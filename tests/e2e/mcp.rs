@@ -165,7 +165,7 @@ async fn a_worker_lists_and_calls_a_stdio_server_s_tool_and_reads_the_result() {
     assert_eq!(results[1], "noted: from the owner");
     assert_eq!(calls_of(&log, "lookup"), 1);
     assert_eq!(calls_of(&log, "write_note"), 1);
-    // The daemon never waited for the server: its tools are not in the channel's requests.
+    // A channel only answers and delegates: it never gets MCP tools.
     let channel = &requests_with(&llm, "please look it up")[0];
     assert!(offered(channel, "files__lookup").is_none());
     daemon.shutdown().await;
@@ -498,5 +498,25 @@ async fn a_huge_result_is_cut_and_a_slow_call_times_out() {
         results[1],
         "error: `slow` of the MCP server `files` did not answer within 1s"
     );
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_daemon_never_waits_for_a_server_that_does_not_start() {
+    let llm = FakeLlm::start().await;
+    llm.set_fallback(|_| reply("answered without the server"));
+    let home = tempfile::tempdir().expect("tempdir");
+    // `sleep` never answers `initialize`.
+    let config = config_for(&llm)
+        + "\n[[mcp_servers]]\nname = \"mute\"\ncommand = \"sleep\"\nargs = [\"600\"]\n";
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let answer = daemon.send("mcp", "hello").await;
+    assert!(
+        answer.to_string().contains("answered without the server"),
+        "{answer}"
+    );
+    let status = daemon.get("/api/status").await;
+    assert_eq!(status["mcp_servers"][0]["name"], "mute");
+    assert_eq!(status["mcp_servers"][0]["state"], "starting");
     daemon.shutdown().await;
 }

@@ -520,3 +520,37 @@ async fn the_daemon_never_waits_for_a_server_that_does_not_start() {
     assert_eq!(status["mcp_servers"][0]["state"], "starting");
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_edit_of_the_servers_waits_for_a_restart_and_says_so() {
+    let llm = FakeLlm::start().await;
+    llm.set_fallback(|_| reply("ok"));
+    let home = tempfile::tempdir().expect("tempdir");
+    let log = home.path().join("mcp.log");
+    let config = config_for(&llm) + &stdio_server("files", &log);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    wait_for_server(&daemon, "files", running).await;
+    let edited = config + &stdio_server("more", &home.path().join("more.log"));
+    std::fs::write(home.path().join("config.toml"), &edited).expect("edit");
+    let answer = daemon
+        .http
+        .post(daemon.url("/api/reload"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("json");
+    let waiting = body["reload"]["restart_needed"].clone();
+    assert!(
+        waiting
+            .as_array()
+            .is_some_and(|keys| keys.iter().any(|key| key == "mcp_servers")),
+        "{body}"
+    );
+    // The running servers stay as they were.
+    let status = daemon.get("/api/status").await;
+    assert_eq!(status["mcp_servers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(status["mcp_servers"][0]["state"], "running");
+    daemon.shutdown().await;
+}

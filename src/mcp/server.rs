@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject,
 };
@@ -327,6 +328,9 @@ async fn session(
         }
     }
     let count = server.tools().len();
+    // A call that failed while the last session was ending left a wake-up that is not
+    // about this one.
+    let _ = server.broken.notified().now_or_never();
     server.update(|live| {
         live.peer = Some(peer.clone());
         live.state = ServerState::Running;

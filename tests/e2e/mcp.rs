@@ -175,15 +175,22 @@ async fn a_worker_lists_and_calls_a_stdio_server_s_tool_and_reads_the_result() {
 struct HttpServer {
     child: Child,
     url: String,
+    port: u16,
 }
 
 impl HttpServer {
     fn start(log: &Path, token: &str) -> HttpServer {
+        Self::start_on(log, token, 0)
+    }
+
+    /// On `port` (0: any).
+    fn start_on(log: &Path, token: &str, port: u16) -> HttpServer {
         let mut child = Command::new("python3")
             .arg(server_script())
             .arg("http")
             .env("MCP_LOG", log)
             .env("MCP_TOKEN", token)
+            .env("MCP_PORT", port.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the HTTP MCP server");
@@ -196,6 +203,7 @@ impl HttpServer {
         HttpServer {
             child,
             url: format!("http://127.0.0.1:{port}/mcp"),
+            port,
         }
     }
 }
@@ -552,5 +560,55 @@ async fn an_edit_of_the_servers_waits_for_a_restart_and_says_so() {
     let status = daemon.get("/api/status").await;
     assert_eq!(status["mcp_servers"].as_array().map(Vec::len), Some(1));
     assert_eq!(status["mcp_servers"][0]["state"], "running");
+    daemon.shutdown().await;
+}
+
+/// An HTTP server that goes away says so only when a call fails: that call's error restarts
+/// the session, which connects again once the server is back.
+#[tokio::test]
+async fn an_http_server_that_went_away_is_reconnected_after_a_failed_call() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let log = home.path().join("mcp.log");
+    let http = HttpServer::start(&log, "token");
+    let port = http.port;
+    let llm = FakeLlm::start().await;
+    let first = "look up epsilon while the server is gone";
+    let second = "look up zeta once it is back";
+    worker_script(
+        &llm,
+        "first lookup",
+        first,
+        &[("web__lookup", json!({"query": "epsilon"}))],
+    );
+    worker_script(
+        &llm,
+        "second lookup",
+        second,
+        &[("web__lookup", json!({"query": "zeta"}))],
+    );
+    llm.set_fallback(|_| reply("ok"));
+    let config = config_for(&llm)
+        + &format!(
+            "\n[[mcp_servers]]\nname = \"web\"\nurl = \"{}\"\n\
+             headers = {{ Authorization = \"Bearer token\" }}\n",
+            http.url
+        );
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    wait_for_server(&daemon, "web", running).await;
+    drop(http);
+
+    daemon.send("mcp", "first lookup").await;
+    let results = FakeLlm::tool_results(&worker_requests(&llm, first, 2).await[1]);
+    assert!(results[0].starts_with("error:"), "{results:?}");
+    wait_for_server(&daemon, "web", |server| {
+        server["restarts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+
+    let _back = HttpServer::start_on(&log, "token", port);
+    wait_for_server(&daemon, "web", running).await;
+    daemon.send("mcp", "second lookup").await;
+    let results = FakeLlm::tool_results(&worker_requests(&llm, second, 2).await[1]);
+    assert!(results[0].contains("LOOKUP zeta"), "{results:?}");
     daemon.shutdown().await;
 }

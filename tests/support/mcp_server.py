@@ -2,7 +2,7 @@
 
 `python3 mcp_server.py stdio` speaks JSON-RPC on stdin/stdout, one message a line.
 `python3 mcp_server.py http` serves streamable HTTP (plain JSON answers) on 127.0.0.1 at
-`/mcp`, prints its port on the first line of stdout, and refuses requests whose
+`/mcp` (port `$MCP_PORT`, else any), prints its port on the first line of stdout, and refuses requests whose
 `Authorization` header is not `Bearer $MCP_TOKEN`.
 
 Every start and every tool call is appended to the file `$MCP_LOG` as a JSON line, so tests
@@ -223,7 +223,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve_http():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("MCP_PORT", "0"))), Handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

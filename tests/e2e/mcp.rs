@@ -129,8 +129,14 @@ async fn a_worker_lists_and_calls_a_stdio_server_s_tool_and_reads_the_result() {
     llm.set_fallback(|_| reply("ok"));
     let home = tempfile::tempdir().expect("tempdir");
     let log = home.path().join("mcp.log");
-    let config = config_for(&llm) + &stdio_server("files", &log);
+    // A second server, enabled only for another agent.
+    let config = config_for(&llm)
+        + &stdio_server("files", &log)
+        + &stdio_server("hidden", &home.path().join("hidden.log"))
+        + "agents = [\"helper\"]\n\n[[agents]]\nid = \"helper\"\n";
     let daemon = TestDaemon::start(home.path(), &config).await;
+    let hidden = wait_for_server(&daemon, "hidden", running).await;
+    assert_eq!(hidden["agents"], json!(["helper"]));
     let server = wait_for_server(&daemon, "files", running).await;
     assert_eq!(server["transport"], "stdio");
     assert_eq!(
@@ -155,6 +161,7 @@ async fn a_worker_lists_and_calls_a_stdio_server_s_tool_and_reads_the_result() {
     );
     assert_eq!(lookup["parameters"]["required"], json!(["query"]));
     assert!(offered(&requests[0], "files__write_note").is_some());
+    assert!(offered(&requests[0], "hidden__lookup").is_none());
     // The results reach the next requests: text, and the image as a note.
     let results = FakeLlm::tool_results(&requests[2]);
     assert!(results[0].contains("LOOKUP alpha"), "{results:?}");

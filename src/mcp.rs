@@ -156,6 +156,14 @@ pub struct McpTools {
 }
 
 impl McpTools {
+    /// The names of the servers enabled for the agent, in configuration order.
+    pub fn server_names(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|server| server.config.name.clone())
+            .collect()
+    }
+
     /// Whether any server is enabled for the agent.
     pub fn is_empty(&self) -> bool {
         self.servers.is_empty()

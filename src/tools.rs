@@ -399,6 +399,8 @@ pub struct Toolbox {
     pub branch: ToolSet<BranchEffect>,
     /// A worker acts in the workspace and reports with `set_status`.
     pub worker: ToolSet<WorkerEffect>,
+    /// The MCP servers whose tools the workers have, for the prompts.
+    pub mcp_servers: Vec<String>,
 }
 
 impl Toolbox {
@@ -452,6 +454,7 @@ impl Toolbox {
                 tools
             })?
             .with_mcp(&services.mcp, false, prompts),
+            mcp_servers: services.mcp.server_names(),
         })
     }
 }

@@ -172,9 +172,15 @@ async fn a_worker_lists_and_calls_a_stdio_server_s_tool_and_reads_the_result() {
     assert_eq!(results[1], "noted: from the owner");
     assert_eq!(calls_of(&log, "lookup"), 1);
     assert_eq!(calls_of(&log, "write_note"), 1);
-    // A channel only answers and delegates: it never gets MCP tools.
+    // A channel only answers and delegates: it never gets MCP tools, but it knows workers
+    // have them, and so do the workers.
     let channel = &requests_with(&llm, "please look it up")[0];
     assert!(offered(channel, "files__lookup").is_none());
+    for request in [channel, &requests[0]] {
+        let system = FakeLlm::system_text(request);
+        assert!(system.contains("the MCP servers files"), "{system}");
+        assert!(!system.contains("hidden"), "{system}");
+    }
     daemon.shutdown().await;
 }
 

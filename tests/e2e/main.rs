@@ -20,6 +20,7 @@ mod cron;
 mod delegation;
 mod discord;
 mod foundation;
+mod mcp;
 mod media;
 mod media_platforms;
 mod memory;

@@ -37,6 +37,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// `[web]`: what `web_fetch` may reach and which backend `web_search` asks.
     pub web: WebConfig,
+    /// `[agent_messages]`: how far agents' messages to each other may chain, and how often.
+    pub agent_messages: AgentMessagesConfig,
     /// Things the file says that still work but mean something other than they did, or are
     /// ignored; `config check` prints them and the daemon logs them.
     pub notices: Vec<String>,
@@ -360,6 +362,9 @@ pub struct AgentConfig {
     pub capture_every: usize,
     pub cron_settings: CronSettings,
     pub cortex: CortexConfig,
+    /// `links`: the agents this one may message (`send_agent_message`); their answers come
+    /// back to it.
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -387,7 +392,7 @@ impl MessagingConfig {
     /// platform when its table is present and enabled.
     pub fn is_enabled(&self, platform: Platform) -> bool {
         match platform {
-            Platform::Portal | Platform::Cron => true,
+            Platform::Portal | Platform::Cron | Platform::Agent => true,
             Platform::Discord => self.discord.as_ref().is_some_and(|discord| discord.enabled),
             Platform::Telegram => self
                 .telegram
@@ -439,6 +444,25 @@ impl Default for ReloadConfig {
         Self {
             watch: true,
             interval_ms: 1000,
+        }
+    }
+}
+
+/// `[agent_messages]`: loop protection for agents messaging each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentMessagesConfig {
+    /// A message sent while answering another agent's message is one level deeper; beyond
+    /// this depth sending is refused.
+    pub max_depth: u32,
+    /// Messages one agent may send another per minute.
+    pub per_minute: u32,
+}
+
+impl Default for AgentMessagesConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 3,
+            per_minute: 10,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `$SPACEBOT_HOME`; `serve` runs the HTTP API.
 
 mod agents;
+mod courier;
 mod home;
 mod reload;
 mod serve;
@@ -248,6 +249,7 @@ impl Daemon {
         } else {
             tracing::warn!("{SETUP_HINT}");
         }
+        let courier = Arc::new(courier::Courier::new(config.agent_messages));
         let shared = SharedServices {
             llm: llm.clone(),
             prompts: Arc::new(Prompts::new()?),
@@ -261,6 +263,7 @@ impl Daemon {
             metrics: metrics.clone(),
             web: Arc::new(crate::web::Web::new(&config.web)?),
             shared_skills: home.join("skills"),
+            messenger: courier.clone(),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();
@@ -309,6 +312,7 @@ impl Daemon {
                 agents_root,
             }),
         });
+        courier.attach(&state);
         let tasks = TaskTracker::new();
         let api_address = match options.api {
             Some(router) if state.config().api.enabled => {

@@ -46,6 +46,18 @@ pub(super) fn parse(
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
     let web = resolver.web(&raw.web)?;
+    let agent_messages = super::AgentMessagesConfig {
+        max_depth: resolver.at_least_one(
+            raw.agent_messages.max_depth.as_ref(),
+            "agent_messages.max_depth",
+            super::AgentMessagesConfig::default().max_depth,
+        )?,
+        per_minute: resolver.at_least_one(
+            raw.agent_messages.per_minute.as_ref(),
+            "agent_messages.per_minute",
+            super::AgentMessagesConfig::default().per_minute,
+        )?,
+    };
     let reload = ReloadConfig {
         watch: raw.reload.watch.unwrap_or(true),
         interval_ms: match &raw.reload.interval_ms {
@@ -100,6 +112,7 @@ pub(super) fn parse(
         sandbox,
         reload,
         web,
+        agent_messages,
         notices,
     })
 }

@@ -23,6 +23,14 @@ pub(super) struct RawConfig {
     pub(super) sandbox: RawSandbox,
     pub(super) reload: RawReload,
     pub(super) web: RawWeb,
+    pub(super) agent_messages: RawAgentMessages,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAgentMessages {
+    pub(super) max_depth: Option<Spanned<u32>>,
+    pub(super) per_minute: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -268,6 +276,9 @@ pub(super) struct RawAgent {
     pub(super) daily_token_budget: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) cron: Vec<RawCronJob>,
+    /// Agents this one may message with `send_agent_message`.
+    #[serde(default)]
+    pub(super) links: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -52,15 +52,13 @@ impl Platform {
             .find(|platform| platform.as_str() == name)
     }
 
-    /// A place people read: something can be delivered there (every platform but cron).
+    /// A place people read: something can be delivered there (every platform but cron and
+    /// agent).
     pub fn receives_messages(self) -> bool {
         match self {
-            Platform::Portal
-            | Platform::Telegram
-            | Platform::Discord
-            | Platform::Slack
-            | Platform::Agent => true,
-            Platform::Cron => false,
+            Platform::Portal | Platform::Telegram | Platform::Discord | Platform::Slack => true,
+            // Another agent hears only answers to what it asked, through the courier.
+            Platform::Cron | Platform::Agent => false,
         }
     }
 }

@@ -100,3 +100,54 @@ async fn two_linked_agents_exchange_one_question_and_answer_with_no_loop() {
     assert!(FakeLlm::tool_names(first).contains(&"send_agent_message".to_string()));
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn messages_beyond_the_rate_are_refused_and_the_model_is_told() {
+    let llm = FakeLlm::start().await;
+    llm.push_when(
+        "ask twice",
+        Scripted::ToolCalls(vec![
+            (
+                "send_agent_message".into(),
+                json!({"to": "research", "message": "First question?"}),
+            ),
+            (
+                "send_agent_message".into(),
+                json!({"to": "research", "message": "Second question?"}),
+            ),
+            ("reply".into(), json!({"content": "Asked."})),
+        ]),
+    );
+    llm.push_when("First question?", reply("First answer."));
+    llm.push_when("answered your message", reply("Research answered."));
+    llm.set_fallback(|_| reply("Noted."));
+    let config = linked_config(&llm).replace("max_depth = 1\n", "max_depth = 1\nper_minute = 1\n");
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config).await;
+
+    daemon.send("rate", "ask twice").await;
+    daemon
+        .wait_for_messages("rate", |messages| replies(messages).len() == 2)
+        .await;
+    let retrigger = &requests_with(&llm, "answered your message")[0];
+    let results = FakeLlm::tool_results(retrigger);
+    assert!(
+        results
+            .iter()
+            .any(|result| result.starts_with("sent to `research`")),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|result| result.starts_with("error:")
+            && result.contains("1 messages in the last minute")),
+        "{results:?}"
+    );
+    let theirs = daemon.transcript("research", "agent:main").await;
+    let questions: Vec<&str> = theirs
+        .iter()
+        .filter(|message| message["role"] == "user")
+        .filter_map(|message| message["content"].as_str())
+        .collect();
+    assert_eq!(questions, vec!["First question?"]);
+    daemon.shutdown().await;
+}

@@ -4,6 +4,7 @@
 //! processes (channels, branches, workers, the cortex) share: each field a handle with one
 //! job, and each process takes the handles it needs.
 
+mod attachments;
 mod branch;
 mod capture;
 mod channel;
@@ -57,6 +58,10 @@ pub(crate) struct Agent {
     pub cortex: Arc<CortexState>,
     /// Where workers' shell commands run (shared by every agent).
     pub sandbox: Arc<Sandbox>,
+    /// The agent's workspace: what workers act in, and where attachments are kept.
+    pub workspace: Arc<crate::sandbox::Workspace>,
+    /// The limits on files received and sent (`[media]`).
+    pub media: crate::config::MediaConfig,
     /// Every task of the agent, and the switches that stop them.
     pub lifecycle: Lifecycle,
     /// The daemon's counters (turns and their latency).

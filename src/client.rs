@@ -1,6 +1,8 @@
 //! The HTTP client behind the CLI verbs (`chat`, `send`, `status`, `access`, `cron`, `memory`): every verb but
 //! `serve` talks to a running daemon through its API.
 
+mod listing;
+mod status;
 mod usage;
 
 use std::time::Duration;
@@ -8,6 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+pub use listing::{describe_job, describe_memory};
+pub use status::render as render_status;
 pub use usage::render as render_usage;
 
 #[derive(Debug, thiserror::Error)]

@@ -39,6 +39,8 @@ pub struct Config {
     pub web: WebConfig,
     /// `[agent_messages]`: how far agents' messages to each other may chain, and how often.
     pub agent_messages: AgentMessagesConfig,
+    /// `[media]`: the limits on files received and sent.
+    pub media: MediaConfig,
     /// Things the file says that still work but mean something other than they did, or are
     /// ignored; `config check` prints them and the daemon logs them.
     pub notices: Vec<String>,
@@ -140,9 +142,17 @@ pub struct ModelSettings {
     /// `low`, `medium` or `high`: OpenAI's `reasoning_effort`, or an Anthropic thinking
     /// budget.
     pub reasoning_effort: Option<String>,
+    /// Whether the model reads images (`vision`); `Some(false)` marks a text-only model,
+    /// which is told what was attached and where it is stored instead.
+    pub vision: Option<bool>,
 }
 
 impl ModelSettings {
+    /// Whether images may be sent to the model: unless it is marked text-only.
+    pub fn reads_images(&self) -> bool {
+        self.vision != Some(false)
+    }
+
     /// These settings, with unset fields taken from `fallback`.
     pub fn or(&self, fallback: &ModelSettings) -> ModelSettings {
         ModelSettings {
@@ -153,6 +163,7 @@ impl ModelSettings {
                 .reasoning_effort
                 .clone()
                 .or_else(|| fallback.reasoning_effort.clone()),
+            vision: self.vision.or(fallback.vision),
         }
     }
 }
@@ -380,11 +391,25 @@ pub struct ApiConfig {
 }
 
 /// The chat platforms, each present only when its `[messaging.NAME]` table is.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessagingConfig {
     pub discord: Option<DiscordConfig>,
     pub telegram: Option<TelegramConfig>,
     pub slack: Option<SlackConfig>,
+    /// The largest file an adapter fetches (`[media] max_file_mb`); a larger one arrives
+    /// refused, and the sender is told.
+    pub max_file_bytes: u64,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        Self {
+            discord: None,
+            telegram: None,
+            slack: None,
+            max_file_bytes: MediaConfig::default().max_file_bytes,
+        }
+    }
 }
 
 impl MessagingConfig {
@@ -521,6 +546,29 @@ impl SearchBackend {
             SearchBackend::Searxng => "searxng",
             SearchBackend::Brave => "brave",
             SearchBackend::Tavily => "tavily",
+        }
+    }
+}
+
+/// Files people send and the agent sends (`[media]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The largest file received or sent, in bytes (`max_file_mb`); a larger one is refused
+    /// with a reply saying so.
+    pub max_file_bytes: u64,
+    /// Images whose longer side is larger are scaled down to it before a model sees them.
+    pub image_max_side: u32,
+    /// How much of a document's text is put into the turn, in characters; the whole file
+    /// stays readable through `file_read`.
+    pub document_chars: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 20 << 20,
+            image_max_side: 1568,
+            document_chars: 8000,
         }
     }
 }

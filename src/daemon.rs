@@ -264,6 +264,7 @@ impl Daemon {
             web: Arc::new(crate::web::Web::new(&config.web)?),
             shared_skills: home.join("skills"),
             messenger: courier.clone(),
+            media: config.media.clone(),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();

@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("status", include_str!("../prompts/status.md.j2")),
     ("speakers", include_str!("../prompts/speakers.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
+    ("attachments", include_str!("../prompts/attachments.md.j2")),
     ("cron", include_str!("../prompts/cron.md.j2")),
     (
         "tool_call_correction",
@@ -171,6 +172,16 @@ mod tests {
                     can_read => true,
                     skills => vec![minijinja::context! { name => "deploy", description => "d" }],
                     omitted => 1, omitted_names => vec!["backup"],
+                },
+            ),
+            (
+                "attachments",
+                minijinja::context! {
+                    attachments => vec![minijinja::context! {
+                        name => "a.pdf", kind => "document", media_type => "application/pdf",
+                        size => "3.0 KB", path => "attachments/x/a.pdf", refused => Option::<&str>::None,
+                        transcript => Option::<&str>::None, heard => false, text => "t", truncated => true,
+                    }],
                 },
             ),
             (

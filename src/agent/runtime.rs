@@ -14,30 +14,30 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
 use super::channel::{Channel, ChannelDirectory, ChannelGone, ChannelHandle, ChannelInput};
-use super::cortex::{self, CortexSnapshot, CortexState};
-use super::processes::{ProcessSummary, StopReason};
+use super::cortex::{self, CortexState};
+use super::processes::StopReason;
 use super::stores::Stores;
 use super::tool_loop::ToolLoop;
 use super::{Agent, identity};
+
 use crate::config::AgentConfig;
-use crate::conversation::{
-    ContextBody, ConversationSummary, MessageStatus, NewMessage, Role, StoreError, StoredMessage,
-    TurnRecord,
-};
+use crate::conversation::{ContextBody, MessageStatus, NewMessage, Role, StoreError, TurnRecord};
 use crate::conversation_id::ConversationId;
-use crate::event::{EventBus, ProcessEvent, ProcessType};
-use crate::llm::{LlmManager, UsageQuery, UsageRow};
+use crate::event::{EventBus, ProcessEvent};
+use crate::llm::LlmManager;
 use crate::memory::{Embedder, MemoryStore};
 use crate::message::{
     Authority, DeliveryError, InboundMessage, OutboundContent, OutboundResponse, Outbox,
     new_message_id,
 };
-use crate::metrics::AgentSnapshot;
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Sandbox, Workspace};
 use crate::skills::Skills;
 use crate::supervision::Lifecycle;
 use crate::tools::{CronJobs, ToolServices, ToolSetError, Toolbox};
+pub use report::AgentStatus;
+
+mod report;
 
 /// Capacity of each agent's event bus; slower subscribers skip.
 const EVENT_BUS_CAPACITY: usize = 1024;
@@ -59,6 +59,8 @@ pub enum AgentError {
     Tools(#[from] ToolSetError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    #[error("cannot keep an attachment in the workspace: {0}")]
+    Attachment(crate::sandbox::SandboxError),
     #[error("cannot read the token usage: {0}")]
     Usage(#[from] sqlx::Error),
 }
@@ -70,20 +72,6 @@ pub enum RouteOutcome {
     Accepted { message_id: String },
     /// Already received (same platform message id); nothing was done.
     Duplicate,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AgentStatus {
-    pub id: String,
-    pub display_name: String,
-    pub default: bool,
-    pub active_channels: usize,
-    pub channel_model: String,
-    /// Tokens spent today (UTC), and the daily budget when one is set.
-    pub tokens_today: u64,
-    pub daily_token_budget: Option<u64>,
-    /// Today's budget is spent: turns answer so without calling a model.
-    pub budget_spent: bool,
 }
 
 /// What every agent of the daemon shares.
@@ -104,6 +92,8 @@ pub struct SharedServices {
     pub shared_skills: std::path::PathBuf,
     /// Carries `send_agent_message` between the daemon's agents.
     pub messenger: Arc<dyn crate::tools::AgentMessenger>,
+    /// The limits on files received and sent (`[media]`).
+    pub media: crate::config::MediaConfig,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -208,6 +198,8 @@ impl AgentRuntime {
             outbox: links.outbox,
             cortex,
             sandbox: shared.sandbox.clone(),
+            workspace,
+            media: shared.media.clone(),
             lifecycle: links.lifecycle,
             metrics: shared.metrics.clone(),
             captures: Default::default(),
@@ -276,68 +268,6 @@ impl AgentRuntime {
         .collect()
     }
 
-    pub fn status(&self) -> AgentStatus {
-        let config = &self.agent.config;
-        AgentStatus {
-            id: config.id.clone(),
-            display_name: config.display_name.clone(),
-            default: config.default,
-            active_channels: self.channels.lock().map_or(0, |channels| channels.len()),
-            channel_model: self.agent.tool_loop.routing().channel.to_string(),
-            tokens_today: self.agent.stores.usage.spent_today(),
-            daily_token_budget: config.daily_token_budget,
-            budget_spent: self.agent.tool_loop.budget_spent().is_some(),
-        }
-    }
-
-    /// Token usage since `since` (Unix milliseconds), by day, model and process kind.
-    pub async fn usage(&self, since: i64) -> Result<Vec<UsageRow>, AgentError> {
-        Ok(self.agent.stores.usage.report(UsageQuery { since }).await?)
-    }
-
-    /// Its running processes, channel inboxes, unanswered messages and memories (the
-    /// scheduled jobs are the daemon's to count).
-    pub async fn gauges(&self) -> AgentSnapshot {
-        let mut gauges = AgentSnapshot {
-            agent: self.id().to_string(),
-            ..AgentSnapshot::default()
-        };
-        for process in self.agent.processes.list(None) {
-            match process.kind {
-                ProcessType::Branch => gauges.branches += 1,
-                ProcessType::Worker => gauges.workers += 1,
-                ProcessType::Channel
-                | ProcessType::Compactor
-                | ProcessType::Cortex
-                | ProcessType::Capture => {}
-            }
-        }
-        let depths: Vec<u64> = self
-            .channels
-            .lock()
-            .map(|channels| {
-                channels
-                    .values()
-                    .map(|channel| channel.depth() as u64)
-                    .collect()
-            })
-            .unwrap_or_default();
-        gauges.channels = depths.len() as u64;
-        gauges.inbox_depth = depths.iter().sum();
-        gauges.inbox_depth_max = depths.iter().copied().max().unwrap_or(0);
-        match self.agent.stores.conversations.pending_count().await {
-            Ok(count) => gauges.pending_messages = count,
-            Err(error) => {
-                tracing::warn!(%error, agent_id = %self.id(), "cannot count pending messages")
-            }
-        }
-        match self.agent.stores.memory.counts_by_type().await {
-            Ok(counts) => gauges.memories = counts,
-            Err(error) => tracing::warn!(%error, agent_id = %self.id(), "cannot count memories"),
-        }
-        gauges
-    }
-
     /// Stores an inbound message, then queues it on its conversation's channel. Waits while the
     /// channel's inbox is full rather than dropping anything.
     pub async fn route(&self, message: InboundMessage) -> Result<RouteOutcome, AgentError> {
@@ -349,11 +279,18 @@ impl AgentRuntime {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(AgentError::ShuttingDown(self.id().to_string()));
         }
+        let attachments = super::attachments::keep(
+            &self.agent.workspace,
+            &message,
+            self.agent.media.max_file_bytes,
+        )
+        .await
+        .map_err(AgentError::Attachment)?;
         let stored = self
             .agent
             .stores
             .conversations
-            .insert(
+            .insert_with_attachments(
                 &NewMessage {
                     id: &message.id,
                     conversation_id: message.conversation.as_str(),
@@ -366,13 +303,29 @@ impl AgentRuntime {
                     authority: message.authority,
                     direct: message.is_direct,
                 },
+                &attachments,
                 conversation_known,
             )
-            .await?;
+            .await;
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                if !message.attachments.is_empty() {
+                    super::attachments::discard(&self.agent.workspace, &message);
+                }
+                return Err(error.into());
+            }
+        };
         let Some(stored) = stored else {
+            if !message.attachments.is_empty() {
+                super::attachments::discard(&self.agent.workspace, &message);
+            }
             tracing::debug!(conversation_id = %message.conversation, "duplicate inbound message ignored");
             return Ok(RouteOutcome::Duplicate);
         };
+        if let Some(notice) = super::attachments::refusal_notice(&attachments) {
+            self.tell_refused(&message, notice);
+        }
         self.agent
             .tool_loop
             .events
@@ -393,6 +346,26 @@ impl AgentRuntime {
         )
         .await;
         Ok(RouteOutcome::Accepted { message_id })
+    }
+
+    /// Tells the sender at once that files of their message were not received (too large);
+    /// the message itself is answered as usual.
+    fn tell_refused(&self, message: &InboundMessage, notice: String) {
+        let outbox = self.agent.outbox.clone();
+        let response = OutboundResponse {
+            agent_id: self.id().to_string(),
+            conversation: message.conversation.clone(),
+            in_reply_to: Vec::new(),
+            reply_to: message.platform_message_id.clone(),
+            content: OutboundContent::Text { text: notice },
+            usage: Default::default(),
+            turn_answer: false,
+        };
+        self.agent.lifecycle.tasks.spawn(async move {
+            if let Err(error) = outbox.deliver(&response).await {
+                tracing::warn!(%error, conversation_id = %response.conversation, "cannot tell the sender a file was too large");
+            }
+        });
     }
 
     /// Starts a fresh context for a conversation (`/new`): the stored history before now is no
@@ -631,40 +604,6 @@ impl AgentRuntime {
             resumed += 1;
         }
         Ok(resumed)
-    }
-
-    /// Conversations with their message counts, most recent first.
-    pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, AgentError> {
-        Ok(self.agent.stores.conversations.list().await?)
-    }
-
-    /// The last `limit` messages of a conversation, oldest first.
-    pub async fn transcript(
-        &self,
-        conversation_id: &str,
-        limit: usize,
-    ) -> Result<Vec<StoredMessage>, AgentError> {
-        Ok(self
-            .agent
-            .stores
-            .conversations
-            .recent(conversation_id, limit)
-            .await?)
-    }
-
-    /// Running branches and workers, of one conversation or of all.
-    pub fn processes(&self, conversation_id: Option<&str>) -> Vec<ProcessSummary> {
-        self.agent.processes.list(conversation_id)
-    }
-
-    /// What the cortex watches and did.
-    pub fn cortex(&self) -> CortexSnapshot {
-        self.agent.cortex.snapshot()
-    }
-
-    /// Tools and models that keep failing, one line each.
-    pub fn degraded(&self) -> Vec<String> {
-        super::channel::degraded(&self.agent)
     }
 
     /// The agent's long-term memory.

@@ -38,7 +38,7 @@ pub(super) fn parse(
         .map_err(|error| resolver.toml_error(error.inner(), &key_path(error.path())))?;
     resolver.providers = resolver.providers(&raw.llm.providers)?;
     let defaults = resolver.defaults(&raw.defaults)?;
-    let messaging = resolver.messaging(&raw.messaging)?;
+    let mut messaging = resolver.messaging(&raw.messaging)?;
     let memory = resolver.memory(&raw.memory)?;
     let agents = resolver.agents(&raw.agents, &defaults, &messaging, &memory)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
@@ -58,6 +58,8 @@ pub(super) fn parse(
             super::AgentMessagesConfig::default().per_minute,
         )?,
     };
+    let media = resolver.media(&raw.media)?;
+    messaging.max_file_bytes = media.max_file_bytes;
     let reload = ReloadConfig {
         watch: raw.reload.watch.unwrap_or(true),
         interval_ms: match &raw.reload.interval_ms {
@@ -113,6 +115,7 @@ pub(super) fn parse(
         reload,
         web,
         agent_messages,
+        media,
         notices,
     })
 }

@@ -6,6 +6,8 @@ use super::{Config, ConfigError, DEFAULT_CONFIG, ModelId, ProviderKind};
 use crate::conversation_id::Platform;
 use crate::schedule::ScheduleSpec;
 
+mod access;
+
 const EXAMPLE_CONFIG: &str = include_str!("../../config/example.toml");
 
 fn parse_with(text: &str, variables: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -588,68 +590,6 @@ fn bad_memory_settings_are_located() {
 }
 
 #[test]
-fn access_names_people_by_stable_ids_and_denies_by_default() {
-    let config = parse("");
-    assert!(config.access.owners.is_empty() && config.access.members.is_empty());
-    assert!(config.access.require_mention && config.access.pairing);
-    assert!(
-        config
-            .notices
-            .iter()
-            .any(|notice| notice.contains("owners is empty")),
-        "{:#?}",
-        config.notices
-    );
-    let config = parse(
-        "[access]\nowners = [\"telegram:123456789\", \"slack:U024BE7LH\"]\n\
-         members = [\"discord:80351110224678912\"]\ngroups = [\"telegram:-1001\", \"discord:7:8\"]\n\
-         pairing_ttl = \"30m\"\n",
-    );
-    assert_eq!(
-        config.access.owners,
-        vec!["telegram:123456789", "slack:U024BE7LH"]
-    );
-    assert_eq!(config.access.pairing_ttl_secs, 1800);
-    assert!(
-        !config
-            .notices
-            .iter()
-            .any(|notice| notice.contains("owners is empty"))
-    );
-    for (text, key) in [
-        (
-            "[access]\nowners = [\"telegram:@alice\"]\n",
-            "access.owners[0]",
-        ),
-        ("[access]\nowners = [\"alice\"]\n", "access.owners[0]"),
-        (
-            "[access]\nmembers = [\"slack:alice\"]\n",
-            "access.members[0]",
-        ),
-        ("[access]\ngroups = [\"irc:x\"]\n", "access.groups[0]"),
-    ] {
-        let (line, _, found, message) = invalid(text);
-        assert_eq!((line, found.as_str()), (2, key), "{message}");
-    }
-    let (_, _, _, message) = invalid("[access]\nowners = [\"telegram:@alice\"]\n");
-    assert!(message.contains("usernames"), "{message}");
-}
-
-#[test]
-fn an_empty_dm_allow_list_no_longer_lets_everyone_in_and_says_so() {
-    let config = parse("[messaging.telegram]\ntoken = \"t\"\ndm_allowed_users = []\n");
-    assert!(config.access.members.is_empty());
-    assert!(
-        config
-            .notices
-            .iter()
-            .any(|notice| notice.contains("no longer lets everyone in")),
-        "{:#?}",
-        config.notices
-    );
-}
-
-#[test]
 fn model_settings_prices_budgets_and_streaming_are_read() {
     let config = parse(
         r#"
@@ -703,33 +643,6 @@ stream = false
 }
 
 #[test]
-fn old_allow_lists_add_members_and_ignore_usernames_loudly() {
-    let config = parse(
-        "[messaging.telegram]\ntoken = \"t\"\ndm_allowed_users = [\"@alice\", \"987654321\"]\n\
-         [messaging.discord]\ntoken = \"d\"\ndm_allowed_users = [\"123456789012345678\"]\n",
-    );
-    assert_eq!(
-        config.access.members,
-        vec!["telegram:987654321", "discord:123456789012345678"]
-    );
-    assert!(
-        config
-            .notices
-            .iter()
-            .any(|notice| notice.contains("`@alice` is ignored")),
-        "{:#?}",
-        config.notices
-    );
-}
-
-#[test]
-fn a_relative_bwrap_path_is_refused_with_its_place() {
-    let (line, _, key, message) = invalid_with("[sandbox]\nbwrap = \"bin/bwrap\"\n", &[]);
-    assert_eq!((line, key.as_str()), (2, "sandbox.bwrap"));
-    assert!(message.contains("not an absolute path"), "{message}");
-}
-
-#[test]
 fn web_settings_resolve_hosts_backends_and_keys() {
     let config = parse_with(
         "[web]\nallow_hosts = [\"Wiki.Internal\", \"[::1]\"]\nmax_fetch_kb = 64\n\n[web.search]\nbackend = \"brave\"\napi_key = \"env:BRAVE_KEY\"\n",
@@ -768,4 +681,19 @@ fn agent_links_name_other_agents_and_the_limits_are_positive() {
     assert!(message.contains("itself"), "{message}");
     let (_, _, key, _) = invalid("[agent_messages]\nper_minute = 0\n");
     assert_eq!(key, "agent_messages.per_minute");
+}
+
+#[test]
+fn media_limits_have_defaults_and_are_checked() {
+    let config = parse("");
+    assert_eq!(config.media, crate::config::MediaConfig::default());
+    let config = parse("[media]\nmax_file_mb = 5\nimage_max_side = 800\ndocument_chars = 100\n");
+    assert_eq!(config.media.max_file_bytes, 5 << 20);
+    assert_eq!(config.media.image_max_side, 800);
+    assert_eq!(config.media.document_chars, 100);
+    let (line, _, key, message) = invalid_with("[media]\nimage_max_side = 10\n", &[]);
+    assert_eq!((line, key.as_str()), (2, "media.image_max_side"));
+    assert!(message.contains("64"), "{message}");
+    let config = parse("[llm.models.\"local/llava\"]\nvision = false\n");
+    assert!(!config.llm.models["local/llava"].reads_images());
 }

@@ -109,18 +109,8 @@ impl LlmError {
             LlmError::Status { status, .. } => {
                 matches!(status, 401 | 403 | 404 | 408 | 429) || *status >= 500
             }
-            LlmError::Timeout { .. }
-            | LlmError::Transport { .. }
-            | LlmError::InvalidResponse { .. }
-            | LlmError::StreamFailed { .. } => true,
-            LlmError::NotConfigured
-            | LlmError::UnknownProvider { .. }
-            | LlmError::ContextOverflow { .. }
-            | LlmError::ToolsUnsupported { .. }
-            | LlmError::Request { .. }
-            | LlmError::Exhausted { .. }
-            | LlmError::CircuitOpen { .. }
-            | LlmError::BudgetSpent { .. } => false,
+            // Otherwise what is worth retrying is what says the model is unwell.
+            _ => self.is_retryable(),
         }
     }
 

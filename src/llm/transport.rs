@@ -69,6 +69,30 @@ fn instance(error: impl std::error::Error + Send + Sync + 'static) -> HttpError 
 }
 
 /// Records a refused request and turns it into rig's status error.
+/// Sends a request whose answer is read whole: a refusal is read and logged as one, else the
+/// status and headers now and the body when rig asks for it.
+async fn read_whole<U>(
+    pending: reqwest::RequestBuilder,
+    log: ExchangeLog,
+) -> rig::http_client::Result<Response<LazyBody<U>>>
+where
+    U: From<Bytes> + rig::wasm_compat::WasmCompatSend + 'static,
+{
+    let response = pending.send().await.map_err(instance)?;
+    if !response.status().is_success() {
+        return Err(refused(&log, response).await);
+    }
+    let mut builder = Response::builder().status(response.status());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let body: LazyBody<U> = Box::pin(async move {
+        let bytes = response.bytes().await.map_err(instance)?;
+        Ok(U::from(bytes))
+    });
+    builder.body(body).map_err(HttpError::Protocol)
+}
+
 async fn refused(log: &ExchangeLog, response: reqwest::Response) -> HttpError {
     let status = response.status();
     let retry_after = retry_after(response.headers());
@@ -94,21 +118,7 @@ impl HttpClientExt for Transport {
     {
         let pending = self.request(request);
         let log = self.log.clone();
-        async move {
-            let response = pending.send().await.map_err(instance)?;
-            if !response.status().is_success() {
-                return Err(refused(&log, response).await);
-            }
-            let mut builder = Response::builder().status(response.status());
-            if let Some(headers) = builder.headers_mut() {
-                *headers = response.headers().clone();
-            }
-            let body: LazyBody<U> = Box::pin(async move {
-                let bytes = response.bytes().await.map_err(instance)?;
-                Ok(U::from(bytes))
-            });
-            builder.body(body).map_err(HttpError::Protocol)
-        }
+        read_whole(pending, log)
     }
 
     fn send_multipart<U>(
@@ -128,21 +138,7 @@ impl HttpClientExt for Transport {
             .headers(parts.headers)
             .multipart(reqwest::multipart::Form::from(body));
         let log = self.log.clone();
-        async move {
-            let response = pending.send().await.map_err(instance)?;
-            if !response.status().is_success() {
-                return Err(refused(&log, response).await);
-            }
-            let mut builder = Response::builder().status(response.status());
-            if let Some(headers) = builder.headers_mut() {
-                *headers = response.headers().clone();
-            }
-            let body: LazyBody<U> = Box::pin(async move {
-                let bytes = response.bytes().await.map_err(instance)?;
-                Ok(U::from(bytes))
-            });
-            builder.body(body).map_err(HttpError::Protocol)
-        }
+        read_whole(pending, log)
     }
 
     fn send_streaming<T>(

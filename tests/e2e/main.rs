@@ -21,6 +21,8 @@ mod cron;
 mod delegation;
 mod discord;
 mod foundation;
+mod media;
+mod media_platforms;
 mod memory;
 mod metrics;
 mod onboarding;

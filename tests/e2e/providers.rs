@@ -4,6 +4,8 @@
 //! tool use without input, overload and rate limits with their headers, and context
 //! overflow, which compacts and tries once more.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
@@ -327,4 +329,56 @@ async fn the_models_own_window_decides_when_the_compactor_acts() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     daemon.shutdown().await;
+}
+
+/// The README's lines for Ollama, llama.cpp, vLLM and OpenRouter, run as written but for the
+/// server's address: each reaches the fake at its own path with the model id after `openai/`
+/// (slashes and all) and gets an answer.
+#[tokio::test]
+async fn the_readmes_local_and_hosted_server_lines_work_as_written() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("# Ollama (").expect("README: the Ollama line");
+    let block = &readme[start..start + readme[start..].find("```").expect("end of block")];
+    let mut commands: Vec<(String, HashMap<String, String>)> = Vec::new();
+    for line in block.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("# ") {
+            commands.push((name.to_string(), HashMap::new()));
+            continue;
+        }
+        let (_, variables) = commands.last_mut().expect("a named command first");
+        for word in line.split_whitespace() {
+            if let Some((name, value)) = word.split_once('=')
+                && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            {
+                variables.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+    let names: Vec<&str> = commands.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(commands.len(), 4, "{names:?}");
+    for (name, mut variables) in commands {
+        let llm = FakeLlm::start().await;
+        llm.push(reply(&format!("hello from {name}")));
+        let written = variables["OPENAI_BASE_URL"].clone();
+        let path = url::Url::parse(&written).expect("a URL").path().to_string();
+        let local = format!("{}{path}", llm.openai_base_url().trim_end_matches("/v1"));
+        variables.insert("OPENAI_BASE_URL".to_string(), local);
+        let model = variables["SPACEBOT_MODEL"].clone();
+        let home = tempfile::tempdir().expect("tempdir");
+        let daemon = TestDaemon::start_with_environment(
+            home.path(),
+            "[[agents]]\nid = \"main\"\n",
+            variables,
+        )
+        .await;
+        let answer = daemon.send("readme", "hello").await;
+        assert_eq!(answer["reply"], format!("hello from {name}"), "{name}");
+        assert_eq!(
+            llm.requests()[0]["model"],
+            model.strip_prefix("openai/").expect("openai/ model"),
+            "{name}"
+        );
+        daemon.shutdown().await;
+    }
 }

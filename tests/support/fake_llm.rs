@@ -1,6 +1,6 @@
 //! A scripted fake LLM provider (OpenAI chat completions and Anthropic messages) for tests, on 127.0.0.1.
 //!
-//! Routes: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages` (Anthropic), `GET /v1/models`.
+//! Routes: `POST /v1/chat/completions` and `/api/v1/chat/completions` (OpenAI, OpenRouter), `POST /v1/messages` (Anthropic), `GET /v1/models`.
 //! Every request body is recorded before a response is chosen. A response is chosen from, in order:
 //! the first keyed entry (`push_when`) whose needle occurs in the request's last user text, the FIFO
 //! queue (`push`), the fallback responder (`set_fallback`). With none of these the fake answers 500
@@ -147,6 +147,8 @@ impl FakeLlm {
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_route))
+            // OpenRouter's base URL ends in /api/v1.
+            .route("/api/v1/chat/completions", post(openai_route))
             .route("/v1/messages", post(anthropic_route))
             .route("/v1/models", get(models_route))
             .layer(DefaultBodyLimit::disable())

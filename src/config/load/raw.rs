@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) sandbox: RawSandbox,
     pub(super) reload: RawReload,
     pub(super) web: RawWeb,
+    pub(super) media: RawMedia,
     pub(super) agent_messages: RawAgentMessages,
 }
 
@@ -49,6 +50,14 @@ pub(super) struct RawSearch {
     pub(super) backend: Spanned<crate::config::SearchBackend>,
     pub(super) url: Option<Spanned<String>>,
     pub(super) api_key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawMedia {
+    pub(super) max_file_mb: Option<Spanned<u64>>,
+    pub(super) image_max_side: Option<Spanned<u32>>,
+    pub(super) document_chars: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -155,6 +164,7 @@ pub(super) struct RawModelSettings {
     pub(super) max_output_tokens: Option<Spanned<u64>>,
     pub(super) temperature: Option<f64>,
     pub(super) reasoning_effort: Option<Spanned<String>>,
+    pub(super) vision: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

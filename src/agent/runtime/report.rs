@@ -1,0 +1,123 @@
+//! What `AgentRuntime` tells the daemon, the API and the metrics about its agent: its status,
+//! token usage, gauges, conversations and transcripts, running processes and what the cortex
+//! saw. It only reads.
+
+use crate::conversation::{ConversationSummary, StoredMessage};
+use crate::event::ProcessType;
+use crate::llm::{UsageQuery, UsageRow};
+use crate::metrics::AgentSnapshot;
+
+use super::{AgentError, AgentRuntime};
+use crate::agent::cortex::CortexSnapshot;
+use crate::agent::processes::ProcessSummary;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgentStatus {
+    pub id: String,
+    pub display_name: String,
+    pub default: bool,
+    pub active_channels: usize,
+    pub channel_model: String,
+    /// Tokens spent today (UTC), and the daily budget when one is set.
+    pub tokens_today: u64,
+    pub daily_token_budget: Option<u64>,
+    /// Today's budget is spent: turns answer so without calling a model.
+    pub budget_spent: bool,
+}
+
+impl AgentRuntime {
+    pub fn status(&self) -> AgentStatus {
+        let config = &self.agent.config;
+        AgentStatus {
+            id: config.id.clone(),
+            display_name: config.display_name.clone(),
+            default: config.default,
+            active_channels: self.channels.lock().map_or(0, |channels| channels.len()),
+            channel_model: self.agent.tool_loop.routing().channel.to_string(),
+            tokens_today: self.agent.stores.usage.spent_today(),
+            daily_token_budget: config.daily_token_budget,
+            budget_spent: self.agent.tool_loop.budget_spent().is_some(),
+        }
+    }
+
+    /// Token usage since `since` (Unix milliseconds), by day, model and process kind.
+    pub async fn usage(&self, since: i64) -> Result<Vec<UsageRow>, AgentError> {
+        Ok(self.agent.stores.usage.report(UsageQuery { since }).await?)
+    }
+
+    /// Its running processes, channel inboxes, unanswered messages and memories (the
+    /// scheduled jobs are the daemon's to count).
+    pub async fn gauges(&self) -> AgentSnapshot {
+        let mut gauges = AgentSnapshot {
+            agent: self.id().to_string(),
+            ..AgentSnapshot::default()
+        };
+        for process in self.agent.processes.list(None) {
+            match process.kind {
+                ProcessType::Branch => gauges.branches += 1,
+                ProcessType::Worker => gauges.workers += 1,
+                ProcessType::Channel
+                | ProcessType::Compactor
+                | ProcessType::Cortex
+                | ProcessType::Capture => {}
+            }
+        }
+        let depths: Vec<u64> = self
+            .channels
+            .lock()
+            .map(|channels| {
+                channels
+                    .values()
+                    .map(|channel| channel.depth() as u64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        gauges.channels = depths.len() as u64;
+        gauges.inbox_depth = depths.iter().sum();
+        gauges.inbox_depth_max = depths.iter().copied().max().unwrap_or(0);
+        match self.agent.stores.conversations.pending_count().await {
+            Ok(count) => gauges.pending_messages = count,
+            Err(error) => {
+                tracing::warn!(%error, agent_id = %self.id(), "cannot count pending messages")
+            }
+        }
+        match self.agent.stores.memory.counts_by_type().await {
+            Ok(counts) => gauges.memories = counts,
+            Err(error) => tracing::warn!(%error, agent_id = %self.id(), "cannot count memories"),
+        }
+        gauges
+    }
+    /// Conversations with their message counts, most recent first.
+    pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, AgentError> {
+        Ok(self.agent.stores.conversations.list().await?)
+    }
+
+    /// The last `limit` messages of a conversation, oldest first.
+    pub async fn transcript(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, AgentError> {
+        Ok(self
+            .agent
+            .stores
+            .conversations
+            .recent(conversation_id, limit)
+            .await?)
+    }
+
+    /// Running branches and workers, of one conversation or of all.
+    pub fn processes(&self, conversation_id: Option<&str>) -> Vec<ProcessSummary> {
+        self.agent.processes.list(conversation_id)
+    }
+
+    /// What the cortex watches and did.
+    pub fn cortex(&self) -> CortexSnapshot {
+        self.agent.cortex.snapshot()
+    }
+
+    /// Tools and models that keep failing, one line each.
+    pub fn degraded(&self) -> Vec<String> {
+        crate::agent::channel::degraded(&self.agent)
+    }
+}

@@ -306,7 +306,10 @@ fn allows_group(config: &AccessConfig, conversation: &ConversationId) -> bool {
         Place::Slack { team, channel, .. } => {
             vec![format!("slack:{team}"), format!("slack:{team}:{channel}")]
         }
-        Place::DiscordDirect { .. } | Place::Portal { .. } | Place::Cron { .. } => Vec::new(),
+        Place::DiscordDirect { .. }
+        | Place::Portal { .. }
+        | Place::Cron { .. }
+        | Place::Agent { .. } => Vec::new(),
     };
     candidates
         .iter()

@@ -37,6 +37,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// `[web]`: what `web_fetch` may reach and which backend `web_search` asks.
     pub web: WebConfig,
+    /// `[agent_messages]`: how far agents' messages to each other may chain, and how often.
+    pub agent_messages: AgentMessagesConfig,
     /// `[media]`: the limits on files received and sent.
     pub media: MediaConfig,
     /// `[[mcp_servers]]`: MCP servers whose tools the agents' workers get.
@@ -379,6 +381,9 @@ pub struct AgentConfig {
     pub capture_every: usize,
     pub cron_settings: CronSettings,
     pub cortex: CortexConfig,
+    /// `links`: the agents this one may message (`send_agent_message`); their answers come
+    /// back to it.
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -420,7 +425,7 @@ impl MessagingConfig {
     /// platform when its table is present and enabled.
     pub fn is_enabled(&self, platform: Platform) -> bool {
         match platform {
-            Platform::Portal | Platform::Cron => true,
+            Platform::Portal | Platform::Cron | Platform::Agent => true,
             Platform::Discord => self.discord.as_ref().is_some_and(|discord| discord.enabled),
             Platform::Telegram => self
                 .telegram
@@ -472,6 +477,25 @@ impl Default for ReloadConfig {
         Self {
             watch: true,
             interval_ms: 1000,
+        }
+    }
+}
+
+/// `[agent_messages]`: loop protection for agents messaging each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentMessagesConfig {
+    /// A message sent while answering another agent's message is one level deeper; beyond
+    /// this depth sending is refused.
+    pub max_depth: u32,
+    /// Messages one agent may send another per minute.
+    pub per_minute: u32,
+}
+
+impl Default for AgentMessagesConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 3,
+            per_minute: 10,
         }
     }
 }

@@ -18,15 +18,18 @@ pub enum Platform {
     Slack,
     /// A scheduled job's run (`cron:{job}:{run}`); nobody types into it.
     Cron,
+    /// Messages from another agent of the daemon (`agent:{from}`); the answer goes back to it.
+    Agent,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 5] = [
+    pub const ALL: [Platform; 6] = [
         Platform::Portal,
         Platform::Telegram,
         Platform::Discord,
         Platform::Slack,
         Platform::Cron,
+        Platform::Agent,
     ];
 
     /// The remote chat platforms, each reached through its adapter.
@@ -39,6 +42,7 @@ impl Platform {
             Platform::Discord => "discord",
             Platform::Slack => "slack",
             Platform::Cron => "cron",
+            Platform::Agent => "agent",
         }
     }
 
@@ -48,11 +52,13 @@ impl Platform {
             .find(|platform| platform.as_str() == name)
     }
 
-    /// A place people read: something can be delivered there (every platform but cron).
+    /// A place people read: something can be delivered there (every platform but cron and
+    /// agent).
     pub fn receives_messages(self) -> bool {
         match self {
             Platform::Portal | Platform::Telegram | Platform::Discord | Platform::Slack => true,
-            Platform::Cron => false,
+            // Another agent hears only answers to what it asked, through the courier.
+            Platform::Cron | Platform::Agent => false,
         }
     }
 }
@@ -97,6 +103,8 @@ pub enum Place<'a> {
     },
     /// `cron:{job}:{run}`.
     Cron { job: &'a str, run: &'a str },
+    /// `agent:{from}`: what the agent `from` sends this one.
+    Agent { from: &'a str },
 }
 
 /// Longest portal conversation name a client may choose.
@@ -156,6 +164,12 @@ impl ConversationId {
     /// The conversation of one run of a scheduled job.
     pub fn cron(job: &str, run: &str) -> Self {
         Self::trusted(Platform::Cron, format!("cron:{job}:{run}"))
+    }
+
+    /// Where the agent `from`'s messages to another agent arrive (an agent id is
+    /// `[a-z0-9_-]`).
+    pub fn agent(from: &str) -> Self {
+        Self::trusted(Platform::Agent, format!("agent:{from}"))
     }
 
     fn trusted(platform: Platform, text: String) -> Self {
@@ -254,6 +268,22 @@ impl ConversationId {
                     "a scheduled run's conversation is `cron:{job}:{run}`".to_string(),
                 )),
             },
+            Platform::Agent => {
+                let valid = !scope.is_empty()
+                    && scope.len() <= 64
+                    && scope.chars().all(|character| {
+                        character.is_ascii_lowercase()
+                            || character.is_ascii_digit()
+                            || "-_".contains(character)
+                    });
+                if valid {
+                    Ok(Place::Agent { from: scope })
+                } else {
+                    Err(invalid(
+                        "an agent's conversation is `agent:{agent id}`".to_string(),
+                    ))
+                }
+            }
         }
     }
 }
@@ -331,6 +361,7 @@ mod tests {
                     run: "0190",
                 },
             ),
+            ("agent:research", Place::Agent { from: "research" }),
         ];
         for (text, place) in cases {
             let id = ConversationId::parse(text).expect(text);
@@ -348,6 +379,7 @@ mod tests {
             ConversationId::discord_channel(1, 2),
             ConversationId::slack("T", "C", Some("1.2")),
             ConversationId::cron("job", "run"),
+            ConversationId::agent("main"),
             ConversationId::portal("web").expect("portal"),
         ] {
             assert_eq!(ConversationId::parse(id.as_str()), Ok(id.clone()));
@@ -372,6 +404,8 @@ mod tests {
             "portal:",
             "portal:has space",
             "cron:job",
+            "agent:",
+            "agent:Main",
         ] {
             let error = ConversationId::parse(text).expect_err(text);
             assert!(!error.reason.is_empty(), "{text}");

@@ -6,6 +6,7 @@
 //! `$SPACEBOT_HOME`; `serve` runs the HTTP API.
 
 mod agents;
+mod courier;
 mod home;
 mod reload;
 mod serve;
@@ -253,6 +254,7 @@ impl Daemon {
         }
         // Started in the background: no agent waits for a server to come up.
         let mcp = McpManager::start(&config.mcp_servers);
+        let courier = Arc::new(courier::Courier::new(config.agent_messages));
         let shared = SharedServices {
             llm: llm.clone(),
             prompts: Arc::new(Prompts::new()?),
@@ -266,6 +268,7 @@ impl Daemon {
             metrics: metrics.clone(),
             web: Arc::new(crate::web::Web::new(&config.web)?),
             shared_skills: home.join("skills"),
+            messenger: courier.clone(),
             media: config.media.clone(),
             mcp: mcp.clone(),
         };
@@ -317,6 +320,7 @@ impl Daemon {
                 agents_root,
             }),
         });
+        courier.attach(&state);
         let tasks = TaskTracker::new();
         let api_address = match options.api {
             Some(router) if state.config().api.enabled => {

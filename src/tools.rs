@@ -22,6 +22,7 @@ mod read_skill;
 mod reply;
 mod route;
 mod schema;
+mod send_agent_message;
 mod set_status;
 mod shell;
 mod skip;
@@ -49,6 +50,7 @@ use crate::skills::Skills;
 use crate::web::Web;
 pub use cron::{CronJobs, JobsError};
 pub use schema::{InvalidSchema, check_parameters};
+pub use send_agent_message::{AgentAnswer, AgentMessage, AgentMessageError, AgentMessenger};
 pub use set_status::WorkerOutcome;
 pub use spawn_worker::WorkerRequest;
 
@@ -396,6 +398,9 @@ pub struct ToolServices {
     pub skills: Skills,
     /// The tools of the MCP servers enabled for the agent.
     pub mcp: McpTools,
+    /// Delivers `send_agent_message`, offered when `links` names an agent.
+    pub messenger: Arc<dyn AgentMessenger>,
+    pub links: Vec<String>,
 }
 
 /// The tools of each process kind of one agent, built once when the agent opens.
@@ -416,9 +421,8 @@ impl Toolbox {
     pub fn new(prompts: &Arc<Prompts>, services: &ToolServices) -> Result<Self, ToolSetError> {
         let workspace = &services.workspace;
         Ok(Self {
-            channel: ToolSet::new(
-                prompts,
-                vec![
+            channel: ToolSet::new(prompts, {
+                let mut tools: Vec<Box<dyn Registered<ChannelEffect>>> = vec![
                     Box::new(reply::Reply),
                     Box::new(skip::Skip),
                     Box::new(branch::Branch),
@@ -426,8 +430,15 @@ impl Toolbox {
                     Box::new(route::Route),
                     Box::new(cancel::Cancel),
                     Box::new(cron::Cron::new(services.cron.clone())),
-                ],
-            )?,
+                ];
+                if !services.links.is_empty() {
+                    tools.push(Box::new(send_agent_message::SendAgentMessage::new(
+                        services.messenger.clone(),
+                        services.links.clone(),
+                    )));
+                }
+                tools
+            })?,
             branch: ToolSet::new(
                 prompts,
                 vec![

@@ -258,7 +258,7 @@ async fn read_capped(
 /// The body as text a model reads: HTML to Markdown-ish text; JSON, XML and plain text as
 /// they are; PDF and other binary content refused.
 fn readable(content_type: &str, body: &[u8], url: &url::Url) -> Result<String, WebError> {
-    let text = String::from_utf8_lossy(body);
+    let text = decode(content_type, body);
     let looks_html = content_type.contains("html")
         || (content_type.is_empty() && text.trim_start().starts_with('<'));
     if looks_html {
@@ -271,7 +271,7 @@ fn readable(content_type: &str, body: &[u8], url: &url::Url) -> Result<String, W
         || content_type.contains("yaml")
         || content_type.contains("toml");
     if textual || (content_type.is_empty() && !body.contains(&0)) {
-        return Ok(text.into_owned());
+        return Ok(text);
     }
     let kind = content_type
         .split(';')
@@ -279,6 +279,25 @@ fn readable(content_type: &str, body: &[u8], url: &url::Url) -> Result<String, W
         .filter(|kind| !kind.is_empty())
         .unwrap_or("binary");
     Err(WebError::Unsupported(kind.to_string()))
+}
+
+/// The body as text in its charset: the header's, else a `<meta charset>` near the start,
+/// else UTF-8 (a byte-order mark wins over both).
+fn decode(content_type: &str, body: &[u8]) -> String {
+    let label = |text: &str| {
+        let start = text.find("charset=")? + "charset=".len();
+        let value: String = text[start..]
+            .trim_start_matches(['"', '\''])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+            .collect();
+        encoding_rs::Encoding::for_label(value.as_bytes())
+    };
+    let head = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+    let encoding = label(content_type)
+        .or_else(|| label(&head))
+        .unwrap_or(encoding_rs::UTF_8);
+    encoding.decode(body).0.into_owned()
 }
 
 /// A small time-limited map; when full, expired entries go, then the oldest.
@@ -323,5 +342,20 @@ impl<Key: Eq + Hash + Clone, Value: Clone> Cache<Key, Value> {
             entries.remove(&oldest);
         }
         entries.insert(key, (Instant::now(), value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn legacy_charsets_are_decoded() {
+        let latin1 = b"<p>caf\xe9</p>";
+        assert_eq!(
+            super::decode("text/html; charset=ISO-8859-1", latin1),
+            "<p>café</p>"
+        );
+        let meta = b"<meta charset=\"windows-1252\"><p>\x93hi\x94</p>";
+        assert!(super::decode("text/html", meta).ends_with("<p>\u{201c}hi\u{201d}</p>"));
+        assert_eq!(super::decode("", "plain é".as_bytes()), "plain é");
     }
 }

@@ -120,6 +120,12 @@ async fn think(
         },
     );
     let guidance = tool_loop.render("memory_guidance", minijinja::context! {});
+    let skills = agent.skills_prompt(true);
+    let guidance = if skills.is_empty() {
+        guidance
+    } else {
+        format!("{guidance}\n\n{skills}")
+    };
     let mut messages = history;
     messages.push(Message::user(format!("[Branch task] {prompt}")));
     let mut request = LlmRequest {

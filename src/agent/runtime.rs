@@ -90,6 +90,8 @@ pub struct SharedServices {
     pub web: Arc<crate::web::Web>,
     /// `$SPACEBOT_HOME/skills`: the skills every agent has.
     pub shared_skills: std::path::PathBuf,
+    /// Carries `send_agent_message` between the daemon's agents.
+    pub messenger: Arc<dyn crate::tools::AgentMessenger>,
     /// The limits on files received and sent (`[media]`).
     pub media: crate::config::MediaConfig,
     /// The daemon's MCP servers; each agent gets the tools of those enabled for it.
@@ -161,6 +163,8 @@ impl AgentRuntime {
                 web: shared.web.clone(),
                 skills: skills.clone(),
                 mcp: shared.mcp.for_agent(&config.id),
+                messenger: shared.messenger.clone(),
+                links: config.links.clone(),
             },
         )?;
         let cortex = Arc::new(CortexState::new(config.cortex.clone()));
@@ -256,6 +260,7 @@ impl AgentRuntime {
                 opened.channel_inbox != config.channel_inbox,
             ),
             ("cortex", opened.cortex != config.cortex),
+            ("links", opened.links != config.links),
             (
                 "memory_maintenance_secs",
                 opened.memory_maintenance_secs != config.memory_maintenance_secs,
@@ -483,6 +488,52 @@ impl AgentRuntime {
                 content: stored.content,
             });
         }
+        Ok(())
+    }
+
+    /// Another agent answered (or did not) what this agent's `conversation` sent it: the
+    /// answer is kept in the transcript (a message from that agent, already answered) and
+    /// re-triggers the conversation's channel as a background result on `standing`.
+    pub async fn relay_answer(
+        &self,
+        conversation: &ConversationId,
+        from_agent: &str,
+        question: &str,
+        answer: crate::tools::AgentAnswer,
+        standing: crate::message::Standing,
+    ) -> Result<(), AgentError> {
+        let result = super::channel::ProcessResult::AgentAnswered {
+            agent: from_agent.to_string(),
+            question: question.to_string(),
+            answer,
+        };
+        let text = result.describe();
+        let sender = format!("{from_agent} (agent)");
+        let sender_id = format!("agent:{from_agent}");
+        self.agent
+            .stores
+            .conversations
+            .insert(
+                &NewMessage {
+                    id: &new_message_id(),
+                    conversation_id: conversation.as_str(),
+                    role: Role::User,
+                    sender: &sender,
+                    content: &text,
+                    platform_message_id: None,
+                    status: MessageStatus::Answered,
+                    sender_id: Some(&sender_id),
+                    authority: standing.authority,
+                    direct: false,
+                },
+                false,
+            )
+            .await?;
+        self.dispatch(
+            conversation,
+            ChannelInput::Result(super::channel::ProcessReport { standing, result }),
+        )
+        .await;
         Ok(())
     }
 

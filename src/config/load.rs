@@ -48,6 +48,18 @@ pub(super) fn parse(
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
     let web = resolver.web(&raw.web)?;
+    let agent_messages = super::AgentMessagesConfig {
+        max_depth: resolver.at_least_one(
+            raw.agent_messages.max_depth.as_ref(),
+            "agent_messages.max_depth",
+            super::AgentMessagesConfig::default().max_depth,
+        )?,
+        per_minute: resolver.at_least_one(
+            raw.agent_messages.per_minute.as_ref(),
+            "agent_messages.per_minute",
+            super::AgentMessagesConfig::default().per_minute,
+        )?,
+    };
     let media = resolver.media(&raw.media)?;
     messaging.max_file_bytes = media.max_file_bytes;
     let reload = ReloadConfig {
@@ -104,6 +116,7 @@ pub(super) fn parse(
         sandbox,
         reload,
         web,
+        agent_messages,
         media,
         mcp_servers,
         notices,

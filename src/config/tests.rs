@@ -666,6 +666,24 @@ fn web_settings_resolve_hosts_backends_and_keys() {
 }
 
 #[test]
+fn agent_links_name_other_agents_and_the_limits_are_positive() {
+    let config = parse(
+        "[[agents]]\nid = \"main\"\nlinks = [\"research\", \"research\"]\n\n[[agents]]\nid = \"research\"\n\n[agent_messages]\nmax_depth = 2\n",
+    );
+    assert_eq!(config.agents[0].links, vec!["research"]);
+    assert!(config.agents[1].links.is_empty());
+    assert_eq!(config.agent_messages.max_depth, 2);
+    assert_eq!(config.agent_messages.per_minute, 10);
+    let (line, _, key, message) = invalid("[[agents]]\nid = \"main\"\nlinks = [\"ghost\"]\n");
+    assert_eq!((line, key.as_str()), (3, "agents[0].links"));
+    assert!(message.contains("no agent `ghost`"), "{message}");
+    let (_, _, _, message) = invalid("[[agents]]\nid = \"main\"\nlinks = [\"main\"]\n");
+    assert!(message.contains("itself"), "{message}");
+    let (_, _, key, _) = invalid("[agent_messages]\nper_minute = 0\n");
+    assert_eq!(key, "agent_messages.per_minute");
+}
+
+#[test]
 fn media_limits_have_defaults_and_are_checked() {
     let config = parse("");
     assert_eq!(config.media, crate::config::MediaConfig::default());

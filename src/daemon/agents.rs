@@ -36,7 +36,11 @@ pub(super) async fn open(
         shared.metrics.clone(),
     );
     let links = AgentLinks {
-        outbox: Arc::new(RunOutbox::new(cron.clone(), platforms.clone())),
+        outbox: Arc::new(super::courier::LinkOutbox {
+            agent_id: config.id.clone(),
+            messenger: shared.messenger.clone(),
+            inner: Arc::new(RunOutbox::new(cron.clone(), platforms.clone())),
+        }),
         cron: cron.clone(),
         lifecycle,
     };

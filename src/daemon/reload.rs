@@ -338,6 +338,10 @@ fn keep_running_values(old: &Config, mut new: Config) -> (Config, Vec<String>) {
         restart_needed.push("sandbox".to_string());
         new.sandbox = old.sandbox.clone();
     }
+    if old.agent_messages != new.agent_messages {
+        restart_needed.push("agent_messages".to_string());
+        new.agent_messages = old.agent_messages;
+    }
     if old.web != new.web {
         restart_needed.push("web".to_string());
         new.web = old.web.clone();

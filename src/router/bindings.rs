@@ -59,7 +59,7 @@ fn matches(binding: &BindingConfig, message: &InboundMessage) -> bool {
         Place::Slack { team, channel, .. } => {
             (Some(team.to_string()), None, Some(channel.to_string()))
         }
-        Place::Portal { .. } | Place::Cron { .. } => return false,
+        Place::Portal { .. } | Place::Cron { .. } | Place::Agent { .. } => return false,
     };
     let server_matches = |wanted: &Option<String>| {
         wanted

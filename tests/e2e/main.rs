@@ -14,6 +14,7 @@ mod harness;
 #[path = "../support/real_llm.rs"]
 mod real_llm;
 
+mod agent_messages;
 mod cli;
 mod cortex;
 mod cron;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, reply, requests_with, spawn_worker_on};
+use crate::harness::{TestDaemon, config_for, reply, requests_with};
 
 const WORKER: &str = "You are a worker";
 
@@ -46,13 +46,21 @@ async fn worker_results(llm: &FakeLlm, count: usize) -> (Vec<String>, Value) {
 #[tokio::test]
 async fn a_skill_added_while_the_daemon_runs_is_offered_on_the_next_turn_and_read() {
     let llm = FakeLlm::start().await;
-    spawn_worker_on(
+    llm.push_when(
         "deploy the site",
-        &llm,
-        "deploy the site following the deploy-site skill",
-        "On it.",
+        Scripted::ToolCalls(vec![
+            (
+                "spawn_worker".into(),
+                json!({"task": "deploy the site following the deploy-site skill"}),
+            ),
+            ("branch".into(), json!({"prompt": "check which skill fits"})),
+            ("reply".into(), json!({"content": "On it."})),
+        ]),
     );
     llm.set_fallback(|request| {
+        if FakeLlm::last_user_text(request).contains("[Branch task]") {
+            return Scripted::text("deploy-site fits.");
+        }
         if !FakeLlm::system_text(request).contains(WORKER) {
             return reply("Noted.");
         }
@@ -87,6 +95,19 @@ async fn a_skill_added_while_the_daemon_runs_is_offered_on_the_next_turn_and_rea
     );
 
     let (results, request) = worker_results(&llm, 3).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while requests_with(&llm, "[Branch task]").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the branch never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let branch = FakeLlm::system_text(&requests_with(&llm, "[Branch task]")[0]);
+    assert!(
+        branch.contains("`deploy-site`: Ship the website") && branch.contains("`read_skill`"),
+        "{branch}"
+    );
     assert!(
         FakeLlm::system_text(&request).contains("`deploy-site`: Ship the website"),
         "the worker's prompt lists the skill"

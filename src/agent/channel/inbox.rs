@@ -62,6 +62,12 @@ pub enum ProcessResult {
         task: String,
         message: String,
     },
+    /// Another agent answered a message sent with `send_agent_message`.
+    AgentAnswered {
+        agent: String,
+        question: String,
+        answer: crate::tools::AgentAnswer,
+    },
 }
 
 impl ProcessResult {
@@ -94,6 +100,24 @@ impl ProcessResult {
                 "{process_id} (\"{}\") is waiting for a follow-up (send it with `route`): {message}",
                 excerpt(task, 120)
             ),
+            ProcessResult::AgentAnswered {
+                agent,
+                question,
+                answer,
+            } => {
+                let question = excerpt(question, 120);
+                match answer {
+                    crate::tools::AgentAnswer::Text(text) => {
+                        format!("agent `{agent}` answered your message (\"{question}\"): {text}")
+                    }
+                    crate::tools::AgentAnswer::Skipped => format!(
+                        "agent `{agent}` read your message (\"{question}\") and chose not to answer"
+                    ),
+                    crate::tools::AgentAnswer::Failed(error) => format!(
+                        "agent `{agent}` could not answer your message (\"{question}\"): {error}"
+                    ),
+                }
+            }
         }
     }
 }

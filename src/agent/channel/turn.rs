@@ -312,6 +312,8 @@ pub(in crate::agent) fn standing_of(
         .unwrap_or(crate::message::Authority::Owner);
     let private = match conversation.platform() {
         Platform::Portal | Platform::Cron => true,
+        // Another agent is no private audience for the owner's memories.
+        Platform::Agent => false,
         Platform::Telegram | Platform::Discord | Platform::Slack => {
             batch.iter().all(|message| message.direct)
         }

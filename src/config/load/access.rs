@@ -203,7 +203,7 @@ fn user_id(text: &str) -> Result<String, Invalid> {
                     .chars()
                     .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit())
         }
-        Some(Platform::Portal | Platform::Cron) | None => false,
+        Some(Platform::Portal | Platform::Cron | Platform::Agent) | None => false,
     };
     if valid {
         Ok(format!("{platform}:{id}"))

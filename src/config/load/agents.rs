@@ -308,6 +308,7 @@ impl Resolver<'_> {
                 capture_every: memory.capture_every,
                 cron_settings: defaults.cron.clone(),
                 cortex: defaults.cortex.clone(),
+                links: Vec::new(),
             }]);
         }
         let mut agents: Vec<AgentConfig> = Vec::with_capacity(raw.len());
@@ -369,10 +370,37 @@ impl Resolver<'_> {
                 capture_every: memory.capture_every,
                 cron_settings: defaults.cron.clone(),
                 cortex: defaults.cortex.clone(),
+                links: Vec::new(),
             });
         }
         if default_id.is_none() {
             agents[0].default = true;
+        }
+        // Links name agents, so they are read once every agent is known.
+        for (index, agent) in raw.iter().enumerate() {
+            let mut links: Vec<String> = Vec::with_capacity(agent.links.len());
+            for link in &agent.links {
+                let target = link.get_ref();
+                let key = format!("agents[{index}].links");
+                if target == agent.id.get_ref() {
+                    return Err(self.error(
+                        Some(link.span()),
+                        &key,
+                        "an agent cannot link to itself",
+                    ));
+                }
+                if !agents.iter().any(|known| known.id == *target) {
+                    return Err(self.error(
+                        Some(link.span()),
+                        &key,
+                        format!("there is no agent `{target}`"),
+                    ));
+                }
+                if !links.contains(target) {
+                    links.push(target.clone());
+                }
+            }
+            agents[index].links = links;
         }
         Ok(agents)
     }

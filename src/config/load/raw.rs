@@ -25,6 +25,14 @@ pub(super) struct RawConfig {
     pub(super) web: RawWeb,
     pub(super) media: RawMedia,
     pub(super) mcp_servers: Vec<RawMcpServer>,
+    pub(super) agent_messages: RawAgentMessages,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAgentMessages {
+    pub(super) max_depth: Option<Spanned<u32>>,
+    pub(super) per_minute: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -293,6 +301,9 @@ pub(super) struct RawAgent {
     pub(super) daily_token_budget: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) cron: Vec<RawCronJob>,
+    /// Agents this one may message with `send_agent_message`.
+    #[serde(default)]
+    pub(super) links: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

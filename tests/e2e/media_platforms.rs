@@ -168,3 +168,26 @@ async fn a_slack_file_is_fetched_from_url_private_with_the_bot_token() {
     assert_eq!(data_url_bytes(&images[0]).1, photo);
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_telegram_pdf_document_is_read_into_the_turn() {
+    let llm = FakeLlm::start().await;
+    let telegram = FakeTelegram::start().await;
+    llm.push(reply("The invoice is due Friday."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let pdf = crate::media::pdf_with_text("Invoice 7 is due on Friday");
+    telegram.add_file("doc", "documents/file_3.pdf", &pdf);
+
+    telegram.push_message_with(
+        42,
+        42,
+        json!({"document": {"file_id": "doc", "file_unique_id": "d", "file_size": pdf.len(),
+            "file_name": "invoice.pdf", "mime_type": "application/pdf"}}),
+    );
+    wait_for_replies(&daemon, "main", "telegram:42", 1).await;
+    let text = FakeLlm::last_user_text(&llm.requests()[0]);
+    assert!(text.contains("Invoice 7 is due on Friday"), "{text}");
+    daemon.shutdown().await;
+}

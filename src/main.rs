@@ -879,6 +879,13 @@ fn print_status(status: &Value) {
                 agent["tokens_today"]
             );
         }
+        match agent["transcription_model"].as_str() {
+            Some(model) => println!("  voice notes transcribed by {model}"),
+            None => println!(
+                "  voice notes are not heard: set [defaults.routing] transcription = \"provider/model\" \
+                 (an OpenAI-compatible /audio/transcriptions, e.g. openai/whisper-1) to transcribe them"
+            ),
+        }
         for job in agent["cron"]["disabled"].as_array().into_iter().flatten() {
             println!(
                 "  cron job {} disabled{}",

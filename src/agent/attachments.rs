@@ -150,29 +150,37 @@ pub(super) async fn for_turn(agent: &Agent, batch: &[StoredMessage]) -> TurnFile
         }
     };
     let mut files = TurnFiles::default();
-    let mut by_message: HashMap<&str, Vec<minijinja::Value>> = HashMap::new();
-    for attachment in &stored {
+    let mut by_message: HashMap<String, Vec<minijinja::Value>> = HashMap::new();
+    let heard = agent.tool_loop.routing().transcription.clone();
+    for mut attachment in stored {
         if attachment.kind == AttachmentKind::Image
             && attachment.refused.is_none()
-            && let Some(image) = image_part(&agent.workspace, &agent.media, attachment).await
+            && let Some(image) = image_part(&agent.workspace, &agent.media, &attachment).await
         {
             files.images.push(image);
         }
+        if attachment.kind == AttachmentKind::Audio
+            && attachment.refused.is_none()
+            && attachment.transcript.is_none()
+            && let Some(model) = &heard
+        {
+            attachment.transcript = transcribe(agent, model, &attachment).await;
+        }
         let text = if attachment.kind == AttachmentKind::Document && attachment.refused.is_none() {
-            Some(document_part(&agent.workspace, &agent.media, attachment).await)
+            Some(document_part(&agent.workspace, &agent.media, &attachment).await)
         } else {
             None
         };
         by_message
-            .entry(attachment.message_id.as_str())
+            .entry(attachment.message_id.clone())
             .or_default()
-            .push(describe(attachment, text));
+            .push(describe(&attachment, text, heard.is_some()));
     }
     for (message_id, attachments) in by_message {
         let note = agent
             .tool_loop
             .render("attachments", minijinja::context! { attachments });
-        files.notes.insert(message_id.to_string(), note);
+        files.notes.insert(message_id, note);
     }
     files
 }
@@ -238,8 +246,53 @@ async fn document_part(
     }
 }
 
+/// A voice note's text from the transcription model, kept so it is transcribed once; `None`
+/// (the model is told it could not be transcribed) when that fails.
+async fn transcribe(
+    agent: &Agent,
+    model: &crate::config::ModelId,
+    attachment: &StoredAttachment,
+) -> Option<String> {
+    let path = attachment.path.clone()?;
+    let workspace = agent.workspace.clone();
+    let limit = agent.media.max_file_bytes;
+    let audio = tokio::task::spawn_blocking(move || workspace.read(&path, limit))
+        .await
+        .ok()?
+        .map_err(|error| tracing::warn!(%error, "cannot read a voice note"))
+        .ok()?;
+    let name = media::file_name(&attachment.name);
+    match agent
+        .tool_loop
+        .llm
+        .transcribe(model, &name, &attachment.media_type, &audio.bytes)
+        .await
+    {
+        Ok(text) => {
+            let text = text.trim().to_string();
+            if let Err(error) = agent
+                .stores
+                .conversations
+                .set_transcript(attachment.id, &text)
+                .await
+            {
+                tracing::warn!(%error, "cannot keep a voice note's transcript; it will be transcribed again");
+            }
+            Some(text)
+        }
+        Err(error) => {
+            tracing::warn!(%error, model = %model, name = %attachment.name, "a voice note could not be transcribed");
+            None
+        }
+    }
+}
+
 /// What the `attachments` template reads of one file.
-fn describe(attachment: &StoredAttachment, document: Option<DocumentText>) -> minijinja::Value {
+fn describe(
+    attachment: &StoredAttachment,
+    document: Option<DocumentText>,
+    heard: bool,
+) -> minijinja::Value {
     let (text, truncated, text_path, unreadable) = match document {
         Some(DocumentText {
             excerpt,
@@ -262,7 +315,7 @@ fn describe(attachment: &StoredAttachment, document: Option<DocumentText>) -> mi
         path => attachment.path,
         refused => attachment.refused,
         transcript => attachment.transcript,
-        heard => false,
+        heard => heard,
         text => text,
         truncated => truncated,
         text_path => text_path,

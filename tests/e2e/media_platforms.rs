@@ -191,3 +191,90 @@ async fn a_telegram_pdf_document_is_read_into_the_turn() {
     assert!(text.contains("Invoice 7 is due on Friday"), "{text}");
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_telegram_voice_note_is_transcribed_and_its_text_reaches_the_model() {
+    let llm = FakeLlm::start().await;
+    let telegram = FakeTelegram::start().await;
+    llm.set_transcript("please buy oat milk on the way home");
+    llm.push(reply("Noted: oat milk."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm).replace(
+        "channel = \"fake/fake-model\"",
+        "channel = \"fake/fake-model\"\ntranscription = \"fake/whisper-1\"",
+    ) + &telegram.config(&[])
+        + &access(&["telegram:42"], &[]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let audio = b"OggS fake opus frames".to_vec();
+    telegram.add_file("voice-1", "voice/file_9.oga", &audio);
+
+    telegram.push_message_with(
+        42,
+        42,
+        json!({"voice": {"file_id": "voice-1", "file_unique_id": "v", "file_size": audio.len(),
+            "duration": 3, "mime_type": "audio/ogg"}}),
+    );
+    assert_eq!(
+        wait_for_replies(&daemon, "main", "telegram:42", 1).await,
+        vec!["Noted: oat milk."]
+    );
+    let transcriptions = llm.transcriptions();
+    assert_eq!(transcriptions.len(), 1);
+    let (content_type, body) = &transcriptions[0];
+    assert!(
+        content_type.starts_with("multipart/form-data; boundary="),
+        "{content_type}"
+    );
+    let body_text = String::from_utf8_lossy(body);
+    assert!(
+        body_text.contains("name=\"model\"\r\n\r\nwhisper-1"),
+        "{body_text}"
+    );
+    assert!(
+        body_text.contains("OggS fake opus frames"),
+        "the audio is sent"
+    );
+    let text = FakeLlm::last_user_text(&llm.requests()[0]);
+    assert!(
+        text.contains("please buy oat milk on the way home"),
+        "{text}"
+    );
+    assert!(
+        text.contains("transcribed"),
+        "marked as transcribed: {text}"
+    );
+    let status = daemon.get("/api/status").await;
+    assert_eq!(status["agents"][0]["transcription_model"], "fake/whisper-1");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_transcriber_the_agent_is_told_it_cannot_hear_a_voice_note() {
+    let llm = FakeLlm::start().await;
+    let telegram = FakeTelegram::start().await;
+    llm.push(reply(
+        "Sorry, I cannot listen to voice notes; could you write it?",
+    ));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let audio = b"OggS unheard".to_vec();
+    telegram.add_file("voice-2", "voice/file_10.oga", &audio);
+
+    telegram.push_message_with(
+        42,
+        42,
+        json!({"voice": {"file_id": "voice-2", "file_unique_id": "v2", "file_size": audio.len(),
+            "duration": 2, "mime_type": "audio/ogg"}}),
+    );
+    wait_for_replies(&daemon, "main", "telegram:42", 1).await;
+    assert!(llm.transcriptions().is_empty());
+    let text = FakeLlm::last_user_text(&llm.requests()[0]);
+    assert!(
+        text.contains("voice note") && text.contains("cannot hear"),
+        "{text}"
+    );
+    let status = daemon.get("/api/status").await;
+    assert!(status["agents"][0]["transcription_model"].is_null());
+    daemon.shutdown().await;
+}

@@ -19,6 +19,7 @@ mod memory_save;
 mod reply;
 mod route;
 mod schema;
+mod send_file;
 mod set_status;
 mod shell;
 mod skip;
@@ -41,6 +42,7 @@ use crate::prompts::{PromptError, Prompts};
 use crate::sandbox::{Redactor, Sandbox, Workspace};
 pub use cron::{CronJobs, JobsError};
 pub use schema::{InvalidSchema, check_parameters};
+pub use send_file::download_link;
 pub use set_status::WorkerOutcome;
 pub use spawn_worker::WorkerRequest;
 
@@ -332,6 +334,10 @@ pub struct ToolServices {
     pub redactor: Redactor,
     /// The agent's scheduled jobs.
     pub cron: Arc<dyn CronJobs>,
+    /// Where `send_file` sends files.
+    pub outbox: Arc<dyn crate::message::Outbox>,
+    /// The largest file sent (`[media] max_file_mb`).
+    pub max_file_bytes: u64,
 }
 
 /// The tools of each process kind of one agent, built once when the agent opens.
@@ -360,6 +366,11 @@ impl Toolbox {
                     Box::new(route::Route),
                     Box::new(cancel::Cancel),
                     Box::new(cron::Cron::new(services.cron.clone())),
+                    Box::new(send_file::SendFile::new(
+                        workspace.clone(),
+                        services.outbox.clone(),
+                        services.max_file_bytes,
+                    )),
                 ],
             )?,
             branch: ToolSet::new(
@@ -391,6 +402,12 @@ impl Toolbox {
                     Box::new(file_write::FileWrite::new(workspace.clone())),
                     Box::new(file_edit::FileEdit::new(workspace.clone())),
                     Box::new(file_list::FileList::new(workspace.clone())),
+                    // A worker hands a file it made to its conversation.
+                    Box::new(send_file::SendFile::new(
+                        workspace.clone(),
+                        services.outbox.clone(),
+                        services.max_file_bytes,
+                    )),
                     Box::new(set_status::SetStatus),
                 ]);
                 tools

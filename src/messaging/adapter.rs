@@ -124,6 +124,17 @@ pub trait Adapter: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Sends a file to a conversation (a photo or a document).
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        _file: &crate::message::OutboundFile,
+    ) -> Result<(), AdapterError> {
+        Err(AdapterError::permanent(format!(
+            "{conversation}: sending files is not supported on this platform yet"
+        )))
+    }
+
     /// Sees every change of an answer being written, unthrottled (the portal hands it to
     /// the API callers waiting for that answer).
     fn draft(&self, _draft: &Draft<'_>) {}

@@ -278,3 +278,99 @@ async fn without_a_transcriber_the_agent_is_told_it_cannot_hear_a_voice_note() {
     assert!(status["agents"][0]["transcription_model"].is_null());
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn send_file_delivers_a_workspace_document_and_photo_through_telegram() {
+    let llm = FakeLlm::start().await;
+    let telegram = FakeTelegram::start().await;
+    llm.push(crate::fake_llm::Scripted::ToolCalls(vec![
+        (
+            "send_file".to_string(),
+            json!({"path": "out/report.csv", "caption": "the numbers"}),
+        ),
+        (
+            "send_file".to_string(),
+            json!({"path": "/workspace/out/chart.png"}),
+        ),
+    ]));
+    llm.push(reply("Sent both."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm) + &telegram.config(&[]) + &access(&["telegram:42"], &[]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let out = home.path().join("agents/main/workspace/out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join("report.csv"), "month,total\nmay,42\n").expect("write");
+    let chart = png(8, 8);
+    std::fs::write(out.join("chart.png"), &chart).expect("write");
+
+    telegram.push_message(42, 42, "send me the report and the chart");
+    wait_for_replies(&daemon, "main", "telegram:42", 1).await;
+    let calls = telegram.calls();
+    let document = calls
+        .iter()
+        .find(|call| call.method == "SendDocument")
+        .expect("sendDocument");
+    let raw = String::from_utf8_lossy(&document.raw);
+    assert!(raw.contains("filename=\"report.csv\""), "{raw}");
+    assert!(raw.contains("month,total\nmay,42"), "{raw}");
+    assert!(raw.contains("the numbers"), "the caption: {raw}");
+    let photo = calls
+        .iter()
+        .find(|call| call.method == "SendPhoto")
+        .expect("sendPhoto");
+    assert!(
+        photo
+            .raw
+            .windows(chart.len())
+            .any(|window| window == chart.as_slice()),
+        "the photo's bytes are sent"
+    );
+    let results = FakeLlm::tool_results(&llm.requests()[1]);
+    assert!(
+        results.iter().all(|result| result.starts_with("sent")),
+        "{results:?}"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn send_file_stays_in_the_workspace_and_gives_the_api_a_download_link() {
+    let llm = FakeLlm::start().await;
+    llm.push(crate::fake_llm::Scripted::ToolCalls(vec![
+        ("send_file".to_string(), json!({"path": "../config.toml"})),
+        ("send_file".to_string(), json!({"path": "notes.txt"})),
+    ]));
+    llm.push(reply("Here it is."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    std::fs::write(
+        home.path().join("agents/main/workspace/notes.txt"),
+        "remember the milk",
+    )
+    .expect("write");
+
+    daemon.send("files", "give me my notes").await;
+    let results = FakeLlm::tool_results(&llm.requests()[1]);
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].contains("outside the workspace"), "{results:?}");
+    let link = results[1]
+        .split_whitespace()
+        .find(|word| word.starts_with("/api/agents/main/files/"))
+        .expect("a download link");
+    let download = daemon
+        .http
+        .get(daemon.url(link))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.text().await.expect("body"), "remember the milk");
+    let missing = daemon
+        .http
+        .get(daemon.url("/api/agents/main/files/..%2F..%2Fconfig.toml"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), 404);
+    daemon.shutdown().await;
+}

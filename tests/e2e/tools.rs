@@ -75,6 +75,7 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "route",
                 "cancel",
                 "cron",
+                "send_file",
             ],
         ),
         (
@@ -97,6 +98,7 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "file_write",
                 "file_edit",
                 "file_list",
+                "send_file",
                 "set_status",
             ],
         ),

@@ -374,3 +374,36 @@ async fn send_file_stays_in_the_workspace_and_gives_the_api_a_download_link() {
     assert_eq!(missing.status(), 404);
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn send_file_delivers_a_document_through_discord() {
+    let llm = FakeLlm::start().await;
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    llm.push(crate::fake_llm::Scripted::tool_call(
+        "send_file",
+        json!({"path": "plan.md", "caption": "the plan"}),
+    ));
+    llm.push(reply("Attached."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config =
+        config_for(&llm) + &discord.config(&[]) + &access(&["discord:4000"], &["discord:500"]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    std::fs::write(
+        home.path().join("agents/main/workspace/plan.md"),
+        "# Plan\n1. ship\n",
+    )
+    .expect("write");
+
+    discord.push_guild_message("500", "3000", "4000", "send the plan");
+    wait_for_replies(&daemon, "main", "discord:500:3000", 1).await;
+    let multipart = discord
+        .posted()
+        .into_iter()
+        .filter_map(|(_, body)| body["multipart"].as_str().map(str::to_string))
+        .next()
+        .expect("a message with a file");
+    assert!(multipart.contains("filename=\"plan.md\""), "{multipart}");
+    assert!(multipart.contains("# Plan\n1. ship"), "{multipart}");
+    assert!(multipart.contains("the plan"), "{multipart}");
+    daemon.shutdown().await;
+}

@@ -319,7 +319,9 @@ async fn create_message(
     Path(channel): Path<String>,
     body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // A message with files comes as multipart: recorded as `{"multipart": <body as text>}`.
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| json!({"multipart": String::from_utf8_lossy(&body)}));
     if let Some((status, body)) =
         fake.record(format!("POST /channels/{channel}/messages"), body.clone())
     {

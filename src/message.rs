@@ -437,6 +437,19 @@ pub trait Outbox: Send + Sync {
     /// answer, so it is sent once. Never waits. By default nothing is shown.
     fn stream(&self, _draft: &Draft<'_>) {}
 
+    /// Puts an emoji reaction on a platform message of a conversation.
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        _message_id: &str,
+        _emoji: &str,
+    ) -> Result<(), DeliveryError> {
+        Err(DeliveryError::Failed {
+            conversation: conversation.clone(),
+            reason: "reactions cannot be sent here".to_string(),
+        })
+    }
+
     /// Sends a file to a conversation, as a photo or a document as the platform has them.
     async fn send_file(
         &self,

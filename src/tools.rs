@@ -16,6 +16,7 @@ mod file_write;
 mod memory_delete;
 mod memory_recall;
 mod memory_save;
+mod react;
 mod reply;
 mod route;
 mod schema;
@@ -138,6 +139,10 @@ pub enum ChannelEffect {
     },
     Cancel {
         process_id: String,
+    },
+    /// Put this emoji on the message the turn answers.
+    React {
+        emoji: String,
     },
 }
 
@@ -366,6 +371,7 @@ impl Toolbox {
                     Box::new(route::Route),
                     Box::new(cancel::Cancel),
                     Box::new(cron::Cron::new(services.cron.clone())),
+                    Box::new(react::React),
                     Box::new(send_file::SendFile::new(
                         workspace.clone(),
                         services.outbox.clone(),

@@ -115,6 +115,15 @@ impl Outbox for RunOutbox {
         conversation.platform() == Platform::Cron || self.platforms.reaches(conversation)
     }
 
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), DeliveryError> {
+        self.platforms.react(conversation, message_id, emoji).await
+    }
+
     async fn send_file(
         &self,
         conversation: &ConversationId,

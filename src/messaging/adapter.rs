@@ -124,6 +124,18 @@ pub trait Adapter: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Puts an emoji reaction on a message of a conversation.
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        _message_id: &str,
+        _emoji: &str,
+    ) -> Result<(), AdapterError> {
+        Err(AdapterError::permanent(format!(
+            "{conversation}: this platform has no reactions the agent can send"
+        )))
+    }
+
     /// Sends a file to a conversation (a photo or a document).
     async fn send_file(
         &self,

@@ -288,6 +288,31 @@ impl EventHandler for Handler {
 
 #[async_trait::async_trait]
 impl Adapter for DiscordAdapter {
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), AdapterError> {
+        let channel = self.channel_of(conversation).await?;
+        let message = message_id
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id != 0)
+            .map(MessageId::new)
+            .ok_or_else(|| {
+                AdapterError::permanent(format!("`{message_id}` is not a Discord message id"))
+            })?;
+        self.http
+            .create_reaction(
+                channel,
+                message,
+                &serenity::all::ReactionType::Unicode(emoji.to_string()),
+            )
+            .await
+            .map_err(classify)
+    }
+
     async fn send_file(
         &self,
         conversation: &ConversationId,

@@ -67,6 +67,21 @@ impl Outbox for MessagingManager {
         });
     }
 
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), DeliveryError> {
+        let adapter = self
+            .adapter(conversation.platform())
+            .ok_or_else(|| DeliveryError::Unreachable(conversation.clone()))?;
+        with_retries(conversation, || {
+            adapter.react(conversation, message_id, emoji)
+        })
+        .await
+    }
+
     async fn send_file(
         &self,
         conversation: &ConversationId,

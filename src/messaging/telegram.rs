@@ -8,14 +8,14 @@ use std::time::Duration;
 use teloxide::net::Download;
 use teloxide::payloads::{
     EditMessageTextSetters, GetUpdatesSetters, SendDocumentSetters, SendMessageSetters,
-    SendPhotoSetters,
+    SendPhotoSetters, SetMessageReactionSetters,
 };
 use teloxide::prelude::Requester;
 use teloxide::types::{
     AllowedUpdate, ChatAction, ChatId, Message, MessageEntityKind, MessageId, ParseMode,
     ReplyParameters, Update, UpdateKind,
 };
-use teloxide::types::{FileId, InputFile};
+use teloxide::types::{FileId, InputFile, ReactionType};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
@@ -391,6 +391,24 @@ impl Adapter for TelegramAdapter {
         reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
         self.send(conversation, text, reply_to).await.map(|_| ())
+    }
+
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), AdapterError> {
+        let chat = chat_of(conversation)?;
+        let message = message_id_of(message_id)?;
+        self.bot
+            .set_message_reaction(chat, message)
+            .reaction(vec![ReactionType::Emoji {
+                emoji: emoji.to_string(),
+            }])
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 
     async fn send_file(

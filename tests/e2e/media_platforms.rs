@@ -407,3 +407,62 @@ async fn send_file_delivers_a_document_through_discord() {
     assert!(multipart.contains("the plan"), "{multipart}");
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn react_puts_an_emoji_on_the_triggering_message_on_telegram_and_discord() {
+    let llm = FakeLlm::start().await;
+    let telegram = FakeTelegram::start().await;
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    llm.push_when(
+        "thanks telegram",
+        crate::fake_llm::Scripted::tool_call("react", json!({"emoji": "👍"})),
+    );
+    llm.push_when(
+        "thanks discord",
+        crate::fake_llm::Scripted::tool_call("react", json!({"emoji": "🎉"})),
+    );
+    llm.set_fallback(|_| {
+        crate::fake_llm::Scripted::tool_call("skip", json!({"reason": "reacted"}))
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm)
+        + &telegram.config(&[])
+        + &discord.config(&[])
+        + &access(&["telegram:42", "discord:4000"], &["discord:500"]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+
+    let telegram_message = telegram.push_message(42, 42, "thanks telegram");
+    let reaction = telegram
+        .wait_for("setMessageReaction", |calls| {
+            calls.iter().any(|call| call.method == "SetMessageReaction")
+        })
+        .await
+        .into_iter()
+        .find(|call| call.method == "SetMessageReaction")
+        .expect("reaction");
+    assert_eq!(reaction.body["message_id"], telegram_message);
+    assert_eq!(reaction.body["reaction"][0]["emoji"], "👍");
+
+    let discord_message = discord.push_guild_message("500", "3000", "4000", "thanks discord");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reacted = discord.calls().into_iter().find(|call| {
+            call.route == format!("PUT /channels/3000/messages/{discord_message}/reactions/@me")
+        });
+        if let Some(call) = reacted {
+            assert_eq!(call.body["emoji"], "🎉");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Discord reaction: {:?}",
+            discord
+                .calls()
+                .iter()
+                .map(|call| call.route.clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    daemon.shutdown().await;
+}

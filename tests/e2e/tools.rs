@@ -75,6 +75,7 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "route",
                 "cancel",
                 "cron",
+                "react",
                 "send_file",
             ],
         ),

@@ -306,7 +306,7 @@ async fn api(
                 let _ = tokio::time::timeout_at(deadline, notified).await;
             }
         }
-        "sendchataction" => ok(json!(true)),
+        "sendchataction" | "setmessagereaction" => ok(json!(true)),
         "editmessagetext" => ok(json!({"message_id": body["message_id"], "date": 1_700_000_001,
             "chat": {"id": body["chat_id"], "type": "private", "first_name": "User"},
             "from": bot, "text": body["text"]})),

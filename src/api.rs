@@ -54,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/agents/{agent_id}/conversations/{conversation_id}/messages",
             get(messages::list_messages),
         )
+        .route("/api/agents/{agent_id}/files/{*path}", get(files::download))
         .route(
             "/api/agents/{agent_id}/processes",
             get(messages::list_processes),

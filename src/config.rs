@@ -254,6 +254,9 @@ pub struct RoutingConfig {
     pub compactor: ModelId,
     pub cortex: ModelId,
     pub fallbacks: BTreeMap<ModelId, Vec<ModelId>>,
+    /// The speech-to-text model voice notes go to (an OpenAI-compatible
+    /// `/audio/transcriptions`); `None`: voice notes are not heard.
+    pub transcription: Option<ModelId>,
 }
 
 impl RoutingConfig {

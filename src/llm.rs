@@ -290,6 +290,27 @@ impl LlmManager {
         }
     }
 
+    /// The text of a voice note, from the transcription `model` (`[defaults.routing]
+    /// transcription`).
+    pub async fn transcribe(
+        &self,
+        model: &ModelId,
+        name: &str,
+        media_type: &str,
+        audio: &[u8],
+    ) -> Result<String, LlmError> {
+        let setup = self.setup();
+        let provider =
+            setup
+                .providers
+                .get(&model.provider)
+                .ok_or_else(|| LlmError::UnknownProvider {
+                    model: model.to_string(),
+                    provider: model.provider.clone(),
+                })?;
+        provider.transcribe(model, name, media_type, audio).await
+    }
+
     /// Runs one completion for `process_id` on the model its routing names, retrying transient
     /// failures with backoff and then trying each fallback in order. Models whose breaker is
     /// open are passed over; when all are, the call fails at once.

@@ -1,14 +1,19 @@
 //! Files people send and the agent sends: where an attachment is kept in the workspace, and
-//! how each kind is made ready for a model (images scaled down and encoded for vision).
+//! how each kind is made ready for a model (images scaled down and encoded for vision,
+//! documents read as text).
 
+mod document;
 mod image;
 
+pub use self::document::{document_text, excerpt, is_pdf};
 pub use self::image::{PreparedImage, prepare_image};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error("cannot read the image `{name}`: {reason}")]
     Image { name: String, reason: String },
+    #[error("cannot read the text of `{name}`: {reason}")]
+    Document { name: String, reason: String },
 }
 
 /// The workspace folder of a conversation's attachments: `attachments/{conversation}`, with

@@ -390,6 +390,26 @@ pub enum DeliveryError {
     },
 }
 
+/// A workspace file an agent sends to a conversation (`send_file`).
+#[derive(Debug, Clone)]
+pub struct OutboundFile {
+    pub name: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    /// Text sent with it.
+    pub caption: Option<String>,
+}
+
+impl OutboundFile {
+    /// Sent as a photo where the platform shows photos (PNG, JPEG, WebP).
+    pub fn is_photo(&self) -> bool {
+        matches!(
+            self.media_type.as_str(),
+            "image/png" | "image/jpeg" | "image/webp"
+        )
+    }
+}
+
 /// How an agent's answers leave it. The agent calls these in a turn's order: `typing` when a
 /// turn starts, `stream` as the answer is written, `deliver` with its answer, `recorded` once the turn is written down, and
 /// `settled` when nothing more is owed in the conversation. Implementations route by the
@@ -416,4 +436,20 @@ pub trait Outbox: Send + Sync {
     /// (throttled to their rate limits) and `deliver` then makes that message the final
     /// answer, so it is sent once. Never waits. By default nothing is shown.
     fn stream(&self, _draft: &Draft<'_>) {}
+
+    /// Puts an emoji reaction on a platform message of a conversation. Required, like
+    /// `send_file`, so that an outbox wrapping another one cannot forget to pass it on.
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), DeliveryError>;
+
+    /// Sends a file to a conversation, as a photo or a document as the platform has them.
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        file: &OutboundFile,
+    ) -> Result<(), DeliveryError>;
 }

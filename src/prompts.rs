@@ -181,6 +181,7 @@ mod tests {
                         name => "a.pdf", kind => "document", media_type => "application/pdf",
                         size => "3.0 KB", path => "attachments/x/a.pdf", refused => Option::<&str>::None,
                         transcript => Option::<&str>::None, heard => false, text => "t", truncated => true,
+                        text_path => "attachments/x/a.pdf.txt", unreadable => Option::<&str>::None,
                     }],
                 },
             ),

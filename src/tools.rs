@@ -18,11 +18,13 @@ mod mcp;
 mod memory_delete;
 mod memory_recall;
 mod memory_save;
+mod react;
 mod read_skill;
 mod reply;
 mod route;
 mod schema;
 mod send_agent_message;
+mod send_file;
 mod set_status;
 mod shell;
 mod skip;
@@ -51,6 +53,7 @@ use crate::web::Web;
 pub use cron::{CronJobs, JobsError};
 pub use schema::{InvalidSchema, check_parameters};
 pub use send_agent_message::{AgentAnswer, AgentMessage, AgentMessageError, AgentMessenger};
+pub use send_file::download_link;
 pub use set_status::WorkerOutcome;
 pub use spawn_worker::WorkerRequest;
 
@@ -146,6 +149,10 @@ pub enum ChannelEffect {
     },
     Cancel {
         process_id: String,
+    },
+    /// Put this emoji on the message the turn answers.
+    React {
+        emoji: String,
     },
 }
 
@@ -401,6 +408,10 @@ pub struct ToolServices {
     /// Delivers `send_agent_message`, offered when `links` names an agent.
     pub messenger: Arc<dyn AgentMessenger>,
     pub links: Vec<String>,
+    /// Where `send_file` sends files.
+    pub outbox: Arc<dyn crate::message::Outbox>,
+    /// The largest file sent (`[media] max_file_mb`).
+    pub max_file_bytes: u64,
 }
 
 /// The tools of each process kind of one agent, built once when the agent opens.
@@ -430,6 +441,12 @@ impl Toolbox {
                     Box::new(route::Route),
                     Box::new(cancel::Cancel),
                     Box::new(cron::Cron::new(services.cron.clone())),
+                    Box::new(react::React),
+                    Box::new(send_file::SendFile::new(
+                        workspace.clone(),
+                        services.outbox.clone(),
+                        services.max_file_bytes,
+                    )),
                 ];
                 if !services.links.is_empty() {
                     tools.push(Box::new(send_agent_message::SendAgentMessage::new(
@@ -477,6 +494,12 @@ impl Toolbox {
                     Box::new(file_write::FileWrite::new(workspace.clone())),
                     Box::new(file_edit::FileEdit::new(workspace.clone())),
                     Box::new(file_list::FileList::new(workspace.clone())),
+                    // A worker hands a file it made to its conversation.
+                    Box::new(send_file::SendFile::new(
+                        workspace.clone(),
+                        services.outbox.clone(),
+                        services.max_file_bytes,
+                    )),
                     Box::new(set_status::SetStatus),
                 ]);
                 tools.extend(web_tools(&services.web));

@@ -150,33 +150,162 @@ pub(super) async fn for_turn(agent: &Agent, batch: &[StoredMessage]) -> TurnFile
         }
     };
     let mut files = TurnFiles::default();
-    let mut by_message: HashMap<&str, Vec<minijinja::Value>> = HashMap::new();
-    for attachment in &stored {
+    let mut by_message: HashMap<String, Vec<minijinja::Value>> = HashMap::new();
+    let heard = agent.tool_loop.routing().transcription.clone();
+    for mut attachment in stored {
         if attachment.kind == AttachmentKind::Image
             && attachment.refused.is_none()
-            && let Some(image) = image_part(&agent.workspace, &agent.media, attachment).await
+            && let Some(image) = image_part(&agent.workspace, &agent.media, &attachment).await
         {
             files.images.push(image);
         }
+        if attachment.kind == AttachmentKind::Audio
+            && attachment.refused.is_none()
+            && attachment.transcript.is_none()
+            && let Some(model) = &heard
+        {
+            attachment.transcript = transcribe(agent, model, &attachment).await;
+        }
+        let text = if attachment.kind == AttachmentKind::Document && attachment.refused.is_none() {
+            Some(document_part(&agent.workspace, &agent.media, &attachment).await)
+        } else {
+            None
+        };
         by_message
-            .entry(attachment.message_id.as_str())
+            .entry(attachment.message_id.clone())
             .or_default()
-            .push(describe(attachment, None));
+            .push(describe(&attachment, text, heard.is_some()));
     }
     for (message_id, attachments) in by_message {
         let note = agent
             .tool_loop
             .render("attachments", minijinja::context! { attachments });
-        files.notes.insert(message_id.to_string(), note);
+        files.notes.insert(message_id, note);
     }
     files
 }
 
+/// A document's text for a turn: its first `document_chars` characters, where the whole
+/// text can be read (a PDF's is written beside it as `.txt`), or why there is none.
+struct DocumentText {
+    excerpt: Option<(String, bool)>,
+    text_path: Option<String>,
+    unreadable: Option<String>,
+}
+
+async fn document_part(
+    workspace: &Arc<Workspace>,
+    settings: &MediaConfig,
+    attachment: &StoredAttachment,
+) -> DocumentText {
+    let unreadable = |reason: String| DocumentText {
+        excerpt: None,
+        text_path: None,
+        unreadable: Some(reason),
+    };
+    let Some(path) = attachment.path.clone() else {
+        return unreadable("it was not received".to_string());
+    };
+    let workspace = workspace.clone();
+    let limit = settings.max_file_bytes;
+    let characters = settings.document_chars;
+    let name = attachment.name.clone();
+    let media_type = attachment.media_type.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let contents = workspace
+            .read(&path, limit)
+            .map_err(|error| error.to_string())?;
+        let text = media::document_text(&name, &media_type, &contents.bytes)
+            .map_err(|error| error.to_string())?;
+        let text_path = if media::is_pdf(&media_type, &name) {
+            // file_read reads text: the PDF's text is kept beside it, written once.
+            let text_path = format!("{path}.txt");
+            if workspace.read(&text_path, 0).is_err() {
+                workspace
+                    .write(&text_path, text.as_bytes())
+                    .map_err(|error| error.to_string())?;
+            }
+            text_path
+        } else {
+            path
+        };
+        Ok::<_, String>((media::excerpt(&text, characters), text_path))
+    })
+    .await;
+    match read {
+        Ok(Ok((excerpt, text_path))) => DocumentText {
+            excerpt: Some(excerpt),
+            text_path: Some(text_path),
+            unreadable: None,
+        },
+        Ok(Err(reason)) => {
+            tracing::warn!(%reason, name = %attachment.name, "the text of a document cannot be read");
+            unreadable(reason)
+        }
+        Err(error) => unreadable(error.to_string()),
+    }
+}
+
+/// A voice note's text from the transcription model, kept so it is transcribed once; `None`
+/// (the model is told it could not be transcribed) when that fails.
+async fn transcribe(
+    agent: &Agent,
+    model: &crate::config::ModelId,
+    attachment: &StoredAttachment,
+) -> Option<String> {
+    let path = attachment.path.clone()?;
+    let workspace = agent.workspace.clone();
+    let limit = agent.media.max_file_bytes;
+    let audio = tokio::task::spawn_blocking(move || workspace.read(&path, limit))
+        .await
+        .ok()?
+        .map_err(|error| tracing::warn!(%error, "cannot read a voice note"))
+        .ok()?;
+    let name = media::file_name(&attachment.name);
+    match agent
+        .tool_loop
+        .llm
+        .transcribe(model, &name, &attachment.media_type, &audio.bytes)
+        .await
+    {
+        Ok(text) => {
+            let text = text.trim().to_string();
+            if let Err(error) = agent
+                .stores
+                .conversations
+                .set_transcript(attachment.id, &text)
+                .await
+            {
+                tracing::warn!(%error, "cannot keep a voice note's transcript; it will be transcribed again");
+            }
+            Some(text)
+        }
+        Err(error) => {
+            tracing::warn!(%error, model = %model, name = %attachment.name, "a voice note could not be transcribed");
+            None
+        }
+    }
+}
+
 /// What the `attachments` template reads of one file.
-fn describe(attachment: &StoredAttachment, text: Option<(String, bool)>) -> minijinja::Value {
-    let (text, truncated) = match text {
-        Some((text, truncated)) => (Some(text), truncated),
-        None => (None, false),
+fn describe(
+    attachment: &StoredAttachment,
+    document: Option<DocumentText>,
+    heard: bool,
+) -> minijinja::Value {
+    let (text, truncated, text_path, unreadable) = match document {
+        Some(DocumentText {
+            excerpt,
+            text_path,
+            unreadable,
+        }) => {
+            let (text, truncated) = match excerpt {
+                Some((text, truncated)) => (Some(text), truncated),
+                None => (None, false),
+            };
+            (text, truncated, text_path, unreadable)
+        }
+        None => (None, false, None, None),
     };
     minijinja::context! {
         name => attachment.name,
@@ -186,9 +315,11 @@ fn describe(attachment: &StoredAttachment, text: Option<(String, bool)>) -> mini
         path => attachment.path,
         refused => attachment.refused,
         transcript => attachment.transcript,
-        heard => false,
+        heard => heard,
         text => text,
         truncated => truncated,
+        text_path => text_path,
+        unreadable => unreadable,
     }
 }
 
@@ -223,7 +354,6 @@ async fn image_part(
     };
     let media_type = match prepared.media_type {
         "image/jpeg" => ImageMediaType::JPEG,
-        "image/gif" => ImageMediaType::GIF,
         "image/webp" => ImageMediaType::WEBP,
         _ => ImageMediaType::PNG,
     };

@@ -64,6 +64,8 @@ pub struct Channel {
     last_activity: Instant,
     /// User messages since memory capture last started; `None` until first counted.
     uncaptured: Option<u64>,
+    /// The platform message the running turn answers (what `react` reacts to).
+    answering: Option<String>,
 }
 
 impl Channel {
@@ -99,6 +101,7 @@ impl Channel {
             closed: false,
             last_activity: Instant::now(),
             uncaptured: None,
+            answering: None,
         }
     }
 

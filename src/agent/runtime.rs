@@ -165,6 +165,8 @@ impl AgentRuntime {
                 mcp: shared.mcp.for_agent(&config.id),
                 messenger: shared.messenger.clone(),
                 links: config.links.clone(),
+                outbox: links.outbox.clone(),
+                max_file_bytes: shared.media.max_file_bytes,
             },
         )?;
         let cortex = Arc::new(CortexState::new(config.cortex.clone()));
@@ -349,6 +351,25 @@ impl AgentRuntime {
         )
         .await;
         Ok(RouteOutcome::Accepted { message_id })
+    }
+
+    /// A file of the agent's workspace (what `send_file` links to in the web chat and the
+    /// API), up to the file size limit: its name and bytes.
+    pub async fn workspace_file(&self, path: &str) -> Result<(String, Vec<u8>), AgentError> {
+        let workspace = self.agent.workspace.clone();
+        let limit = self.agent.media.max_file_bytes;
+        let requested = path.to_string();
+        let contents = tokio::task::spawn_blocking(move || workspace.read(&requested, limit))
+            .await
+            .map_err(|error| {
+                AgentError::Attachment(crate::sandbox::SandboxError::Io {
+                    path: path.to_string(),
+                    source: std::io::Error::other(error.to_string()),
+                })
+            })?
+            .map_err(AgentError::Attachment)?;
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        Ok((name, contents.bytes))
     }
 
     /// Tells the sender at once that files of their message were not received (too large);

@@ -1,12 +1,16 @@
 //! Files that come with API messages: `attachments` of `POST /api/agents/{id}/messages`
 //! (`{name, media_type, data}` with base64 `data`) and the `image_url` parts of
-//! `/v1/chat/completions` (`data:` URLs), decoded and checked against `[media] max_file_mb`.
+//! `/v1/chat/completions` (`data:` URLs), decoded and checked against `[media] max_file_mb`;
+//! and the files an agent sends to the web chat or the API, served from its workspace
+//! (`GET /api/agents/{id}/files/{path}`, behind the token like every API route).
 
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 
-use super::ApiError;
+use super::{ApiError, ApiState, find_agent};
 use crate::media;
 use crate::message::{InboundAttachment, media_type_of};
 
@@ -108,4 +112,29 @@ fn decode_base64(data: &str, name: &str, limit: u64) -> Result<Vec<u8>, ApiError
         return Err(too_large(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// A workspace file of an agent, as a download.
+pub async fn download(
+    State(state): State<ApiState>,
+    Path((agent_id, path)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let agent = find_agent(&state, &agent_id)?;
+    let (name, bytes) =
+        agent.runtime.workspace_file(&path).await.map_err(|error| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no such file: {error}"))
+        })?;
+    let safe_name = media::file_name(&name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, media_type_of(&name).to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{safe_name}\""),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -74,6 +74,14 @@ pub fn render(status: &Value) -> String {
                 agent["tokens_today"]
             ));
         }
+        match agent["transcription_model"].as_str() {
+            Some(model) => lines.push(format!("  voice notes transcribed by {model}")),
+            None => lines.push(
+                "  voice notes are not heard: set [defaults.routing] transcription = \"provider/model\" \
+                 (an OpenAI-compatible /audio/transcriptions, e.g. openai/whisper-1) to transcribe them"
+                    .to_string(),
+            ),
+        }
         for job in agent["cron"]["disabled"].as_array().into_iter().flatten() {
             lines.push(format!(
                 "  cron job {} disabled{}",

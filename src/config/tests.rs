@@ -697,3 +697,19 @@ fn media_limits_have_defaults_and_are_checked() {
     let config = parse("[llm.models.\"local/llava\"]\nvision = false\n");
     assert!(!config.llm.models["local/llava"].reads_images());
 }
+
+#[test]
+fn transcription_is_routed_like_other_models_and_inherited_by_agents() {
+    let config = parse(
+        "[llm.providers.openai]\nkind = \"openai\"\napi_key = \"k\"\n\n[defaults.routing]\nchannel = \"openai/gpt-4o\"\ntranscription = \"openai/whisper-1\"\n\n[[agents]]\nid = \"main\"\n",
+    );
+    assert_eq!(
+        config.defaults.routing.transcription,
+        Some(model("openai/whisper-1"))
+    );
+    assert_eq!(
+        config.agents[0].routing.transcription,
+        Some(model("openai/whisper-1"))
+    );
+    assert!(parse("").defaults.routing.transcription.is_none());
+}

@@ -115,6 +115,29 @@ impl Outbox for RunOutbox {
         conversation.platform() == Platform::Cron || self.platforms.reaches(conversation)
     }
 
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), DeliveryError> {
+        self.platforms.react(conversation, message_id, emoji).await
+    }
+
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        file: &crate::message::OutboundFile,
+    ) -> Result<(), DeliveryError> {
+        if conversation.platform() == Platform::Cron {
+            return Err(DeliveryError::Failed {
+                conversation: conversation.clone(),
+                reason: "a scheduled run has nobody to send a file to; its answer goes to the job's target".to_string(),
+            });
+        }
+        self.platforms.send_file(conversation, file).await
+    }
+
     /// A scheduled run's answer is delivered whole to its target; others stream as usual.
     fn stream(&self, draft: &Draft<'_>) {
         if draft.conversation.platform() != Platform::Cron {

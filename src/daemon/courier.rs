@@ -264,4 +264,33 @@ impl Outbox for LinkOutbox {
             self.inner.stream(draft);
         }
     }
+
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), DeliveryError> {
+        if conversation.platform() == Platform::Agent {
+            return Err(DeliveryError::Failed {
+                conversation: conversation.clone(),
+                reason: "another agent's messages take no reactions".to_string(),
+            });
+        }
+        self.inner.react(conversation, message_id, emoji).await
+    }
+
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        file: &crate::message::OutboundFile,
+    ) -> Result<(), DeliveryError> {
+        if conversation.platform() == Platform::Agent {
+            return Err(DeliveryError::Failed {
+                conversation: conversation.clone(),
+                reason: "files cannot be sent to another agent; name the file's workspace path in the message instead".to_string(),
+            });
+        }
+        self.inner.send_file(conversation, file).await
+    }
 }

@@ -74,6 +74,95 @@ impl ProviderClient {
         self.kind
     }
 
+    /// Speech to text through the OpenAI-compatible `POST {base}/audio/transcriptions`
+    /// (OpenAI, Groq, a local whisper server): the audio as a multipart `file`, answered with
+    /// `{"text": ...}`.
+    pub async fn transcribe(
+        &self,
+        model: &crate::config::ModelId,
+        name: &str,
+        media_type: &str,
+        audio: &[u8],
+    ) -> Result<String, super::LlmError> {
+        let model_name = model.to_string();
+        if self.kind != ProviderKind::OpenAi {
+            return Err(super::LlmError::Request {
+                model: model_name,
+                message: "transcription needs an OpenAI-compatible provider (kind = \"openai\")"
+                    .to_string(),
+            });
+        }
+        let base = self
+            .base_url
+            .as_deref()
+            .unwrap_or("https://api.openai.com/v1");
+        let boundary = format!("spacebot-{}", uuid::Uuid::new_v4().simple());
+        // A file name and type safe inside a quoted header value.
+        let file_name: String = name
+            .chars()
+            .filter(|character| !matches!(character, '"' | '\\' | '\r' | '\n'))
+            .collect();
+        let media_type: String = media_type
+            .chars()
+            .filter(|character| !character.is_control())
+            .collect();
+        let mut body = Vec::with_capacity(audio.len() + 512);
+        for (field, value) in [("model", model.model.as_str()), ("response_format", "json")] {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {media_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(audio);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let response = self
+            .http
+            .post(format!("{base}/audio/transcriptions"))
+            .bearer_auth(&self.api_key)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| super::LlmError::Transport {
+                model: model_name.clone(),
+                message: error.without_url().to_string(),
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| super::LlmError::Transport {
+                model: model_name.clone(),
+                message: error.without_url().to_string(),
+            })?;
+        if !status.is_success() {
+            return Err(super::LlmError::Status {
+                model: model_name,
+                status: status.as_u16(),
+                body: text.chars().take(500).collect(),
+                retry_after: None,
+            });
+        }
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|value| value.get("text")?.as_str().map(str::to_string))
+            .ok_or_else(|| super::LlmError::InvalidResponse {
+                model: model_name,
+                message: "a transcription answer without `text`".to_string(),
+            })
+    }
+
     fn check(&self, log: &ExchangeLog) -> Result<(), rig::http_client::Error> {
         match self.kind {
             ProviderKind::OpenAi => self.openai(log).map(|_| ()),

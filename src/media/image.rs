@@ -7,8 +7,8 @@ use image::{ImageFormat, ImageReader};
 
 use super::MediaError;
 
-/// An image ready for a model: the bytes and their MIME type (PNG, JPEG, GIF or WebP, the
-/// formats both OpenAI and Anthropic read).
+/// An image ready for a model: the bytes and their MIME type (PNG, JPEG or WebP: formats
+/// both OpenAI and Anthropic read, and the daemon can decode to scale).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedImage {
     pub bytes: Vec<u8>,
@@ -37,7 +37,6 @@ pub fn prepare_image(name: &str, bytes: &[u8], max_side: u32) -> Result<Prepared
     let readable = match format {
         ImageFormat::Png => Some("image/png"),
         ImageFormat::Jpeg => Some("image/jpeg"),
-        ImageFormat::Gif => Some("image/gif"),
         ImageFormat::WebP => Some("image/webp"),
         _ => None,
     };

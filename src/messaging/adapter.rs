@@ -124,6 +124,29 @@ pub trait Adapter: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Puts an emoji reaction on a message of a conversation.
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        _message_id: &str,
+        _emoji: &str,
+    ) -> Result<(), AdapterError> {
+        Err(AdapterError::permanent(format!(
+            "{conversation}: this platform has no reactions the agent can send"
+        )))
+    }
+
+    /// Sends a file to a conversation (a photo or a document).
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        _file: &crate::message::OutboundFile,
+    ) -> Result<(), AdapterError> {
+        Err(AdapterError::permanent(format!(
+            "{conversation}: sending files is not supported on this platform yet"
+        )))
+    }
+
     /// Sees every change of an answer being written, unthrottled (the portal hands it to
     /// the API callers waiting for that answer).
     fn draft(&self, _draft: &Draft<'_>) {}

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serenity::all::{
-    ChannelId, ChannelType, ConnectionStage, Context, CreateAllowedMentions, CreateMessage,
-    EditMessage, EventHandler, GatewayIntents, Http, HttpBuilder, Message, MessageId, Ready,
-    ResumedEvent, ShardManager, ShardStageUpdateEvent, UserId,
+    ChannelId, ChannelType, ConnectionStage, Context, CreateAllowedMentions, CreateAttachment,
+    CreateMessage, EditMessage, EventHandler, GatewayIntents, Http, HttpBuilder, Message,
+    MessageId, Ready, ResumedEvent, ShardManager, ShardStageUpdateEvent, UserId,
 };
 use serenity::http::HttpError;
 use tokio_util::sync::CancellationToken;
@@ -288,6 +288,53 @@ impl EventHandler for Handler {
 
 #[async_trait::async_trait]
 impl Adapter for DiscordAdapter {
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), AdapterError> {
+        let channel = self.channel_of(conversation).await?;
+        let message = message_id
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id != 0)
+            .map(MessageId::new)
+            .ok_or_else(|| {
+                AdapterError::permanent(format!("`{message_id}` is not a Discord message id"))
+            })?;
+        self.http
+            .create_reaction(
+                channel,
+                message,
+                &serenity::all::ReactionType::Unicode(emoji.to_string()),
+            )
+            .await
+            .map_err(classify)
+    }
+
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        file: &crate::message::OutboundFile,
+    ) -> Result<(), AdapterError> {
+        let channel = self.channel_of(conversation).await?;
+        let mut message = CreateMessage::new()
+            .add_file(CreateAttachment::bytes(
+                file.bytes.clone(),
+                file.name.clone(),
+            ))
+            .allowed_mentions(CreateAllowedMentions::new());
+        if let Some(caption) = &file.caption {
+            message = message.content(caption.clone());
+        }
+        channel
+            .send_message(&*self.http, message)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
     fn platform(&self) -> Platform {
         Platform::Discord
     }

@@ -15,7 +15,7 @@ use super::manager::MessagingManager;
 use super::split_message;
 use super::streaming::Shown;
 use crate::conversation_id::ConversationId;
-use crate::message::{DeliveryError, Draft, OutboundResponse, Outbox};
+use crate::message::{DeliveryError, Draft, OutboundFile, OutboundResponse, Outbox};
 use crate::supervision::Backoff;
 
 /// Attempts per outbound chunk (the first try plus retries on transient errors).
@@ -65,6 +65,36 @@ impl Outbox for MessagingManager {
                 }
             }
         });
+    }
+
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), DeliveryError> {
+        let adapter = self
+            .adapter(conversation.platform())
+            .ok_or_else(|| DeliveryError::Unreachable(conversation.clone()))?;
+        with_retries(conversation, || {
+            adapter.react(conversation, message_id, emoji)
+        })
+        .await
+    }
+
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        file: &OutboundFile,
+    ) -> Result<(), DeliveryError> {
+        let adapter = self
+            .adapter(conversation.platform())
+            .ok_or_else(|| DeliveryError::Unreachable(conversation.clone()))?;
+        let span =
+            tracing::info_span!("send_file", conversation_id = %conversation, name = %file.name);
+        with_retries(conversation, || adapter.send_file(conversation, file))
+            .instrument(span)
+            .await
     }
 
     async fn deliver(&self, response: &OutboundResponse) -> Result<(), DeliveryError> {

@@ -6,13 +6,16 @@
 use std::time::Duration;
 
 use teloxide::net::Download;
-use teloxide::payloads::{EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters};
+use teloxide::payloads::{
+    EditMessageTextSetters, GetUpdatesSetters, SendDocumentSetters, SendMessageSetters,
+    SendPhotoSetters, SetMessageReactionSetters,
+};
 use teloxide::prelude::Requester;
-use teloxide::types::FileId;
 use teloxide::types::{
     AllowedUpdate, ChatAction, ChatId, Message, MessageEntityKind, MessageId, ParseMode,
     ReplyParameters, Update, UpdateKind,
 };
+use teloxide::types::{FileId, InputFile, ReactionType};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +24,9 @@ use super::adapter::{Adapter, AdapterError};
 use super::inbound::Inbound;
 use crate::config::TelegramConfig;
 use crate::conversation_id::{ConversationId, Place, Platform};
-use crate::message::{AttachmentBody, InboundAttachment, InboundMessage, collect_capped};
+use crate::message::{
+    AttachmentBody, InboundAttachment, InboundMessage, OutboundFile, collect_capped,
+};
 
 /// Telegram's limit on a message's text, after entity parsing.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -386,6 +391,47 @@ impl Adapter for TelegramAdapter {
         reply_to: Option<&str>,
     ) -> Result<(), AdapterError> {
         self.send(conversation, text, reply_to).await.map(|_| ())
+    }
+
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), AdapterError> {
+        let chat = chat_of(conversation)?;
+        let message = message_id_of(message_id)?;
+        self.bot
+            .set_message_reaction(chat, message)
+            .reaction(vec![ReactionType::Emoji {
+                emoji: emoji.to_string(),
+            }])
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        file: &OutboundFile,
+    ) -> Result<(), AdapterError> {
+        let chat = chat_of(conversation)?;
+        let input = InputFile::memory(file.bytes.clone()).file_name(file.name.clone());
+        let result = if file.is_photo() {
+            let mut request = self.bot.send_photo(chat, input);
+            if let Some(caption) = &file.caption {
+                request = request.caption(caption.clone());
+            }
+            request.await
+        } else {
+            let mut request = self.bot.send_document(chat, input);
+            if let Some(caption) = &file.caption {
+                request = request.caption(caption.clone());
+            }
+            request.await
+        };
+        result.map(|_| ()).map_err(classify)
     }
 
     fn edit_interval(&self) -> Option<Duration> {

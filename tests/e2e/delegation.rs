@@ -132,6 +132,7 @@ async fn a_worker_writes_a_file_and_the_channel_reports_it() {
             "file_write",
             "file_edit",
             "file_list",
+            "send_file",
             "set_status",
             "web_fetch",
             "read_skill"

@@ -36,7 +36,9 @@ async fn reply_tool_answers_through_the_http_api() {
             "spawn_worker",
             "route",
             "cancel",
-            "cron"
+            "cron",
+            "react",
+            "send_file"
         ]
     );
     assert_eq!(FakeLlm::last_user_text(request), "hi, I am Alice");

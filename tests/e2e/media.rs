@@ -344,3 +344,92 @@ async fn a_restart_between_receiving_a_photo_and_answering_it_answers_once_with_
     daemon.shutdown().await;
     assert_eq!(llm.request_count(), 2, "answered once");
 }
+
+/// A one-page PDF whose text layer says `text`.
+pub fn pdf_with_text(text: &str) -> Vec<u8> {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{Document, Object, Stream, dictionary};
+    let mut document = Document::with_version("1.5");
+    let pages_id = document.new_object_id();
+    let font_id = document.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let resources_id = document.add_object(dictionary! {"Font" => dictionary! {"F1" => font_id}});
+    let content = Content {
+        operations: vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 12.into()]),
+            Operation::new("Td", vec![72.into(), 720.into()]),
+            Operation::new("Tj", vec![Object::string_literal(text)]),
+            Operation::new("ET", vec![]),
+        ],
+    };
+    let content_id = document.add_object(Stream::new(
+        dictionary! {},
+        content.encode().expect("encode"),
+    ));
+    let page_id = document.add_object(dictionary! {
+        "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
+    });
+    document.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
+            "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog_id = document.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages_id});
+    document.trailer.set("Root", catalog_id);
+    let mut bytes = Vec::new();
+    document.save_to(&mut bytes).expect("save");
+    bytes
+}
+
+#[tokio::test]
+async fn a_pdf_text_reaches_the_turn_and_stays_readable_in_the_workspace() {
+    let llm = FakeLlm::start().await;
+    llm.push(reply("Revenue grew 42 percent."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    let pdf = pdf_with_text("Quarterly revenue grew 42 percent");
+
+    let response = send_files(&daemon, "docs", "summarise", &[("q3.pdf", &pdf)]).await;
+    assert_eq!(response.status(), 200);
+    let text = FakeLlm::last_user_text(&llm.requests()[0]);
+    assert!(text.contains("Quarterly revenue grew 42 percent"), "{text}");
+    assert_eq!(all_image_parts(&llm.requests()[0]), 0);
+    // file_read reads text: the PDF's text is kept beside it.
+    let kept = kept_files(home.path(), "portal_docs");
+    let sidecar = kept
+        .iter()
+        .find(|(path, _)| path.ends_with("q3.pdf.txt"))
+        .expect("the text beside the PDF");
+    assert!(String::from_utf8_lossy(&sidecar.1).contains("Quarterly revenue grew 42 percent"));
+    assert!(text.contains(&sidecar.0), "the model is told where: {text}");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_text_file_is_summarised_up_to_the_limit() {
+    let llm = FakeLlm::start().await;
+    llm.push(reply("A long list."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = format!("{}\n[media]\ndocument_chars = 100\n", config_for(&llm));
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let csv: String = (0..200)
+        .map(|row| format!("row{row},value{row}\n"))
+        .collect();
+
+    let response = send_files(&daemon, "csv", "", &[("data.csv", csv.as_bytes())]).await;
+    assert_eq!(response.status(), 200);
+    let text = FakeLlm::last_user_text(&llm.requests()[0]);
+    assert!(text.contains("row0,value0"), "{text}");
+    assert!(!text.contains("row199"), "cut at the limit: {text}");
+    assert!(
+        text.contains("file_read"),
+        "told how to read the rest: {text}"
+    );
+    daemon.shutdown().await;
+}

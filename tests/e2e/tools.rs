@@ -75,6 +75,8 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "route",
                 "cancel",
                 "cron",
+                "react",
+                "send_file",
             ],
         ),
         (
@@ -99,6 +101,7 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "file_write",
                 "file_edit",
                 "file_list",
+                "send_file",
                 "set_status",
                 "web_fetch",
                 "read_skill",

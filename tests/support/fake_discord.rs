@@ -107,6 +107,10 @@ impl FakeDiscord {
             .route("/api/v10/users/@me", get(current_user))
             .route("/gw", any(gateway))
             .route("/attachments/{id}/{name}", get(attachment))
+            .route(
+                "/api/v10/channels/{channel}/messages/{message}/reactions/{emoji}/@me",
+                axum::routing::put(add_reaction),
+            )
             .fallback(unhandled)
             .with_state(fake.clone());
         tokio::spawn(async move {
@@ -319,7 +323,9 @@ async fn create_message(
     Path(channel): Path<String>,
     body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // A message with files comes as multipart: recorded as `{"multipart": <body as text>}`.
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| json!({"multipart": String::from_utf8_lossy(&body)}));
     if let Some((status, body)) =
         fake.record(format!("POST /channels/{channel}/messages"), body.clone())
     {
@@ -514,4 +520,15 @@ async fn attachment(
         Some(bytes) => bytes.clone().into_response(),
         None => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn add_reaction(
+    State(fake): State<FakeDiscord>,
+    Path((channel, message, emoji)): Path<(String, String, String)>,
+) -> Response {
+    fake.record(
+        format!("PUT /channels/{channel}/messages/{message}/reactions/@me"),
+        json!({"emoji": emoji}),
+    );
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -1,6 +1,9 @@
 //! A scripted fake LLM provider (OpenAI chat completions and Anthropic messages) for tests, on 127.0.0.1.
 //!
-//! Routes: `POST /v1/chat/completions` and `/api/v1/chat/completions` (OpenAI, OpenRouter), `POST /v1/messages` (Anthropic), `GET /v1/models`.
+//! Routes: `POST /v1/chat/completions` and `/api/v1/chat/completions` (OpenAI, OpenRouter),
+//! `POST /v1/messages` (Anthropic), `GET /v1/models`, `POST /v1/audio/transcriptions` (OpenAI
+//! speech to text: records the multipart body, answers `{"text": ...}` with the transcript set
+//! by `set_transcript`).
 //! Every request body is recorded before a response is chosen. A response is chosen from, in order:
 //! the first keyed entry (`push_when`) whose needle occurs in the request's last user text, the FIFO
 //! queue (`push`), the fallback responder (`set_fallback`). With none of these the fake answers 500
@@ -113,6 +116,10 @@ struct Script {
     count_only: bool,
     received: usize,
     last_call_number: usize,
+    /// What `/audio/transcriptions` answers; `None`: 500.
+    transcript: Option<String>,
+    /// (content type, body) of each transcription request.
+    transcriptions: Vec<(String, Vec<u8>)>,
 }
 
 struct ToolCall {
@@ -151,6 +158,7 @@ impl FakeLlm {
             .route("/api/v1/chat/completions", post(openai_route))
             .route("/v1/messages", post(anthropic_route))
             .route("/v1/models", get(models_route))
+            .route("/v1/audio/transcriptions", post(transcription_route))
             .layer(DefaultBodyLimit::disable())
             .with_state(fake.clone());
         tokio::spawn(async move {
@@ -167,6 +175,16 @@ impl FakeLlm {
 
     pub fn anthropic_base_url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// What the transcription endpoint answers from now on.
+    pub fn set_transcript(&self, text: &str) {
+        self.lock().transcript = Some(text.to_string());
+    }
+
+    /// (content type, multipart body) of each transcription request so far.
+    pub fn transcriptions(&self) -> Vec<(String, Vec<u8>)> {
+        self.lock().transcriptions.clone()
     }
 
     /// Appends to the FIFO queue.
@@ -416,6 +434,31 @@ async fn anthropic_route(State(fake): State<FakeLlm>, body: Bytes) -> Response {
 }
 
 /// A small list in a shape that suits both OpenAI and Anthropic model listings.
+async fn transcription_route(
+    State(fake): State<FakeLlm>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let transcript = {
+        let mut script = fake.lock();
+        script.transcriptions.push((content_type, body.to_vec()));
+        script.transcript.clone()
+    };
+    match transcript {
+        Some(text) => Json(json!({"text": text})).into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"message": "fake llm: no transcript set"}})),
+        )
+            .into_response(),
+    }
+}
+
 async fn models_route() -> Json<Value> {
     let model = |id: &str| {
         json!({"id": id, "object": "model", "type": "model", "created": CREATED,

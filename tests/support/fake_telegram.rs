@@ -30,6 +30,8 @@ pub struct Call {
     pub method: String,
     pub body: Value,
     pub at: Instant,
+    /// The body as sent (multipart for `sendDocument` and `sendPhoto`).
+    pub raw: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -250,6 +252,7 @@ async fn api(
     Path((token, method)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    let raw = body.to_vec();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if token != format!("bot{TOKEN}") {
         return (
@@ -264,6 +267,7 @@ async fn api(
             method: method.clone(),
             body: body.clone(),
             at: Instant::now(),
+            raw,
         });
         let position = state
             .failures
@@ -302,7 +306,7 @@ async fn api(
                 let _ = tokio::time::timeout_at(deadline, notified).await;
             }
         }
-        "sendchataction" => ok(json!(true)),
+        "sendchataction" | "setmessagereaction" => ok(json!(true)),
         "editmessagetext" => ok(json!({"message_id": body["message_id"], "date": 1_700_000_001,
             "chat": {"id": body["chat_id"], "type": "private", "first_name": "User"},
             "from": bot, "text": body["text"]})),
@@ -316,6 +320,15 @@ async fn api(
                 None => Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"}))
                     .into_response(),
             }
+        }
+        "senddocument" | "sendphoto" => {
+            let message_id = {
+                let mut state = fake.lock();
+                state.next_message_id += 1;
+                state.next_message_id
+            };
+            ok(json!({"message_id": message_id, "date": 1_700_000_001,
+                "chat": {"id": 42, "type": "private", "first_name": "User"}, "from": bot}))
         }
         "sendmessage" => {
             let message_id = {

@@ -102,6 +102,10 @@ impl Channel {
                 .rev()
                 .find_map(|message| message.platform_message_id.clone()),
         );
+        self.answering = batch
+            .iter()
+            .rev()
+            .find_map(|message| message.platform_message_id.clone());
         let mut compacted = false;
         let (answer, new_context) = loop {
             let mut request = LlmRequest {
@@ -285,6 +289,22 @@ impl Channel {
                     Err(error) => CallResult::error(error.to_string()),
                 },
             ),
+            ChannelEffect::React { emoji } => {
+                let Some(message_id) = self.answering.clone() else {
+                    return Handled::continue_with(CallResult::error(
+                        "there is no message to react to in this turn",
+                    ));
+                };
+                let outbox = agent.outbox.clone();
+                let conversation = self.conversation.clone();
+                // Sent beside the turn, which goes on; a failure is logged.
+                agent.lifecycle.tasks.spawn(async move {
+                    if let Err(error) = outbox.react(&conversation, &message_id, &emoji).await {
+                        tracing::warn!(%error, conversation_id = %conversation, "cannot react to a message");
+                    }
+                });
+                Handled::continue_with(result)
+            }
             ChannelEffect::Cancel { process_id } => {
                 Handled::continue_with(match agent.processes.cancel(conversation_id, &process_id) {
                     Ok(id) => CallResult::success(format!(

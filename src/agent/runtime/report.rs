@@ -23,6 +23,8 @@ pub struct AgentStatus {
     pub daily_token_budget: Option<u64>,
     /// Today's budget is spent: turns answer so without calling a model.
     pub budget_spent: bool,
+    /// The model voice notes are transcribed with; `None`: they are not heard.
+    pub transcription_model: Option<String>,
 }
 
 impl AgentRuntime {
@@ -37,6 +39,13 @@ impl AgentRuntime {
             tokens_today: self.agent.stores.usage.spent_today(),
             daily_token_budget: config.daily_token_budget,
             budget_spent: self.agent.tool_loop.budget_spent().is_some(),
+            transcription_model: self
+                .agent
+                .tool_loop
+                .routing()
+                .transcription
+                .as_ref()
+                .map(ToString::to_string),
         }
     }
 

@@ -27,6 +27,7 @@ impl Resolver<'_> {
             compactor: channel.clone(),
             cortex: channel,
             fallbacks: BTreeMap::new(),
+            transcription: None,
         };
         let initial = raw.retry.initial_backoff_ms.as_ref();
         let maximum = raw.retry.max_backoff_ms.as_ref();

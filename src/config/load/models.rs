@@ -179,6 +179,10 @@ impl Resolver<'_> {
             compactor: pick(&raw.compactor, "compactor", &base.compactor)?,
             cortex: pick(&raw.cortex, "cortex", &base.cortex)?,
             fallbacks,
+            transcription: match &raw.transcription {
+                Some(value) => Some(self.model(value, &format!("{prefix}.transcription"))?),
+                None => base.transcription.clone(),
+            },
         })
     }
 }

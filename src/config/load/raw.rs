@@ -275,6 +275,7 @@ pub(super) struct RawRouting {
     pub(super) worker: Option<Spanned<String>>,
     pub(super) compactor: Option<Spanned<String>>,
     pub(super) cortex: Option<Spanned<String>>,
+    pub(super) transcription: Option<Spanned<String>>,
     /// Values are spanned so that a bad key can point at its line.
     pub(super) fallbacks: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
 }

@@ -42,6 +42,8 @@ pub enum WebError {
     Request { url: String, message: String },
     #[error("{0} content cannot be turned into text")]
     Unsupported(String),
+    #[error("{0} (a PDF cut at the size limit cannot be read: raise `[web] max_fetch_kb`)")]
+    Document(String),
     #[error("no search backend is configured (`[web.search]`)")]
     NoSearch,
     #[error("the {backend} search failed: {message}")]
@@ -255,9 +257,13 @@ async fn read_capped(
     Ok((body, false))
 }
 
-/// The body as text a model reads: HTML to Markdown-ish text; JSON, XML and plain text as
-/// they are; PDF and other binary content refused.
+/// The body as text a model reads: HTML to Markdown-ish text; a PDF's text layer; JSON, XML
+/// and plain text as they are; other binary content refused.
 fn readable(content_type: &str, body: &[u8], url: &url::Url) -> Result<String, WebError> {
+    if crate::media::is_pdf(content_type.split(';').next().unwrap_or(""), url.path()) {
+        return crate::media::document_text(url.path(), "application/pdf", body)
+            .map_err(|error| WebError::Document(error.to_string()));
+    }
     let text = decode(content_type, body);
     let looks_html = content_type.contains("html")
         || (content_type.is_empty() && text.trim_start().starts_with('<'));

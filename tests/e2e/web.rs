@@ -69,6 +69,11 @@ async fn serve(State(fake): State<FakeWeb>, uri: Uri, RawQuery(query): RawQuery)
         "/to-localhost" => redirect(format!("http://localhost:{}/secret", fake.port)),
         "/to-page" => redirect("/page".to_string()),
         "/secret" => "the secret".into_response(),
+        "/report.pdf" => (
+            [(header::CONTENT_TYPE, "application/pdf")],
+            crate::media::pdf_with_text("Quarterly tomato yield: 42 kg"),
+        )
+            .into_response(),
         "/search" => {
             let query = query.unwrap_or_default();
             assert!(query.contains("format=json"), "{query}");
@@ -137,6 +142,7 @@ async fn a_worker_searches_and_reads_a_local_page_allowed_by_config() {
             ("web_fetch", json!({"url": web.url("/to-page")})),
             ("web_fetch", json!({"url": web.url("/to-metadata")})),
             ("web_fetch", json!({"url": web.url("/to-localhost")})),
+            ("web_fetch", json!({"url": web.url("/report.pdf")})),
         ],
     );
     let config = format!(
@@ -147,7 +153,7 @@ async fn a_worker_searches_and_reads_a_local_page_allowed_by_config() {
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config).await;
     daemon.send("web", "research tomatoes").await;
-    let (results, request) = worker_results(&llm, 4).await;
+    let (results, request) = worker_results(&llm, 5).await;
     let offered = FakeLlm::tool_names(&request);
     assert!(
         offered.contains(&"web_fetch".to_string()) && offered.contains(&"web_search".to_string()),
@@ -190,6 +196,11 @@ async fn a_worker_searches_and_reads_a_local_page_allowed_by_config() {
         results[3].contains("`localhost`") && results[3].contains("loopback"),
         "{}",
         results[3]
+    );
+    assert!(
+        results[4].contains("Quarterly tomato yield: 42 kg"),
+        "a PDF's text: {}",
+        results[4]
     );
     let hits = web.hits();
     assert!(

@@ -17,6 +17,7 @@ mod real_llm;
 mod cli;
 mod cortex;
 mod cron;
+mod dashboard;
 mod delegation;
 mod discord;
 mod foundation;

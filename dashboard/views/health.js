@@ -1,0 +1,38 @@
+// The daemon's health: providers, chat platform adapters, memory, sandbox, agents' degraded
+// tools and models, and the last config reload (`/api/status`).
+
+import { element, heading, table, empty } from "../dom.js";
+
+function describe(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "object") return Object.entries(value).map(([key, item]) => `${key}: ${typeof item === "object" ? JSON.stringify(item) : item}`).join(", ");
+  return String(value);
+}
+
+export async function render(root, { api }) {
+  const status = await api.get("/api/status");
+  const llm = status.llm || {};
+  root.append(heading("Health"),
+    element("p", { className: "meta", text: `Spacebot ${status.version}, up ${status.uptime_secs}s, home ${status.home}` }),
+    llm.hint ? element("p", { className: "warning", text: llm.hint }) : null,
+    element("h2", { text: "Providers" }),
+    (llm.providers || []).length
+      ? table("Providers", ["Provider", "Kind", "Address"], llm.providers.map(provider => [provider.name, provider.kind, provider.base_url || "default"]))
+      : empty("No provider is configured."),
+    element("h2", { text: "Chat platforms" }),
+    (status.messaging || []).length
+      ? table("Adapters", ["Adapter", "State", "Reconnects", "Last error"], status.messaging.map(adapter => [
+        adapter.name, element("span", { className: "state " + describe(adapter.state), text: describe(adapter.state) }), String(adapter.reconnects), adapter.last_error || "",
+      ]))
+      : empty("No chat platform is configured (the API and this page still work)."),
+    element("h2", { text: "Agents" }),
+    table("Agents' health", ["Agent", "Degraded", "Cron jobs"], (status.agents || []).map(agent => [
+      agent.id, (agent.degraded || []).join("; ") || "ok", agent.cron ? `${agent.cron.jobs} (${agent.cron.disabled.length} disabled)` : "",
+    ])),
+    element("h2", { text: "Services" }),
+    table("Services", ["Service", "State"], [
+      ["Memory", describe(status.memory)],
+      ["Sandbox", describe(status.sandbox)],
+      ["Last reload", describe(status.reload)],
+    ]));
+}

@@ -83,12 +83,15 @@ async function show(moveFocus) {
   }
   view.replaceChildren();
   view.dataset.view = name;
+  delete view.dataset.rendered;
   const context = { agent: picker.value, agents: agentList, api, say };
   try {
     leave = (await VIEWS[name].render(view, context)) || null;
   } catch (error) {
     say(errorText(error));
   }
+  // Tests and assistive tools can tell a view that has finished loading.
+  if (view.dataset.view === name) view.dataset.rendered = name;
   if (moveFocus) {
     const title = view.querySelector("h1");
     if (title) {

@@ -59,3 +59,9 @@ export function statusLine() {
 export function errorText(error) {
   return error && error.message ? error.message : String(error);
 }
+
+// The nodes among `items` (a view's optional parts are null when absent): `append` and
+// `replaceChildren` would show a null as the text "null".
+export function present(...items) {
+  return items.filter(item => item !== null && item !== undefined && item !== false);
+}

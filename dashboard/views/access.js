@@ -1,7 +1,7 @@
 // Who may talk to the agents: pairing codes waiting for approval, owners, members (those
 // approved here can be revoked), allowed groups.
 
-import { element, heading, table, when, empty, errorText, statusLine } from "../dom.js";
+import { element, heading, table, when, empty, errorText, statusLine, present } from "../dom.js";
 
 export async function render(root, { api }) {
   const status = statusLine();
@@ -21,7 +21,7 @@ export async function render(root, { api }) {
   async function refresh() {
     const access = await api.get("/api/access");
     const names = list => list.length ? element("ul", {}, list.map(name => element("li", { text: name }))) : empty("None.");
-    body.replaceChildren(
+    body.replaceChildren(...present(
       element("h2", { text: "Waiting for approval" }),
       access.pending.length
         ? table("Pairing codes", ["Code", "Who", "Asked", "Expires", "Approve"], access.pending.map(pairing => [
@@ -48,7 +48,7 @@ export async function render(root, { api }) {
       element("h2", { text: "Owners (config)" }), names(access.owners),
       element("h2", { text: "Members (config)" }), names(access.members),
       element("h2", { text: "Allowed groups" }), names(access.groups),
-      access.warnings.length ? element("ul", { className: "warnings" }, access.warnings.map(text => element("li", { text }))) : null);
+      access.warnings.length ? element("ul", { className: "warnings" }, access.warnings.map(text => element("li", { text }))) : null));
   }
   await refresh();
 }

@@ -1,7 +1,7 @@
 // The daemon's health: providers, chat platform adapters, memory, sandbox, agents' degraded
 // tools and models, and the last config reload (`/api/status`).
 
-import { element, heading, table, empty } from "../dom.js";
+import { element, heading, table, empty, present } from "../dom.js";
 
 function describe(value) {
   if (value === null || value === undefined) return "";
@@ -12,7 +12,7 @@ function describe(value) {
 export async function render(root, { api }) {
   const status = await api.get("/api/status");
   const llm = status.llm || {};
-  root.append(heading("Health"),
+  root.append(...present(heading("Health"),
     element("p", { className: "meta", text: `Spacebot ${status.version}, up ${status.uptime_secs}s, home ${status.home}` }),
     llm.hint ? element("p", { className: "warning", text: llm.hint }) : null,
     element("h2", { text: "Providers" }),
@@ -34,5 +34,5 @@ export async function render(root, { api }) {
       ["Memory", describe(status.memory)],
       ["Sandbox", describe(status.sandbox)],
       ["Last reload", describe(status.reload)],
-    ]));
+    ])));
 }

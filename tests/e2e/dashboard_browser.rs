@@ -78,6 +78,28 @@ async fn the_dashboard_loads_every_view_without_a_console_error_and_lists_the_ag
             "{view}: {shown}"
         );
     }
+    // At phone width every view fits the screen (wide tables scroll inside their box), and
+    // every control in it has a name a screen reader can say.
+    let phone = browser.tab(390, 844).await;
+    open_dashboard(&phone, &daemon).await;
+    for (view, ready) in VIEWS {
+        phone.show_view(view, ready).await;
+        let overflow = phone
+            .evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_f64().unwrap_or(1.0) <= 0.0,
+            "{view} is {overflow}px too wide"
+        );
+        let unnamed = phone
+            .evaluate(
+                "[...document.querySelectorAll('input, select, textarea, button')].filter(control => \
+                 !(control.labels && control.labels.length) && !control.getAttribute('aria-label') && \
+                 !control.textContent.trim()).map(control => control.outerHTML)",
+            )
+            .await;
+        assert_eq!(unnamed, json!([]), "{view}: controls without a name");
+    }
     assert!(
         tab.text("#view").await.contains("fake"),
         "the provider shows in health"
@@ -298,6 +320,130 @@ async fn the_dashboard_finds_a_memory_by_search_and_edits_its_importance() {
         .get(&format!("/api/agents/main/memories/{boat}"))
         .await;
     assert_eq!(memory["memory"]["importance"], 0.9, "{memory}");
+    let errors = tab.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+    daemon.shutdown().await;
+}
+
+/// A job created in the cron view is listed, can be disabled and enabled, runs when asked,
+/// and its run shows in its history.
+#[tokio::test]
+async fn the_dashboard_creates_switches_and_runs_a_cron_job() {
+    let llm = FakeLlm::start().await;
+    llm.push_when("water the tomatoes", reply("Tomatoes watered."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    let browser = Browser::launch().await;
+    let tab = browser.tab(1280, 900).await;
+    open_dashboard(&tab, &daemon).await;
+    tab.show_view("cron", "#cron-jobs").await;
+    assert!(tab.text("#cron-jobs").await.contains("No scheduled jobs"));
+
+    tab.type_into("#cron-prompt", "water the tomatoes").await;
+    tab.type_into("#cron-every", "6h").await;
+    tab.click("#view form.stack button[type='submit']").await;
+    tab.wait_for(
+        "document.querySelector('#view .status').innerText.includes('Job created')",
+        "the new job",
+    )
+    .await;
+    let jobs = daemon.get("/api/agents/main/cron").await;
+    let job = jobs["jobs"][0]["id"].as_str().expect("job id").to_string();
+    assert_eq!(jobs["jobs"][0]["every_secs"], 21_600, "{jobs}");
+    tab.wait_for(
+        &format!(
+            "document.getElementById('cron-jobs').innerText.includes({})",
+            json!(job)
+        ),
+        "the job in the list",
+    )
+    .await;
+
+    tab.click(&format!("button[aria-label='Disable {job}']"))
+        .await;
+    tab.wait_for(
+        &format!("document.querySelector(\"button[aria-label='Enable {job}']\")"),
+        "the job disabled",
+    )
+    .await;
+    assert_eq!(
+        daemon.get("/api/agents/main/cron").await["jobs"][0]["enabled"],
+        false
+    );
+    tab.click(&format!("button[aria-label='Enable {job}']"))
+        .await;
+    tab.wait_for(
+        &format!("document.querySelector(\"button[aria-label='Disable {job}']\")"),
+        "the job enabled",
+    )
+    .await;
+    assert_eq!(
+        daemon.get("/api/agents/main/cron").await["jobs"][0]["enabled"],
+        true
+    );
+
+    tab.click(&format!("button[aria-label='Run {job} now']"))
+        .await;
+    tab.wait_for(
+        "document.querySelector('#view .status').innerText.includes('started')",
+        "the run",
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        tab.click(&format!("button[aria-label='History of {job}']"))
+            .await;
+        tab.wait_for(
+            "document.querySelector('#cron-history table, #cron-history .empty')",
+            "the history",
+        )
+        .await;
+        if tab
+            .text("#cron-history")
+            .await
+            .contains("Tomatoes watered.")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            tab.text("#cron-history").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let errors = tab.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+    daemon.shutdown().await;
+}
+
+/// The conversations view lists a conversation and opens its transcript.
+#[tokio::test]
+async fn the_dashboard_shows_a_conversations_transcript() {
+    let llm = FakeLlm::start().await;
+    llm.push_when("where is the spare key", reply("Under the blue flowerpot."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    daemon.send("keys", "where is the spare key?").await;
+    let browser = Browser::launch().await;
+    let tab = browser.tab(1280, 900).await;
+    open_dashboard(&tab, &daemon).await;
+    tab.show_view("conversations", "#view table").await;
+    tab.click("#view table button.link").await;
+    tab.wait_for(
+        "document.getElementById('transcript').innerText.includes('Under the blue flowerpot.')",
+        "the transcript",
+    )
+    .await;
+    let transcript = tab.text("#transcript").await;
+    assert!(transcript.contains("portal:keys"), "{transcript}");
+    assert!(
+        transcript.contains("where is the spare key?"),
+        "{transcript}"
+    );
+    assert_eq!(tab.evaluate("document.activeElement.tagName").await, "H2");
     let errors = tab.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;

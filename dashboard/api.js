@@ -31,6 +31,9 @@ let onUnauthorized = () => {};
 export function whenUnauthorized(handler) {
   onUnauthorized = handler;
 }
+export function unauthorized() {
+  onUnauthorized();
+}
 
 async function failure(response) {
   const body = await response.json().catch(() => ({}));

@@ -102,6 +102,11 @@ async function show(moveFocus) {
 }
 
 window.addEventListener("hashchange", () => show(true));
+// The skip link moves the focus to the view without changing the address (which names views).
+document.querySelector(".skip").addEventListener("click", event => {
+  event.preventDefault();
+  view.focus();
+});
 
 async function start() {
   try {

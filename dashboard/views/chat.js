@@ -45,29 +45,44 @@ export async function render(root, { agent, api }) {
     if (!content) return;
     input.value = "";
     show("user", content);
-    const response = await fetch("/v1/chat/completions", {
-      method: "POST",
-      headers: api.headers({ "x-spacebot-conversation": conversation.value }),
-      body: JSON.stringify({ model: "spacebot/" + agent, stream: true, user: "web", messages: [{ role: "user", content }] }),
-    });
+    let response;
+    try {
+      response = await fetch("/v1/chat/completions", {
+        method: "POST",
+        headers: api.headers({ "x-spacebot-conversation": conversation.value }),
+        body: JSON.stringify({ model: "spacebot/" + agent, stream: true, user: "web", messages: [{ role: "user", content }] }),
+      });
+    } catch (error) {
+      // Not sent: give the text back so nothing typed is lost.
+      input.value = content;
+      show("notice", "Not sent (" + errorText(error) + "); your message is back in the box.");
+      return;
+    }
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
-      show("notice", body.error ? body.error.message : "error " + response.status);
+      if (response.status === 401) api.unauthorized();
+      input.value = content;
+      show("notice", (body.error ? body.error.message : "error " + response.status) + " (your message is back in the box)");
       return;
     }
     const bubble = show("assistant", "");
     bubble.setAttribute("aria-busy", "true");
     let text = "";
-    await api.readEvents(response, (_name, data) => {
-      if (data === "[DONE]") return;
-      const chunk = JSON.parse(data);
-      const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
-      if (delta && delta.content) {
-        text += delta.content;
-        bubble.textContent = text;
-        log.scrollTop = log.scrollHeight;
-      }
-    });
+    try {
+      await api.readEvents(response, (_name, data) => {
+        if (data === "[DONE]") return;
+        const chunk = JSON.parse(data);
+        const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+        if (delta && delta.content) {
+          text += delta.content;
+          bubble.textContent = text;
+          log.scrollTop = log.scrollHeight;
+        }
+      });
+    } catch (error) {
+      // The message was stored; its answer will be in the conversation's history.
+      show("notice", "The connection broke (" + errorText(error) + "); the answer will be in this conversation when you reload it.");
+    }
     bubble.removeAttribute("aria-busy");
     if (!text) {
       bubble.className = "message notice";

@@ -71,12 +71,15 @@ export async function render(root, { agent, api }) {
     }
   }
 
+  // Runs an action and says how it went; true when it worked.
   async function act(action, done) {
     try {
       await action();
       status.textContent = done;
+      return true;
     } catch (error) {
       status.textContent = errorText(error);
+      return false;
     }
   }
 
@@ -96,9 +99,11 @@ export async function render(root, { agent, api }) {
     event.preventDefault();
     const body = { content: content.value, type: type.value };
     if (importance.value !== "") body.importance = Number(importance.value);
-    await act(() => api.post(api.agentPath(agent, "/memories"), body), "Memory saved.");
-    content.value = "";
-    recent();
+    // On a refusal the text stays in the form to be corrected.
+    if (await act(() => api.post(api.agentPath(agent, "/memories"), body), "Memory saved.")) {
+      content.value = "";
+      recent();
+    }
   });
   await recent();
 }

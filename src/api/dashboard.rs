@@ -120,3 +120,34 @@ fn asset_response(content_type: &'static str, body: &'static str) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file added under `dashboard/` but not to `ASSETS` would be a 404 in the browser.
+    #[test]
+    fn every_file_of_the_dashboard_is_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard");
+        let mut folders = vec![root.clone()];
+        let mut files = Vec::new();
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("dashboard folder") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let name = path.strip_prefix(&root).expect("inside").to_string_lossy();
+                    files.push(name.into_owned());
+                }
+            }
+        }
+        for file in files.iter().filter(|file| *file != "index.html") {
+            assert!(
+                ASSETS.iter().any(|(name, _, _)| name == file),
+                "dashboard/{file} is not in ASSETS"
+            );
+        }
+        assert_eq!(files.len(), ASSETS.len() + 1, "{files:?}");
+    }
+}

@@ -249,8 +249,10 @@ impl Tab<'_> {
     /// Clicks the middle of the first element matching `selector`, as a mouse would.
     pub async fn click(&self, selector: &str) {
         let expression = format!(
-            "(() => {{ const element = document.querySelector({}); if (!element) return null; \
-             element.scrollIntoView({{block: 'center'}}); const box = element.getBoundingClientRect(); \
+            "(async () => {{ const element = document.querySelector({}); if (!element) return null; \
+             element.scrollIntoView({{block: 'center'}}); \
+             await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))); \
+             const box = element.getBoundingClientRect(); \
              return [box.x + box.width / 2, box.y + box.height / 2]; }})()",
             json!(selector)
         );

@@ -519,6 +519,46 @@ async fn the_dashboard_shows_a_conversations_transcript() {
     daemon.shutdown().await;
 }
 
+/// A model that keeps failing shows in the health view as passed over, with its error, and
+/// the agent as degraded.
+#[tokio::test]
+async fn the_dashboard_health_view_shows_a_failing_model() {
+    let llm = FakeLlm::start().await;
+    llm.set_fallback(|_| Scripted::status(401, "invalid api key"));
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    for conversation in ["one", "two", "three"] {
+        daemon.post(conversation, "are you there?").await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while daemon.get("/api/agents/main/cortex").await["model_breakers"]
+        .as_array()
+        .is_none_or(|breakers| breakers.is_empty())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the breaker never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let browser = Browser::launch().await;
+    let tab = browser.tab(1280, 900).await;
+    open_dashboard(&tab, &daemon).await;
+    tab.show_view("health", "table").await;
+    let shown = tab.text("#view").await;
+    assert!(shown.contains("Models whose breaker is open"), "{shown}");
+    assert!(
+        shown.contains("fake/fake-model") && shown.contains("invalid api key"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("failed 3 times in a row"),
+        "the agent is degraded: {shown}"
+    );
+    browser.close().await;
+    daemon.shutdown().await;
+}
+
 /// With a token configured the page asks for it, keeps it for the tab, and then works.
 #[tokio::test]
 async fn the_dashboard_asks_for_the_api_token() {

@@ -115,7 +115,10 @@ async fn the_dashboard_loads_every_view_without_a_console_error_and_lists_the_ag
 async fn the_dashboard_chat_shows_the_streamed_answer() {
     const ANSWER: &str = "Hello from the fake model, written a few words at a time for the page.";
     let llm = FakeLlm::start().await;
-    llm.push_when("hello dashboard", reply(ANSWER));
+    llm.push_when(
+        "hello dashboard",
+        reply(ANSWER).paced(Duration::from_millis(40)),
+    );
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
     let browser = Browser::launch().await;
@@ -151,12 +154,24 @@ async fn the_dashboard_chat_shows_the_streamed_answer() {
         "polite"
     );
     let seen = tab.evaluate("window.seen").await;
-    for text in seen.as_array().expect("states") {
+    let states = seen.as_array().expect("states");
+    for text in states {
         assert!(ANSWER.starts_with(text.as_str().expect("text")), "{text}");
     }
+    // The bubble showed part of the answer before all of it.
+    assert!(
+        states
+            .iter()
+            .filter_map(|text| text.as_str())
+            .any(|text| !text.is_empty() && text.len() < ANSWER.len()),
+        "{seen}"
+    );
     // It went through the streamed endpoint into the conversation the page names.
-    let transcript = daemon.transcript("main", "portal:web").await;
-    assert_eq!(transcript.len(), 2, "{transcript:?}");
+    let transcript = daemon
+        .wait_for_messages("web", |messages| messages.len() == 2)
+        .await;
+    assert_eq!(transcript[0]["content"], "hello dashboard");
+    assert_eq!(transcript[1]["content"], ANSWER);
     let errors = tab.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;

@@ -280,11 +280,20 @@ impl Tab<'_> {
 
     /// Presses Enter in whatever has the focus.
     pub async fn press_enter(&self) {
+        self.press("Enter", 13, Some("\r")).await;
+    }
+
+    /// Presses Tab: the focus moves to the next control.
+    pub async fn press_tab(&self) {
+        self.press("Tab", 9, None).await;
+    }
+
+    async fn press(&self, key: &str, code: u32, text: Option<&str>) {
         for kind in ["keyDown", "keyUp"] {
             let mut event =
-                json!({"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13});
-            if kind == "keyDown" {
-                event["text"] = json!("\r");
+                json!({"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code});
+            if let (Some(text), "keyDown") = (text, kind) {
+                event["text"] = json!(text);
             }
             self.call("Input.dispatchKeyEvent", event).await;
         }

@@ -574,6 +574,47 @@ async fn the_dashboard_health_view_shows_a_failing_model() {
     daemon.shutdown().await;
 }
 
+/// The keyboard alone reaches every view: Tab moves through the menu, Enter opens a view,
+/// and the focus moves to the view's heading.
+#[tokio::test]
+async fn the_dashboard_works_from_the_keyboard() {
+    let llm = FakeLlm::start().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
+    let browser = Browser::launch().await;
+    let tab = browser.tab(1280, 900).await;
+    open_dashboard(&tab, &daemon).await;
+    let mut presses = 0;
+    while tab
+        .evaluate("document.activeElement.getAttribute('href')")
+        .await
+        != "#memories"
+    {
+        presses += 1;
+        assert!(presses < 30, "Tab never reached the Memories link");
+        tab.press_tab().await;
+    }
+    tab.press_enter().await;
+    tab.wait_for(
+        "document.getElementById('view').dataset.rendered === 'memories'",
+        "the memories view",
+    )
+    .await;
+    assert_eq!(
+        tab.evaluate("document.activeElement.tagName + ' ' + document.activeElement.textContent")
+            .await,
+        "H1 Memories"
+    );
+    // The next Tab goes into the view, to its first control.
+    tab.press_tab().await;
+    assert_eq!(
+        tab.evaluate("document.activeElement.id").await,
+        "memory-query"
+    );
+    browser.close().await;
+    daemon.shutdown().await;
+}
+
 /// With a token configured the page asks for it, keeps it for the tab, and then works.
 #[tokio::test]
 async fn the_dashboard_asks_for_the_api_token() {

@@ -18,7 +18,7 @@ export async function render(root, { api }) {
     const report = await api.get(`/api/usage?days=${days.value}`);
     const total = report.total || {};
     body.replaceChildren(...present(
-      element("p", { className: "total", text: `${total.calls || 0} calls, ${(total.input_tokens || 0) + (total.output_tokens || 0)} tokens, $${(total.cost_usd || 0).toFixed(4)}` }),
+      element("p", { className: "total", text: `${total.calls || 0} ${total.calls === 1 ? "call" : "calls"}, ${(total.input_tokens || 0) + (total.output_tokens || 0)} tokens, $${(total.cost_usd || 0).toFixed(4)}` }),
       report.unpriced_models && report.unpriced_models.length ? element("p", { className: "meta", text: `No price known for: ${report.unpriced_models.join(", ")}` }) : null,
       tallies("By agent", report.by_agent), tallies("By model", report.by_model),
       tallies("By process kind", report.by_process_type), tallies("By day", report.by_day),

@@ -172,6 +172,13 @@ async fn the_dashboard_chat_shows_the_streamed_answer() {
         .await;
     assert_eq!(transcript[0]["content"], "hello dashboard");
     assert_eq!(transcript[1]["content"], ANSWER);
+    // The call it cost shows in the usage view.
+    tab.show_view("usage", "#usage-body table").await;
+    let usage = tab.text("#usage-body").await;
+    assert!(
+        usage.contains("fake/fake-model") && usage.contains("1 call,"),
+        "{usage}"
+    );
     let errors = tab.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
@@ -611,6 +618,51 @@ async fn the_dashboard_works_from_the_keyboard() {
         tab.evaluate("document.activeElement.id").await,
         "memory-query"
     );
+    browser.close().await;
+    daemon.shutdown().await;
+}
+
+/// With two agents the picker lists both, and the views show the chosen agent's data.
+#[tokio::test]
+async fn the_dashboard_shows_the_chosen_agent() {
+    let llm = FakeLlm::start().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm) + "\n[[agents]]\nid = \"ops\"\ndisplay_name = \"Ops\"\n";
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    create_memory(&daemon, "The boat is called Mistral", "fact").await;
+    let created = daemon
+        .http
+        .post(daemon.url("/api/agents/ops/memories"))
+        .json(&json!({"content": "The backup runs at 3 am", "type": "fact"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let browser = Browser::launch().await;
+    let tab = browser.tab(1280, 900).await;
+    open_dashboard(&tab, &daemon).await;
+    assert_eq!(
+        tab.evaluate(
+            "[...document.querySelectorAll('#agent option')].map(option => option.textContent)"
+        )
+        .await,
+        json!(["main", "Ops"])
+    );
+    tab.show_view("memories", "#memory-results table").await;
+    assert!(tab.text("#memory-results").await.contains("Mistral"));
+    tab.evaluate(
+        "const picker = document.getElementById('agent'); picker.value = 'ops'; \
+         picker.dispatchEvent(new Event('change')); true",
+    )
+    .await;
+    tab.wait_for(
+        "document.getElementById('memory-results').innerText.includes('The backup runs at 3 am')",
+        "the other agent's memories",
+    )
+    .await;
+    assert!(!tab.text("#memory-results").await.contains("Mistral"));
+    let errors = tab.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
     daemon.shutdown().await;
 }

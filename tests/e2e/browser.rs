@@ -338,10 +338,19 @@ impl Tab<'_> {
             .collect()
     }
 
-    /// Saves a PNG of the page as it shows now.
+    /// Saves a PNG of the whole page (beyond the window's height) as it shows now.
     pub async fn screenshot(&self, path: &Path) {
+        let size = self
+            .evaluate(
+                "[document.documentElement.clientWidth, document.documentElement.scrollHeight]",
+            )
+            .await;
+        let clip = json!({"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1});
         let shot = self
-            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "clip": clip, "captureBeyondViewport": true}),
+            )
             .await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("image data"))

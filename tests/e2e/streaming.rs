@@ -251,7 +251,7 @@ async fn the_event_stream_carries_drafts_of_the_answer() {
 
 /// The dashboard's chat reads its answers from the streamed OpenAI-compatible endpoint.
 #[tokio::test]
-async fn the_web_chat_streams_answers() {
+async fn the_dashboard_chat_reads_answers_as_they_stream() {
     let llm = FakeLlm::start().await;
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;

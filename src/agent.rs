@@ -4,6 +4,7 @@
 //! processes (channels, branches, workers, the cortex) share: each field a handle with one
 //! job, and each process takes the handles it needs.
 
+mod attachments;
 mod branch;
 mod capture;
 mod channel;
@@ -57,12 +58,64 @@ pub(crate) struct Agent {
     pub cortex: Arc<CortexState>,
     /// Where workers' shell commands run (shared by every agent).
     pub sandbox: Arc<Sandbox>,
+    /// The agent's workspace: what workers act in, and where attachments are kept.
+    pub workspace: Arc<crate::sandbox::Workspace>,
+    /// The limits on files received and sent (`[media]`).
+    pub media: crate::config::MediaConfig,
     /// Every task of the agent, and the switches that stop them.
     pub lifecycle: Lifecycle,
     /// The daemon's counters (turns and their latency).
     pub metrics: Metrics,
     /// Conversations whose memory capture pass is running.
     pub captures: Arc<capture::Captures>,
+    /// The skills it sees (shared and its own), rescanned when their folders change.
+    pub skills: crate::skills::Skills,
+}
+
+/// Characters of the skills block in a prompt at most, and of each description in it; the
+/// skills beyond it are named only.
+const SKILLS_BUDGET: usize = 4_000;
+const SKILL_DESCRIPTION_SHOWN: usize = 240;
+
+impl Agent {
+    /// The skills block of a channel's (`can_read = false`: it delegates) or a worker's
+    /// prompt, or nothing without skills. Read at every turn, so a skill added while the
+    /// daemon runs is offered on the next one.
+    pub fn skills_prompt(&self, can_read: bool) -> String {
+        let skills = self.skills.list();
+        if skills.is_empty() {
+            return String::new();
+        }
+        let mut used = 0;
+        let mut listed = Vec::new();
+        let mut omitted_names = Vec::new();
+        for skill in skills.iter() {
+            let description: String = skill
+                .description
+                .chars()
+                .take(SKILL_DESCRIPTION_SHOWN)
+                .collect();
+            let cost = skill.name.len() + description.len() + 8;
+            if omitted_names.is_empty() && used + cost <= SKILLS_BUDGET {
+                used += cost;
+                listed
+                    .push(minijinja::context! { name => &skill.name, description => description });
+            } else {
+                omitted_names.push(skill.name.clone());
+            }
+        }
+        let omitted = omitted_names.len();
+        // The names left out are listed while they fit; `read_skill` lists them all.
+        let mut names_used = 0;
+        omitted_names.retain(|name| {
+            names_used += name.len() + 2;
+            names_used <= SKILLS_BUDGET / 4
+        });
+        self.tool_loop.render(
+            "skills",
+            minijinja::context! { can_read, skills => listed, omitted, omitted_names },
+        )
+    }
 }
 
 /// Why a branch or worker could not start; the model reads it.

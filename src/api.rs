@@ -7,6 +7,7 @@ mod cortex;
 mod cron;
 mod dashboard;
 mod events;
+mod files;
 mod guard;
 mod importance;
 mod memories;
@@ -35,12 +36,18 @@ pub type ApiState = Arc<DaemonState>;
 /// files (which hold no data and ask for the token) (`/metrics` included: a scraper sends it
 /// as a bearer token).
 pub fn router(state: ApiState) -> Router {
+    // Attachments come base64-encoded in the JSON body: room for the largest file allowed,
+    // its encoding (4/3) and the rest of the request.
+    let message_body_limit =
+        usize::try_from(state.config().media.max_file_bytes.saturating_mul(3) / 2 + (1 << 20))
+            .unwrap_or(usize::MAX);
     let guarded = Router::new()
         .route("/api/status", get(status::status))
         .route("/api/agents", get(status::agents))
         .route(
             "/api/agents/{agent_id}/messages",
-            post(messages::send_message),
+            post(messages::send_message)
+                .layer(axum::extract::DefaultBodyLimit::max(message_body_limit)),
         )
         .route(
             "/api/agents/{agent_id}/conversations",
@@ -105,7 +112,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/reload", post(status::reload))
         .route("/metrics", get(metrics::scrape))
         .route("/v1/models", get(openai::models))
-        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route(
+            "/v1/chat/completions",
+            post(openai::chat_completions)
+                .layer(axum::extract::DefaultBodyLimit::max(message_body_limit)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::token));
     Router::new()
         .route("/api/health", get(status::health))

@@ -35,6 +35,10 @@ pub struct Config {
     pub access: AccessConfig,
     pub sandbox: SandboxConfig,
     pub reload: ReloadConfig,
+    /// `[web]`: what `web_fetch` may reach and which backend `web_search` asks.
+    pub web: WebConfig,
+    /// `[media]`: the limits on files received and sent.
+    pub media: MediaConfig,
     /// Things the file says that still work but mean something other than they did, or are
     /// ignored; `config check` prints them and the daemon logs them.
     pub notices: Vec<String>,
@@ -104,6 +108,12 @@ impl Config {
                     .iter()
                     .flat_map(|slack| [slack.bot_token.clone(), slack.app_token.clone()]),
             )
+            .chain(
+                self.web
+                    .search
+                    .as_ref()
+                    .and_then(|search| search.api_key.clone()),
+            )
             .collect()
     }
 }
@@ -130,9 +140,17 @@ pub struct ModelSettings {
     /// `low`, `medium` or `high`: OpenAI's `reasoning_effort`, or an Anthropic thinking
     /// budget.
     pub reasoning_effort: Option<String>,
+    /// Whether the model reads images (`vision`); `Some(false)` marks a text-only model,
+    /// which is told what was attached and where it is stored instead.
+    pub vision: Option<bool>,
 }
 
 impl ModelSettings {
+    /// Whether images may be sent to the model: unless it is marked text-only.
+    pub fn reads_images(&self) -> bool {
+        self.vision != Some(false)
+    }
+
     /// These settings, with unset fields taken from `fallback`.
     pub fn or(&self, fallback: &ModelSettings) -> ModelSettings {
         ModelSettings {
@@ -143,6 +161,7 @@ impl ModelSettings {
                 .reasoning_effort
                 .clone()
                 .or_else(|| fallback.reasoning_effort.clone()),
+            vision: self.vision.or(fallback.vision),
         }
     }
 }
@@ -367,11 +386,25 @@ pub struct ApiConfig {
 }
 
 /// The chat platforms, each present only when its `[messaging.NAME]` table is.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessagingConfig {
     pub discord: Option<DiscordConfig>,
     pub telegram: Option<TelegramConfig>,
     pub slack: Option<SlackConfig>,
+    /// The largest file an adapter fetches (`[media] max_file_mb`); a larger one arrives
+    /// refused, and the sender is told.
+    pub max_file_bytes: u64,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        Self {
+            discord: None,
+            telegram: None,
+            slack: None,
+            max_file_bytes: MediaConfig::default().max_file_bytes,
+        }
+    }
 }
 
 impl MessagingConfig {
@@ -431,6 +464,87 @@ impl Default for ReloadConfig {
         Self {
             watch: true,
             interval_ms: 1000,
+        }
+    }
+}
+
+/// `[web]`: the limits of `web_fetch`, the hosts it may reach although they resolve to
+/// private addresses, and the `web_search` backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// Host names (or literal addresses) fetched even though they resolve to loopback,
+    /// private, link-local or other internal addresses. Lowercase.
+    pub allow_hosts: Vec<String>,
+    /// The whole fetch (every redirect and the body) ends after this long.
+    pub fetch_timeout_secs: u64,
+    /// Bytes of a response body read at most.
+    pub max_fetch_bytes: u64,
+    /// How long a fetched page or a search's results are reused.
+    pub cache_secs: u64,
+    /// `None`: no `web_search` tool.
+    pub search: Option<SearchConfig>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            allow_hosts: Vec::new(),
+            fetch_timeout_secs: 20,
+            max_fetch_bytes: 2 << 20,
+            cache_secs: 600,
+            search: None,
+        }
+    }
+}
+
+/// `[web.search]`: the backend `web_search` asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchConfig {
+    pub backend: SearchBackend,
+    /// The instance (SearXNG) or API base (Brave, Tavily), without a trailing `/`.
+    pub url: String,
+    /// The resolved key (Brave, Tavily).
+    pub api_key: Option<String>,
+}
+
+/// `[web.search] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchBackend {
+    Searxng,
+    Brave,
+    Tavily,
+}
+
+impl SearchBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchBackend::Searxng => "searxng",
+            SearchBackend::Brave => "brave",
+            SearchBackend::Tavily => "tavily",
+        }
+    }
+}
+
+/// Files people send and the agent sends (`[media]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The largest file received or sent, in bytes (`max_file_mb`); a larger one is refused
+    /// with a reply saying so.
+    pub max_file_bytes: u64,
+    /// Images whose longer side is larger are scaled down to it before a model sees them.
+    pub image_max_side: u32,
+    /// How much of a document's text is put into the turn, in characters; the whole file
+    /// stays readable through `file_read`.
+    pub document_chars: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 20 << 20,
+            image_max_side: 1568,
+            document_chars: 8000,
         }
     }
 }

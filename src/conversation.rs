@@ -2,6 +2,7 @@
 //! acted on, replies stored after they are sent, and what is still owed an answer. The runs
 //! of the workers a conversation's channel starts are in `worker_runs`.
 
+mod attachments;
 mod capture;
 mod worker_runs;
 
@@ -12,6 +13,7 @@ use sqlx::SqlitePool;
 use crate::database::now_millis;
 use crate::message::Authority;
 
+pub use attachments::{NewAttachment, StoredAttachment};
 pub use capture::UncapturedSpan;
 pub use worker_runs::WorkerRunStore;
 
@@ -249,6 +251,18 @@ impl ConversationStore {
         message: &NewMessage<'_>,
         conversation_known: bool,
     ) -> Result<Option<StoredMessage>, StoreError> {
+        self.insert_with_attachments(message, &[], conversation_known)
+            .await
+    }
+
+    /// Stores a message with its attachments, in one transaction. Returns `None`, storing
+    /// nothing, for a message already in the conversation (same platform message id).
+    pub async fn insert_with_attachments(
+        &self,
+        message: &NewMessage<'_>,
+        attachments: &[NewAttachment],
+        conversation_known: bool,
+    ) -> Result<Option<StoredMessage>, StoreError> {
         let now = now_millis();
         // No RETURNING: an autocommit statement read only up to its first row never reports
         // a failed COMMIT (a full disk), and the caller would take a lost message as stored.
@@ -269,7 +283,7 @@ impl ConversationStore {
             message.authority,
             message.direct,
         );
-        let inserted = if conversation_known {
+        let inserted = if conversation_known && attachments.is_empty() {
             insert_message.execute(&self.pool).await?.rows_affected()
         } else {
             let platform = message
@@ -292,6 +306,16 @@ impl ConversationStore {
                 .execute(&mut *transaction)
                 .await?
                 .rows_affected();
+            if inserted > 0 {
+                attachments::insert_all(
+                    &mut transaction,
+                    message.id,
+                    message.conversation_id,
+                    attachments,
+                    now,
+                )
+                .await?;
+            }
             transaction.commit().await?;
             inserted
         };

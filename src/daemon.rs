@@ -50,6 +50,8 @@ pub enum DaemonError {
     Prompt(#[from] crate::prompts::PromptError),
     #[error(transparent)]
     Provider(#[from] crate::llm::ProviderBuildError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error(
         "refusing to serve the API on {0} without a token: anyone who reaches it could make \
          the agents act and read every conversation. Set [api] token (e.g. token = \
@@ -202,6 +204,7 @@ impl Daemon {
         let home = options.home.clone();
         home::create_dir(&home).await?;
         home::create_dir(&home.join("agents")).await?;
+        home::create_dir(&home.join("skills")).await?;
         let config_path = match &options.config_path {
             Some(path) => path.clone(),
             None => {
@@ -256,6 +259,9 @@ impl Daemon {
             redactor: Redactor::new(config.secrets()),
             sandbox: Arc::new(Sandbox::new(&config.sandbox)),
             metrics: metrics.clone(),
+            web: Arc::new(crate::web::Web::new(&config.web)?),
+            shared_skills: home.join("skills"),
+            media: config.media.clone(),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();

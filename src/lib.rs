@@ -17,10 +17,13 @@ pub mod config;
 pub mod access;
 pub mod conversation;
 pub mod llm;
+pub mod media;
 pub mod memory;
 pub mod prompts;
 pub mod sandbox;
+pub mod skills;
 pub mod tools;
+pub mod web;
 // The agent.
 pub mod agent;
 // Edges: scheduled jobs, routing, the platforms.

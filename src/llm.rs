@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rig::OneOrMany;
 use rig::completion::{CompletionRequest, ToolDefinition};
-use rig::message::{AssistantContent, Message, Text};
+use rig::message::{AssistantContent, Message, Text, UserContent};
 use serde::Serialize;
 
 use crate::config::{Config, ModelId, ProviderKind, RetryConfig, RoutingConfig};
@@ -378,6 +378,11 @@ impl LlmManager {
             if tool_less {
                 rig_request.tools.clear();
             }
+            if !settings.reads_images() {
+                for message in rig_request.chat_history.iter_mut() {
+                    *message = without_images(message.clone());
+                }
+            }
             let offered_tools = !rig_request.tools.is_empty();
             let log = ExchangeLog::default();
             let result = provider
@@ -534,6 +539,30 @@ fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
         .min(retry.max_backoff_ms)
         .max(1);
     Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
+}
+
+/// `message` without its image parts: what a text-only model reads, and what history keeps
+/// (each image's line, saying what it was and where it is stored, stays in the text).
+pub fn without_images(message: Message) -> Message {
+    match message {
+        Message::User { content } => {
+            let has_image = content
+                .iter()
+                .any(|part| matches!(part, UserContent::Image(_)));
+            if !has_image {
+                return Message::User { content };
+            }
+            let kept: Vec<UserContent> = content
+                .into_iter()
+                .filter(|part| !matches!(part, UserContent::Image(_)))
+                .collect();
+            match OneOrMany::many(kept) {
+                Ok(content) => Message::User { content },
+                Err(_) => Message::user("[an image]"),
+            }
+        }
+        other => other,
+    }
 }
 
 fn to_rig_request(request: &LlmRequest, model: &ModelId) -> Result<CompletionRequest, LlmError> {

@@ -96,6 +96,9 @@ pub struct InboundMessage {
     /// For a Discord thread, the channel it belongs to (`[[bindings]]` `channel_ids` match
     /// either).
     pub thread_parent: Option<String>,
+    /// Files sent with the message (a photo, a document, a voice note), already fetched from
+    /// the platform. A message may have only attachments and no text.
+    pub attachments: Vec<InboundAttachment>,
 }
 
 impl InboundMessage {
@@ -116,7 +119,169 @@ impl InboundMessage {
             mentions_bot: false,
             is_direct: true,
             thread_parent: None,
+            attachments: Vec::new(),
         }
+    }
+}
+
+/// A file sent with a message, as the platform gave it.
+#[derive(Debug, Clone)]
+pub struct InboundAttachment {
+    /// The file name the sender's client gave (or one made up from its type).
+    pub name: String,
+    /// Its MIME type (`image/png`, `application/pdf`, `audio/ogg`), as the platform said or
+    /// as guessed from the name.
+    pub media_type: String,
+    pub body: AttachmentBody,
+}
+
+/// What arrived of an attachment.
+#[derive(Debug, Clone)]
+pub enum AttachmentBody {
+    /// The whole file.
+    Bytes(Vec<u8>),
+    /// Not fetched: larger than the configured limit (`[media] max_file_mb`).
+    TooLarge { size: u64, limit: u64 },
+    /// The platform would not hand the file over (it said why); the message still counts.
+    Unavailable { size: u64, reason: String },
+}
+
+/// Fetches a file into memory, refusing it once it grows past `limit` bytes (a platform's
+/// stated size is not trusted alone).
+pub async fn collect_capped<E: std::fmt::Display>(
+    mut chunks: impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    limit: u64,
+) -> Result<Result<Vec<u8>, u64>, String> {
+    use futures::StreamExt;
+    let mut collected = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|error| error.to_string())?;
+        collected.extend_from_slice(&chunk);
+        if collected.len() as u64 > limit {
+            return Ok(Err(collected.len() as u64));
+        }
+    }
+    Ok(Ok(collected))
+}
+
+impl InboundAttachment {
+    pub fn bytes(
+        name: impl Into<String>,
+        media_type: impl Into<String>,
+        bytes: Vec<u8>,
+    ) -> InboundAttachment {
+        let name = name.into();
+        let media_type = media_type.into();
+        let media_type = if media_type.is_empty() {
+            media_type_of(&name).to_string()
+        } else {
+            media_type
+        };
+        InboundAttachment {
+            name,
+            media_type,
+            body: AttachmentBody::Bytes(bytes),
+        }
+    }
+
+    /// The size of the file, fetched or not.
+    pub fn size(&self) -> u64 {
+        match &self.body {
+            AttachmentBody::Bytes(bytes) => bytes.len() as u64,
+            AttachmentBody::TooLarge { size, .. } | AttachmentBody::Unavailable { size, .. } => {
+                *size
+            }
+        }
+    }
+
+    pub fn kind(&self) -> AttachmentKind {
+        AttachmentKind::of(&self.media_type, &self.name)
+    }
+}
+
+/// What an attachment is, which decides how the model gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum AttachmentKind {
+    /// A photo or picture: shown to vision-capable models.
+    Image,
+    /// A voice note or audio file: transcribed when a transcriber is configured.
+    Audio,
+    /// Text, Markdown, CSV, source code or PDF: its text is given to the model.
+    Document,
+    /// Anything else: the model is told where it is stored.
+    File,
+}
+
+impl AttachmentKind {
+    pub fn of(media_type: &str, name: &str) -> AttachmentKind {
+        let media_type = media_type.to_ascii_lowercase();
+        let media_type = if media_type.is_empty() || media_type == "application/octet-stream" {
+            media_type_of(name).to_string()
+        } else {
+            media_type
+        };
+        if media_type.starts_with("image/") {
+            AttachmentKind::Image
+        } else if media_type.starts_with("audio/") {
+            AttachmentKind::Audio
+        } else if media_type.starts_with("text/")
+            || media_type == "application/pdf"
+            || media_type == "application/json"
+            || media_type == "application/xml"
+            || media_type == "application/toml"
+            || media_type == "application/x-yaml"
+            || media_type == "application/javascript"
+            || media_type_of(name).starts_with("text/")
+        {
+            AttachmentKind::Document
+        } else {
+            AttachmentKind::File
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentKind::Image => "image",
+            AttachmentKind::Audio => "audio",
+            AttachmentKind::Document => "document",
+            AttachmentKind::File => "file",
+        }
+    }
+}
+
+/// The MIME type a file name suggests; `application/octet-stream` when it suggests none.
+pub fn media_type_of(name: &str) -> &'static str {
+    let extension = name
+        .rsplit_once('.')
+        .map(|(_, extension)| extension.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ogg" | "oga" | "opus" => "audio/ogg",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "wav" => "audio/wav",
+        "webm" => "audio/webm",
+        "flac" => "audio/flac",
+        "pdf" => "application/pdf",
+        "md" | "markdown" => "text/markdown",
+        "csv" => "text/csv",
+        "txt" | "log" => "text/plain",
+        "json" => "application/json",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "toml" | "yaml" | "yml" | "ini" | "cfg" | "conf" | "rs" | "py" | "js" | "ts" | "tsx"
+        | "jsx" | "go" | "c" | "h" | "cpp" | "hpp" | "cc" | "java" | "kt" | "rb" | "php" | "sh"
+        | "bash" | "zsh" | "sql" | "css" | "scss" | "swift" | "cs" | "lua" | "r" | "scala"
+        | "hs" | "ex" | "exs" | "erl" | "clj" | "vue" | "svelte" | "tex" | "diff" | "patch" => {
+            "text/plain"
+        }
+        _ => "application/octet-stream",
     }
 }
 

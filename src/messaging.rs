@@ -6,6 +6,7 @@
 
 mod adapter;
 mod discord;
+mod files;
 mod inbound;
 mod manager;
 mod outbound;

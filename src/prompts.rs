@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("status", include_str!("../prompts/status.md.j2")),
     ("speakers", include_str!("../prompts/speakers.md.j2")),
     ("retrigger", include_str!("../prompts/retrigger.md.j2")),
+    ("attachments", include_str!("../prompts/attachments.md.j2")),
     ("cron", include_str!("../prompts/cron.md.j2")),
     (
         "tool_call_correction",
@@ -28,6 +29,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../prompts/text_tool_results.md.j2"),
     ),
     ("memories", include_str!("../prompts/memories.md.j2")),
+    ("skills", include_str!("../prompts/skills.md.j2")),
     (
         "memory_guidance",
         include_str!("../prompts/memory_guidance.md.j2"),
@@ -164,6 +166,24 @@ mod tests {
                 },
             ),
             ("retrigger", minijinja::context! { results => vec!["r"] }),
+            (
+                "skills",
+                minijinja::context! {
+                    can_read => true,
+                    skills => vec![minijinja::context! { name => "deploy", description => "d" }],
+                    omitted => 1, omitted_names => vec!["backup"],
+                },
+            ),
+            (
+                "attachments",
+                minijinja::context! {
+                    attachments => vec![minijinja::context! {
+                        name => "a.pdf", kind => "document", media_type => "application/pdf",
+                        size => "3.0 KB", path => "attachments/x/a.pdf", refused => Option::<&str>::None,
+                        transcript => Option::<&str>::None, heard => false, text => "t", truncated => true,
+                    }],
+                },
+            ),
             (
                 "tool_call_correction",
                 minijinja::context! { problems => vec!["no tool named `x`"], tools => vec!["reply"] },

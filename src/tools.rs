@@ -16,6 +16,7 @@ mod file_write;
 mod memory_delete;
 mod memory_recall;
 mod memory_save;
+mod read_skill;
 mod reply;
 mod route;
 mod schema;
@@ -23,6 +24,8 @@ mod set_status;
 mod shell;
 mod skip;
 mod spawn_worker;
+mod web_fetch;
+mod web_search;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +42,8 @@ use crate::memory::MemoryStore;
 use crate::message::{Authority, Standing};
 use crate::prompts::{PromptError, Prompts};
 use crate::sandbox::{Redactor, Sandbox, Workspace};
+use crate::skills::Skills;
+use crate::web::Web;
 pub use cron::{CronJobs, JobsError};
 pub use schema::{InvalidSchema, check_parameters};
 pub use set_status::WorkerOutcome;
@@ -332,6 +337,10 @@ pub struct ToolServices {
     pub redactor: Redactor,
     /// The agent's scheduled jobs.
     pub cron: Arc<dyn CronJobs>,
+    /// The daemon's guarded fetcher and search backend.
+    pub web: Arc<Web>,
+    /// The agent's skills, for `read_skill`.
+    pub skills: Skills,
 }
 
 /// The tools of each process kind of one agent, built once when the agent opens.
@@ -365,7 +374,8 @@ impl Toolbox {
             branch: ToolSet::new(
                 prompts,
                 vec![
-                    Box::new(memory_save::MemorySave::new(services.memory.clone())),
+                    Box::new(memory_save::MemorySave::new(services.memory.clone()))
+                        as Box<dyn Registered<BranchEffect>>,
                     Box::new(memory_recall::MemoryRecall::new(services.memory.clone())),
                     Box::new(memory_delete::MemoryDelete::new(services.memory.clone())),
                     Box::new(channel_recall::ChannelRecall::new(
@@ -373,7 +383,14 @@ impl Toolbox {
                         services.memory.embedder().clone(),
                     )),
                     Box::new(spawn_worker::SpawnWorker),
-                ],
+                ]
+                .into_iter()
+                .chain(web_tools(&services.web))
+                .chain([
+                    Box::new(read_skill::ReadSkill::new(services.skills.clone()))
+                        as Box<dyn Registered<BranchEffect>>,
+                ])
+                .collect(),
             )?,
             worker: ToolSet::new(prompts, {
                 let mut tools: Vec<Box<dyn Registered<WorkerEffect>>> = Vec::new();
@@ -393,10 +410,26 @@ impl Toolbox {
                     Box::new(file_list::FileList::new(workspace.clone())),
                     Box::new(set_status::SetStatus),
                 ]);
+                tools.extend(web_tools(&services.web));
+                tools.push(Box::new(read_skill::ReadSkill::new(
+                    services.skills.clone(),
+                )));
                 tools
             })?,
         })
     }
+}
+
+/// `web_fetch`, and `web_search` when a backend is configured. They only read (a GET the
+/// guard keeps outside the network, or a search), so they do not act: a guest's branch may
+/// look something up, and what it could carry out in a URL is what that turn may already see.
+fn web_tools<Effect: Send + 'static>(web: &Arc<Web>) -> Vec<Box<dyn Registered<Effect>>> {
+    let mut tools: Vec<Box<dyn Registered<Effect>>> =
+        vec![Box::new(web_fetch::WebFetch::new(web.clone()))];
+    if web.can_search() {
+        tools.push(Box::new(web_search::WebSearch::new(web.clone())));
+    }
+    tools
 }
 
 /// Reads a tool's arguments, accepting an object or a string that holds one (some providers

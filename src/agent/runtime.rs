@@ -32,6 +32,7 @@ use crate::message::{
 };
 use crate::prompts::Prompts;
 use crate::sandbox::{Redactor, Sandbox, Workspace};
+use crate::skills::Skills;
 use crate::supervision::Lifecycle;
 use crate::tools::{CronJobs, ToolServices, ToolSetError, Toolbox};
 pub use report::AgentStatus;
@@ -58,6 +59,8 @@ pub enum AgentError {
     Tools(#[from] ToolSetError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    #[error("cannot keep an attachment in the workspace: {0}")]
+    Attachment(crate::sandbox::SandboxError),
     #[error("cannot read the token usage: {0}")]
     Usage(#[from] sqlx::Error),
 }
@@ -83,6 +86,12 @@ pub struct SharedServices {
     pub sandbox: Arc<Sandbox>,
     /// The daemon's counters.
     pub metrics: crate::metrics::Metrics,
+    /// `web_fetch` and `web_search` (`[web]`).
+    pub web: Arc<crate::web::Web>,
+    /// `$SPACEBOT_HOME/skills`: the skills every agent has.
+    pub shared_skills: std::path::PathBuf,
+    /// The limits on files received and sent (`[media]`).
+    pub media: crate::config::MediaConfig,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -134,6 +143,9 @@ impl AgentRuntime {
         )
         .await?;
         let workspace = Arc::new(workspace);
+        let skills_root = home.join("skills");
+        crate::filesystem::private_directory(&skills_root).map_err(home_error(&skills_root))?;
+        let skills = Skills::new(&shared.shared_skills, &skills_root);
         let tools = Toolbox::new(
             &shared.prompts,
             &ToolServices {
@@ -144,6 +156,8 @@ impl AgentRuntime {
                 events: events.clone(),
                 redactor: shared.redactor.clone(),
                 cron: links.cron,
+                web: shared.web.clone(),
+                skills: skills.clone(),
             },
         )?;
         let cortex = Arc::new(CortexState::new(config.cortex.clone()));
@@ -180,9 +194,12 @@ impl AgentRuntime {
             outbox: links.outbox,
             cortex,
             sandbox: shared.sandbox.clone(),
+            workspace,
+            media: shared.media.clone(),
             lifecycle: links.lifecycle,
             metrics: shared.metrics.clone(),
             captures: Default::default(),
+            skills,
         };
         Ok(Self {
             agent: Arc::new(agent),
@@ -257,11 +274,18 @@ impl AgentRuntime {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(AgentError::ShuttingDown(self.id().to_string()));
         }
+        let attachments = super::attachments::keep(
+            &self.agent.workspace,
+            &message,
+            self.agent.media.max_file_bytes,
+        )
+        .await
+        .map_err(AgentError::Attachment)?;
         let stored = self
             .agent
             .stores
             .conversations
-            .insert(
+            .insert_with_attachments(
                 &NewMessage {
                     id: &message.id,
                     conversation_id: message.conversation.as_str(),
@@ -274,13 +298,29 @@ impl AgentRuntime {
                     authority: message.authority,
                     direct: message.is_direct,
                 },
+                &attachments,
                 conversation_known,
             )
-            .await?;
+            .await;
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                if !message.attachments.is_empty() {
+                    super::attachments::discard(&self.agent.workspace, &message);
+                }
+                return Err(error.into());
+            }
+        };
         let Some(stored) = stored else {
+            if !message.attachments.is_empty() {
+                super::attachments::discard(&self.agent.workspace, &message);
+            }
             tracing::debug!(conversation_id = %message.conversation, "duplicate inbound message ignored");
             return Ok(RouteOutcome::Duplicate);
         };
+        if let Some(notice) = super::attachments::refusal_notice(&attachments) {
+            self.tell_refused(&message, notice);
+        }
         self.agent
             .tool_loop
             .events
@@ -301,6 +341,26 @@ impl AgentRuntime {
         )
         .await;
         Ok(RouteOutcome::Accepted { message_id })
+    }
+
+    /// Tells the sender at once that files of their message were not received (too large);
+    /// the message itself is answered as usual.
+    fn tell_refused(&self, message: &InboundMessage, notice: String) {
+        let outbox = self.agent.outbox.clone();
+        let response = OutboundResponse {
+            agent_id: self.id().to_string(),
+            conversation: message.conversation.clone(),
+            in_reply_to: Vec::new(),
+            reply_to: message.platform_message_id.clone(),
+            content: OutboundContent::Text { text: notice },
+            usage: Default::default(),
+            turn_answer: false,
+        };
+        self.agent.lifecycle.tasks.spawn(async move {
+            if let Err(error) = outbox.deliver(&response).await {
+                tracing::warn!(%error, conversation_id = %response.conversation, "cannot tell the sender a file was too large");
+            }
+        });
     }
 
     /// Starts a fresh context for a conversation (`/new`): the stored history before now is no

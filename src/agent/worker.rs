@@ -143,7 +143,7 @@ impl Worker {
     }
 
     fn system_prompt(&self) -> String {
-        self.agent.tool_loop.render(
+        let prompt = self.agent.tool_loop.render(
             "worker",
             minijinja::context! {
                 agent_name => &self.agent.config.display_name,
@@ -152,7 +152,13 @@ impl Worker {
                 shell_off => self.agent.sandbox.shell_off(),
                 interactive => self.interactive,
             },
-        )
+        );
+        let skills = self.agent.skills_prompt(true);
+        if skills.is_empty() {
+            prompt
+        } else {
+            format!("{prompt}\n\n{skills}")
+        }
     }
 
     async fn work(

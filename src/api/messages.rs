@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::files::{MAX_ATTACHMENTS, UploadedFile};
 use super::{ApiError, ApiState, find_agent};
 use crate::conversation_id::ConversationId;
 use crate::message::InboundMessage;
@@ -19,7 +20,11 @@ const DEFAULT_WAIT_SECS: u64 = 300;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
+    #[serde(default)]
     content: String,
+    /// Files sent with the message (base64); a message may be only files.
+    #[serde(default)]
+    attachments: Vec<UploadedFile>,
     /// The portal conversation, `portal:{conversation}`; default `api`.
     #[serde(default)]
     conversation: Option<String>,
@@ -44,15 +49,31 @@ pub async fn send_message(
     Json(request): Json<SendMessage>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     find_agent(&state, &agent_id)?;
-    if request.content.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`content` is empty"));
+    if request.content.trim().is_empty() && request.attachments.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`content` is empty and there are no `attachments`",
+        ));
     }
+    if request.attachments.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("a message carries at most {MAX_ATTACHMENTS} attachments"),
+        ));
+    }
+    let limit = state.config().media.max_file_bytes;
+    let attachments = request
+        .attachments
+        .into_iter()
+        .map(|file| file.decode(limit))
+        .collect::<Result<Vec<_>, _>>()?;
     let conversation = portal_conversation(request.conversation.as_deref().unwrap_or("api"))?;
     let mut message = InboundMessage::new(
         conversation.clone(),
         request.sender.unwrap_or_else(|| "user".to_string()),
         request.content,
     );
+    message.attachments = attachments;
     message.agent = Some(agent_id);
     message.platform_message_id = request.idempotency_key;
     message.is_direct = !request.group;

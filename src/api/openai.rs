@@ -14,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::files::{MAX_ATTACHMENTS, from_data_url};
 use super::messages::portal_conversation;
 use super::{ApiError, ApiState};
 
 use crate::conversation::Role;
 use crate::conversation_id::ConversationId;
-use crate::message::{InboundMessage, TokenUsage};
+use crate::message::{InboundAttachment, InboundMessage, TokenUsage};
 use crate::messaging::{PortalWaiter, Progress, Receipt};
 
 const CONVERSATION_HEADER: &str = "x-spacebot-conversation";
@@ -62,6 +63,39 @@ impl ChatMessage {
                 .join("\n"),
             _ => String::new(),
         }
+    }
+
+    /// The files of its `image_url` parts (`data:` URLs).
+    fn images(&self, limit: u64) -> Result<Vec<InboundAttachment>, ApiError> {
+        let Some(Value::Array(parts)) = &self.content else {
+            return Ok(Vec::new());
+        };
+        let urls: Vec<&str> = parts
+            .iter()
+            .filter(|part| part.get("type").and_then(Value::as_str) == Some("image_url"))
+            .map(|part| {
+                part["image_url"]
+                    .get("url")
+                    .or(Some(&part["image_url"]))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "an `image_url` part needs `image_url.url`",
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        if urls.len() > MAX_ATTACHMENTS {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("a message carries at most {MAX_ATTACHMENTS} images"),
+            ));
+        }
+        urls.into_iter()
+            .enumerate()
+            .map(|(index, url)| from_data_url(url, index + 1, limit))
+            .collect()
     }
 }
 
@@ -109,7 +143,8 @@ pub async fn chat_completions(
         ));
     };
     let content = last.text();
-    if last.role != "user" || content.trim().is_empty() {
+    let attachments = last.images(state.config().media.max_file_bytes)?;
+    if last.role != "user" || (content.trim().is_empty() && attachments.is_empty()) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "the last message must be a non-empty user message",
@@ -151,6 +186,7 @@ pub async fn chat_completions(
         content,
     );
     message.agent = Some(agent.id().to_string());
+    message.attachments = attachments;
     let message_id = message.id.clone();
     let portal = state.messaging.portal();
     let mut waiter = portal.wait_for(&message_id);

@@ -9,6 +9,7 @@ mod agents;
 mod models;
 mod platforms;
 mod raw;
+mod web;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -37,13 +38,16 @@ pub(super) fn parse(
         .map_err(|error| resolver.toml_error(error.inner(), &key_path(error.path())))?;
     resolver.providers = resolver.providers(&raw.llm.providers)?;
     let defaults = resolver.defaults(&raw.defaults)?;
-    let messaging = resolver.messaging(&raw.messaging)?;
+    let mut messaging = resolver.messaging(&raw.messaging)?;
     let memory = resolver.memory(&raw.memory)?;
     let agents = resolver.agents(&raw.agents, &defaults, &messaging, &memory)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
     let mut notices = Vec::new();
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
+    let web = resolver.web(&raw.web)?;
+    let media = resolver.media(&raw.media)?;
+    messaging.max_file_bytes = media.max_file_bytes;
     let reload = ReloadConfig {
         watch: raw.reload.watch.unwrap_or(true),
         interval_ms: match &raw.reload.interval_ms {
@@ -97,6 +101,8 @@ pub(super) fn parse(
         access,
         sandbox,
         reload,
+        web,
+        media,
         notices,
     })
 }

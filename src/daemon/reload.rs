@@ -338,6 +338,15 @@ fn keep_running_values(old: &Config, mut new: Config) -> (Config, Vec<String>) {
         restart_needed.push("sandbox".to_string());
         new.sandbox = old.sandbox.clone();
     }
+    if old.web != new.web {
+        restart_needed.push("web".to_string());
+        new.web = old.web.clone();
+    }
+    if old.media != new.media {
+        restart_needed.push("media".to_string());
+        new.media = old.media.clone();
+        new.messaging.max_file_bytes = old.messaging.max_file_bytes;
+    }
     (new, restart_needed)
 }
 

@@ -82,6 +82,7 @@ impl ModelCatalog {
                 max_output_tokens: Some(*max_output_tokens),
                 temperature: None,
                 reasoning_effort: None,
+                vision: None,
             })
             .unwrap_or_default();
         configured.or(&known)

@@ -35,6 +35,10 @@ struct Shared {
     bot_user: Mutex<Option<UserId>>,
     /// DM channel per user, so replies need no extra request.
     dm_channels: Mutex<HashMap<u64, ChannelId>>,
+    /// Fetches attachments from their URLs.
+    files: Option<reqwest::Client>,
+    /// The largest file fetched (`[media] max_file_mb`).
+    max_file_bytes: u64,
 }
 
 pub struct DiscordAdapter {
@@ -72,7 +76,7 @@ impl DiscordAdapter {
             .map_err(classify)
     }
 
-    pub fn new(config: &DiscordConfig) -> Result<Self, MessagingError> {
+    pub fn new(config: &DiscordConfig, max_file_bytes: u64) -> Result<Self, MessagingError> {
         let adapter = Self {
             token: config.token.clone(),
             api_base: config.api_base.clone(),
@@ -81,6 +85,8 @@ impl DiscordAdapter {
                 allow_bot_messages: config.allow_bot_messages,
                 bot_user: Mutex::new(None),
                 dm_channels: Mutex::new(HashMap::new()),
+                files: super::files::client(),
+                max_file_bytes,
             }),
             shards: Mutex::new(None),
             stream: config.stream,
@@ -158,7 +164,7 @@ impl Handler {
         if message.author.bot && !self.shared.allow_bot_messages {
             return None;
         }
-        if message.content.trim().is_empty() {
+        if message.content.trim().is_empty() && message.attachments.is_empty() {
             return None;
         }
         let author = message.author.id.get();
@@ -253,9 +259,27 @@ impl EventHandler for Handler {
     }
 
     async fn message(&self, context: Context, message: Message) {
-        let Some(inbound) = self.inbound_message(&context, &message) else {
+        let Some(mut inbound) = self.inbound_message(&context, &message) else {
             return;
         };
+        for attachment in &message.attachments {
+            let guessed = crate::message::media_type_of(&attachment.filename);
+            let file = super::files::Linked {
+                url: &attachment.url,
+                name: &attachment.filename,
+                media_type: attachment.content_type.as_deref().unwrap_or(guessed),
+                size: u64::from(attachment.size),
+            };
+            inbound.attachments.push(
+                super::files::download(
+                    self.shared.files.as_ref(),
+                    file,
+                    None,
+                    self.shared.max_file_bytes,
+                )
+                .await,
+            );
+        }
         if let Err(error) = self.inbound.deliver(inbound).await {
             tracing::error!(%error, message_id = %message.id, "a Discord message could not be stored");
         }

@@ -85,19 +85,28 @@ pub fn configured_adapters(
     if let Some(discord) = config.discord.as_ref().filter(|discord| discord.enabled) {
         adapters.insert(
             Platform::Discord,
-            Some(Arc::new(super::discord::DiscordAdapter::new(discord)?)),
+            Some(Arc::new(super::discord::DiscordAdapter::new(
+                discord,
+                config.max_file_bytes,
+            )?)),
         );
     }
     if let Some(telegram) = config.telegram.as_ref().filter(|telegram| telegram.enabled) {
         adapters.insert(
             Platform::Telegram,
-            Some(Arc::new(super::telegram::TelegramAdapter::new(telegram)?)),
+            Some(Arc::new(super::telegram::TelegramAdapter::new(
+                telegram,
+                config.max_file_bytes,
+            )?)),
         );
     }
     if let Some(slack) = config.slack.as_ref().filter(|slack| slack.enabled) {
         adapters.insert(
             Platform::Slack,
-            Some(Arc::new(super::slack::SlackAdapter::new(slack)?)),
+            Some(Arc::new(super::slack::SlackAdapter::new(
+                slack,
+                config.max_file_bytes,
+            )?)),
         );
     }
     Ok(adapters)

@@ -46,10 +46,14 @@ pub struct SlackAdapter {
     user_names: Mutex<HashMap<String, String>>,
     /// Answers are shown as they are written.
     stream: bool,
+    /// Fetches shared files from `url_private` with the bot token.
+    files: Option<reqwest::Client>,
+    /// The largest file fetched (`[media] max_file_mb`).
+    max_file_bytes: u64,
 }
 
 impl SlackAdapter {
-    pub fn new(config: &SlackConfig) -> Result<Self, MessagingError> {
+    pub fn new(config: &SlackConfig, max_file_bytes: u64) -> Result<Self, MessagingError> {
         crate::install_crypto_provider();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
@@ -70,6 +74,8 @@ impl SlackAdapter {
             app_token: SlackApiToken::new(config.app_token.clone().into()),
             user_names: Mutex::new(HashMap::new()),
             stream: config.stream,
+            files: super::files::client(),
+            max_file_bytes,
         })
     }
 
@@ -141,6 +147,7 @@ impl SlackAdapter {
         identity: &Identity,
     ) -> Option<InboundMessage> {
         let team = callback.team_id.value().to_string();
+        let mut files = Vec::new();
         let (origin, text, user) = match &callback.event {
             SlackEventCallbackBody::Message(event) => {
                 let allowed_subtype = event.subtype.as_ref().is_none_or(|subtype| {
@@ -152,10 +159,21 @@ impl SlackAdapter {
                 if !allowed_subtype || event.sender.bot_id.is_some() {
                     return None;
                 }
+                files = event
+                    .content
+                    .as_ref()
+                    .and_then(|content| content.files.clone())
+                    .unwrap_or_default();
                 let text = event
                     .content
                     .as_ref()
-                    .and_then(|content| content.text.clone())?;
+                    .and_then(|content| content.text.clone());
+                // A file shared without a comment is a message too.
+                let text = match text {
+                    Some(text) => text,
+                    None if !files.is_empty() => String::new(),
+                    None => return None,
+                };
                 (&event.origin, text, event.sender.user.clone()?)
             }
             SlackEventCallbackBody::AppMention(event) => {
@@ -194,6 +212,46 @@ impl SlackAdapter {
             .channel_type
             .as_ref()
             .is_some_and(|kind| kind.value() == "im");
+        for file in &files {
+            let name = file
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("file-{}", file.id.0));
+            let Some(url) = file
+                .url_private_download
+                .as_ref()
+                .or(file.url_private.as_ref())
+            else {
+                inbound.attachments.push(crate::message::InboundAttachment {
+                    media_type: crate::message::media_type_of(&name).to_string(),
+                    name,
+                    body: crate::message::AttachmentBody::Unavailable {
+                        size: 0,
+                        reason: "Slack gave no url_private for it".to_string(),
+                    },
+                });
+                continue;
+            };
+            let guessed = crate::message::media_type_of(&name);
+            let linked = super::files::Linked {
+                url: url.as_str(),
+                name: &name,
+                media_type: file
+                    .mimetype
+                    .as_ref()
+                    .map_or(guessed, |mime| mime.0.as_str()),
+                size: 0,
+            };
+            inbound.attachments.push(
+                super::files::download(
+                    self.files.as_ref(),
+                    linked,
+                    Some(&self.bot_token.token_value.0),
+                    self.max_file_bytes,
+                )
+                .await,
+            );
+        }
         Some(inbound)
     }
 

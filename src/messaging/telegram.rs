@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
+use teloxide::net::Download;
 use teloxide::payloads::{EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
+use teloxide::types::FileId;
 use teloxide::types::{
     AllowedUpdate, ChatAction, ChatId, Message, MessageEntityKind, MessageId, ParseMode,
     ReplyParameters, Update, UpdateKind,
@@ -19,7 +21,7 @@ use super::adapter::{Adapter, AdapterError};
 use super::inbound::Inbound;
 use crate::config::TelegramConfig;
 use crate::conversation_id::{ConversationId, Place, Platform};
-use crate::message::InboundMessage;
+use crate::message::{AttachmentBody, InboundAttachment, InboundMessage, collect_capped};
 
 /// Telegram's limit on a message's text, after entity parsing.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -42,6 +44,16 @@ pub struct TelegramAdapter {
     bot: Bot,
     /// Answers are shown as they are written.
     stream: bool,
+    /// The largest file fetched (`[media] max_file_mb`).
+    max_file_bytes: u64,
+}
+
+/// A file a message carries, before it is fetched.
+struct FileRef {
+    id: FileId,
+    name: String,
+    media_type: String,
+    size: u64,
 }
 
 impl TelegramAdapter {
@@ -78,7 +90,7 @@ impl TelegramAdapter {
         Ok(sent.id.0.to_string())
     }
 
-    pub fn new(config: &TelegramConfig) -> Result<Self, MessagingError> {
+    pub fn new(config: &TelegramConfig, max_file_bytes: u64) -> Result<Self, MessagingError> {
         let mut bot = Bot::new(config.token.clone());
         if let Some(api_url) = &config.api_url {
             let url = url::Url::parse(api_url).map_err(|error| MessagingError::Setup {
@@ -90,13 +102,18 @@ impl TelegramAdapter {
         Ok(Self {
             bot,
             stream: config.stream,
+            max_file_bytes,
         })
     }
 
     /// The message an update carries, when it is one the bot should see. Edits, deletions and
     /// other update kinds are never requested; own messages and messages without text are
     /// skipped. Who may talk to the bot is the router's decision.
-    fn inbound(&self, update: &Update, identity: &Identity) -> Option<InboundMessage> {
+    fn inbound(
+        &self,
+        update: &Update,
+        identity: &Identity,
+    ) -> Option<(InboundMessage, Vec<FileRef>)> {
         let UpdateKind::Message(message) = &update.kind else {
             return None;
         };
@@ -104,9 +121,18 @@ impl TelegramAdapter {
         if from.id.0 == identity.id {
             return None;
         }
-        let Some(text) = message.text().or_else(|| message.caption()) else {
-            tracing::debug!(chat_id = message.chat.id.0, "message without text ignored");
-            return None;
+        let files = files_of(message);
+        let text = match message.text().or_else(|| message.caption()) {
+            Some(text) => text,
+            // A photo, document or voice note without a caption is a message too.
+            None if !files.is_empty() => "",
+            None => {
+                tracing::debug!(
+                    chat_id = message.chat.id.0,
+                    "message without text or file ignored"
+                );
+                return None;
+            }
         };
         let is_direct = message.chat.is_private();
         let mut inbound = InboundMessage::new(
@@ -120,8 +146,115 @@ impl TelegramAdapter {
         inbound.platform_message_id = Some(message.id.0.to_string());
         inbound.is_direct = is_direct;
         inbound.mentions_bot = mentions(message, identity);
-        Some(inbound)
+        Some((inbound, files))
     }
+
+    /// Fetches a message's files (`getFile`, then the file endpoint), each up to the size
+    /// limit. `Err` (a network failure) leaves the update unconfirmed, to be fetched again;
+    /// a file Telegram refuses arrives as unavailable, with its reason.
+    async fn fetch(&self, files: Vec<FileRef>) -> Result<Vec<InboundAttachment>, AdapterError> {
+        let mut attachments = Vec::with_capacity(files.len());
+        for file in files {
+            let refused = |body| InboundAttachment {
+                name: file.name.clone(),
+                media_type: file.media_type.clone(),
+                body,
+            };
+            if file.size > self.max_file_bytes {
+                attachments.push(refused(AttachmentBody::TooLarge {
+                    size: file.size,
+                    limit: self.max_file_bytes,
+                }));
+                continue;
+            }
+            let located = match self.bot.get_file(file.id.clone()).await {
+                Ok(located) => located,
+                Err(error) => match classify(error) {
+                    AdapterError::Permanent(message) => {
+                        attachments.push(refused(AttachmentBody::Unavailable {
+                            size: file.size,
+                            reason: message,
+                        }));
+                        continue;
+                    }
+                    transient => return Err(transient),
+                },
+            };
+            let stream = self.bot.download_file_stream(&located.path);
+            match collect_capped(stream, self.max_file_bytes).await {
+                Ok(Ok(bytes)) => attachments.push(InboundAttachment::bytes(
+                    file.name.clone(),
+                    file.media_type.clone(),
+                    bytes,
+                )),
+                Ok(Err(size)) => attachments.push(refused(AttachmentBody::TooLarge {
+                    size,
+                    limit: self.max_file_bytes,
+                })),
+                Err(reason) => {
+                    return Err(AdapterError::transient(format!(
+                        "cannot download `{}` from Telegram: {reason}",
+                        file.name
+                    )));
+                }
+            }
+        }
+        Ok(attachments)
+    }
+}
+
+/// The files of a message: the largest size of a photo, a document, a voice note, an audio
+/// file.
+fn files_of(message: &Message) -> Vec<FileRef> {
+    fn mime(mime: Option<&impl ToString>, fallback: &str) -> String {
+        mime.map_or_else(|| fallback.to_string(), ToString::to_string)
+    }
+    let mut files = Vec::new();
+    if let Some(largest) = message
+        .photo()
+        .and_then(|sizes| sizes.iter().max_by_key(|size| size.width * size.height))
+    {
+        files.push(FileRef {
+            id: largest.file.id.clone(),
+            name: format!("photo-{}.jpg", message.id.0),
+            media_type: "image/jpeg".to_string(),
+            size: u64::from(largest.file.size),
+        });
+    }
+    if let Some(document) = message.document() {
+        let name = document
+            .file_name
+            .clone()
+            .unwrap_or_else(|| format!("document-{}", message.id.0));
+        let guessed = crate::message::media_type_of(&name);
+        files.push(FileRef {
+            id: document.file.id.clone(),
+            media_type: mime(document.mime_type.as_ref(), guessed),
+            name,
+            size: u64::from(document.file.size),
+        });
+    }
+    if let Some(voice) = message.voice() {
+        files.push(FileRef {
+            id: voice.file.id.clone(),
+            name: format!("voice-{}.ogg", message.id.0),
+            media_type: mime(voice.mime_type.as_ref(), "audio/ogg"),
+            size: u64::from(voice.file.size),
+        });
+    }
+    if let Some(audio) = message.audio() {
+        let name = audio
+            .file_name
+            .clone()
+            .unwrap_or_else(|| format!("audio-{}.mp3", message.id.0));
+        files.push(FileRef {
+            id: audio.file.id.clone(),
+            media_type: mime(audio.mime_type.as_ref(), "audio/mpeg"),
+            name,
+            size: u64::from(audio.file.size),
+        });
+    }
+    files
 }
 
 /// Whether a message addresses the bot: an `@username` mention or command suffix, a text
@@ -234,7 +367,10 @@ impl Adapter for TelegramAdapter {
                 let next = i32::try_from(update.id.0)
                     .unwrap_or(i32::MAX)
                     .saturating_add(1);
-                if let Some(message) = self.inbound(&update, &identity) {
+                if let Some((mut message, files)) = self.inbound(&update, &identity) {
+                    if !files.is_empty() {
+                        message.attachments = self.fetch(files).await?;
+                    }
                     // Not stored: return without moving the offset, so it is delivered again.
                     inbound.deliver(message).await?;
                 }

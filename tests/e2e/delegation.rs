@@ -75,7 +75,9 @@ async fn a_branch_thinks_in_the_background_and_its_conclusion_is_relayed() {
             "memory_recall",
             "memory_delete",
             "channel_recall",
-            "spawn_worker"
+            "spawn_worker",
+            "web_fetch",
+            "read_skill"
         ]
     );
     let retrigger = &requests_with(&llm, RETRIGGER)[0];
@@ -130,7 +132,9 @@ async fn a_worker_writes_a_file_and_the_channel_reports_it() {
             "file_write",
             "file_edit",
             "file_list",
-            "set_status"
+            "set_status",
+            "web_fetch",
+            "read_skill"
         ]
     );
     let retrigger = FakeLlm::last_user_text(&requests_with(&llm, RETRIGGER)[0]);

@@ -86,6 +86,8 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "memory_delete",
                 "channel_recall",
                 "spawn_worker",
+                "web_fetch",
+                "read_skill",
             ],
         ),
         (
@@ -98,6 +100,8 @@ async fn every_tool_of_every_process_kind_reaches_the_model_described() {
                 "file_edit",
                 "file_list",
                 "set_status",
+                "web_fetch",
+                "read_skill",
             ],
         ),
     ];

@@ -48,6 +48,10 @@ struct FakeState {
     identifies: usize,
     resumes: usize,
     next_id: u64,
+    /// Attachment files by their URL path (`/attachments/{id}/{name}`).
+    files: std::collections::HashMap<String, Vec<u8>>,
+    /// URL paths of the attachments downloaded, in order.
+    downloads: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -102,6 +106,7 @@ impl FakeDiscord {
             .route("/api/v10/users/@me/channels", post(create_dm))
             .route("/api/v10/users/@me", get(current_user))
             .route("/gw", any(gateway))
+            .route("/attachments/{id}/{name}", get(attachment))
             .fallback(unhandled)
             .with_state(fake.clone());
         tokio::spawn(async move {
@@ -166,6 +171,40 @@ impl FakeDiscord {
             message(&id, channel, Some(guild), author, content, mentions),
         );
         id
+    }
+
+    /// A guild message from `author_id` with these files (name, content type, bytes) as
+    /// attachments served by this fake; returns its id.
+    pub fn push_guild_message_with_files(
+        &self,
+        guild: &str,
+        channel: &str,
+        author_id: &str,
+        content: &str,
+        files: &[(&str, &str, &[u8])],
+    ) -> String {
+        let id = self.next_id();
+        let author = user(author_id, &format!("user{author_id}"), false);
+        let mut attachments = Vec::new();
+        for (index, (name, content_type, bytes)) in files.iter().enumerate() {
+            let attachment_id = format!("{id}{index}");
+            let path = format!("/attachments/{attachment_id}/{name}");
+            self.lock().files.insert(path.clone(), bytes.to_vec());
+            let url = format!("{}{path}", self.api_base());
+            attachments.push(
+                json!({"id": attachment_id, "filename": name, "size": bytes.len(),
+                "url": url, "proxy_url": url, "content_type": content_type}),
+            );
+        }
+        let mut data = message(&id, channel, Some(guild), author, content, Vec::new());
+        data["attachments"] = json!(attachments);
+        self.dispatch("MESSAGE_CREATE", data);
+        id
+    }
+
+    /// URL paths of the attachments downloaded so far.
+    pub fn downloads(&self) -> Vec<String> {
+        self.lock().downloads.clone()
     }
 
     /// A direct message from `author_id` in DM channel `channel`; returns its id.
@@ -460,5 +499,19 @@ async fn session(fake: FakeDiscord, mut socket: WebSocket) {
                 }
             },
         }
+    }
+}
+
+async fn attachment(
+    State(fake): State<FakeDiscord>,
+    axum::extract::Path((id, name)): axum::extract::Path<(String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = format!("/attachments/{id}/{name}");
+    let mut state = fake.lock();
+    state.downloads.push(path.clone());
+    match state.files.get(&path) {
+        Some(bytes) => bytes.clone().into_response(),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -45,6 +45,10 @@ struct FakeState {
     queued: Vec<Value>,
     connections: usize,
     next: u64,
+    /// Shared files by their URL path (`/files/{id}/{name}`).
+    files: std::collections::HashMap<String, Vec<u8>>,
+    /// (path, Authorization header) of each file download, in order.
+    downloads: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -66,6 +70,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", any(web_api))
             .route("/socket", any(socket))
+            .route("/files/{id}/{name}", any(shared_file))
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -119,6 +124,49 @@ impl FakeSlack {
                 "event_id": format!("Ev{envelope_id}"), "event_time": 1_700_000_000, "event": event}});
         self.send(envelope);
         (envelope_id, ts)
+    }
+
+    /// Pushes a `message` event of subtype `file_share` from `user` in `channel` with these
+    /// files (name, mimetype, bytes), served at their `url_private` by this fake to the bot
+    /// token only; returns the envelope id and the message ts.
+    pub fn push_files(
+        &self,
+        user: &str,
+        channel: &str,
+        text: Option<&str>,
+        files: &[(&str, &str, &[u8])],
+    ) -> (String, String) {
+        let (envelope_id, ts) = {
+            let mut state = self.lock();
+            state.next += 1;
+            (
+                format!("env-{}", state.next),
+                format!("1700000000.{:06}", state.next),
+            )
+        };
+        let mut shared = Vec::new();
+        for (index, (name, mimetype, bytes)) in files.iter().enumerate() {
+            let id = format!("F{}{index}", ts.replace('.', ""));
+            let path = format!("/files/{id}/{name}");
+            self.lock().files.insert(path.clone(), bytes.to_vec());
+            shared.push(json!({"id": id, "name": name, "mimetype": mimetype,
+                "url_private": format!("http://{}{path}", self.address)}));
+        }
+        let mut event = json!({"type": "message", "subtype": "file_share", "channel": channel,
+            "channel_type": "channel", "user": user, "ts": ts, "files": shared});
+        if let Some(text) = text {
+            event["text"] = json!(text);
+        }
+        let envelope = json!({"type": "events_api", "envelope_id": envelope_id, "accepts_response_payload": false,
+            "payload": {"token": "x", "team_id": TEAM, "api_app_id": "A1", "type": "event_callback",
+                "event_id": format!("Ev{envelope_id}"), "event_time": 1_700_000_000, "event": event}});
+        self.send(envelope);
+        (envelope_id, ts)
+    }
+
+    /// (path, Authorization header) of each file download so far.
+    pub fn downloads(&self) -> Vec<(String, String)> {
+        self.lock().downloads.clone()
     }
 
     fn send(&self, frame: Value) {
@@ -330,5 +378,27 @@ async fn session(fake: FakeSlack, mut socket: WebSocket) {
                 Some(Control::Drop) | None => return,
             },
         }
+    }
+}
+
+async fn shared_file(
+    State(fake): State<FakeSlack>,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/files/{id}/{name}");
+    let authorization = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut state = fake.lock();
+    state.downloads.push((path.clone(), authorization.clone()));
+    if authorization != format!("Bearer {BOT_TOKEN}") {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    match state.files.get(&path) {
+        Some(bytes) => bytes.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }

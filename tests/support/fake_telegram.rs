@@ -1,7 +1,9 @@
 //! A fake Telegram Bot API on 127.0.0.1 for tests: `POST /bot{token}/{Method}` with JSON bodies,
 //! answered in Telegram's `{"ok":...}` envelope. Updates are kept until a `getUpdates` call
 //! confirms them with a higher offset, as Telegram does; long polls wait for new updates.
-//! Every call is recorded in order; failures can be scripted per method.
+//! Every call is recorded in order; failures can be scripted per method. Files: `getFile`
+//! answers a `file_path` for a file added with `add_file`, and `GET /file/bot{token}/{path}`
+//! serves it (the path percent-decoded, as teloxide encodes its `/`).
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -42,6 +44,10 @@ struct FakeState {
     calls: Vec<Call>,
     /// Scripted answers: (method, status, body), used once each, in order.
     failures: VecDeque<(String, u16, Value)>,
+    /// file_id -> (file_path, bytes).
+    files: std::collections::HashMap<String, (String, Vec<u8>)>,
+    /// Paths of the files downloaded, in order.
+    downloads: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -68,6 +74,7 @@ impl FakeTelegram {
         };
         let app = Router::new()
             .route("/{token}/{method}", post(api))
+            .route("/file/{token}/{*path}", axum::routing::get(download))
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -116,6 +123,43 @@ impl FakeTelegram {
         state.history.push((update_id, update));
         drop(state);
         self.notify.notify_waiters();
+        message_id
+    }
+
+    /// Makes a file available: `getFile` with `file_id` answers `path`, the file endpoint
+    /// serves `bytes`.
+    pub fn add_file(&self, file_id: &str, path: &str, bytes: &[u8]) {
+        self.lock()
+            .files
+            .insert(file_id.to_string(), (path.to_string(), bytes.to_vec()));
+    }
+
+    /// Paths of the files downloaded so far.
+    pub fn downloads(&self) -> Vec<String> {
+        self.lock().downloads.clone()
+    }
+
+    /// Queues a message from `user_id` in `chat_id` with these fields besides the usual
+    /// ones (`photo`, `document`, `voice`, `caption`, `text`); returns its message id.
+    pub fn push_message_with(&self, chat_id: i64, user_id: i64, fields: Value) -> i64 {
+        let message_id = self.push_message(chat_id, user_id, "");
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        for list in [&mut state.updates, &mut state.history] {
+            if let Some((_, update)) = list
+                .iter_mut()
+                .rev()
+                .find(|(_, update)| update["message"]["message_id"] == message_id)
+            {
+                let message = &mut update["message"];
+                if let Some(object) = message.as_object_mut() {
+                    object.remove("text");
+                }
+                for (key, value) in fields.as_object().into_iter().flatten() {
+                    message[key] = value.clone();
+                }
+            }
+        }
         message_id
     }
 
@@ -263,6 +307,16 @@ async fn api(
             "chat": {"id": body["chat_id"], "type": "private", "first_name": "User"},
             "from": bot, "text": body["text"]})),
         "deletemessage" => ok(json!(true)),
+        "getfile" => {
+            let file_id = body["file_id"].as_str().unwrap_or_default().to_string();
+            let known = fake.lock().files.get(&file_id).cloned();
+            match known {
+                Some((path, bytes)) => ok(json!({"file_id": file_id, "file_unique_id": format!("u-{file_id}"),
+                    "file_size": bytes.len(), "file_path": path})),
+                None => Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"}))
+                    .into_response(),
+            }
+        }
         "sendmessage" => {
             let message_id = {
                 let mut state = fake.lock();
@@ -275,5 +329,25 @@ async fn api(
         }
         other => Json(json!({"ok": false, "error_code": 404, "description": format!("Not Found: method {other}")}))
             .into_response(),
+    }
+}
+
+async fn download(
+    State(fake): State<FakeTelegram>,
+    Path((token, path)): Path<(String, String)>,
+) -> Response {
+    if token != format!("bot{TOKEN}") {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let mut state = fake.lock();
+    state.downloads.push(path.clone());
+    let found = state
+        .files
+        .values()
+        .find(|(file_path, _)| *file_path == path)
+        .map(|(_, bytes)| bytes.clone());
+    match found {
+        Some(bytes) => bytes.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -3,6 +3,7 @@
 //! outbox, and carry out what the tools ask. A request the model's window cannot hold gets
 //! one emergency compaction and one more try.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
@@ -12,7 +13,7 @@ use super::Channel;
 use super::scheduler::Trigger;
 use super::stream::AnswerStream;
 use crate::agent::tool_loop::{CallResult, Handled, LoopEnd, LoopScope};
-use crate::agent::{branch, worker};
+use crate::agent::{attachments, branch, worker};
 use crate::conversation::StoredMessage;
 use crate::conversation_id::{ConversationId, Platform};
 use crate::llm::{LlmError, LlmRequest};
@@ -38,7 +39,12 @@ impl Channel {
         let (input, batch, standing) = match trigger {
             Trigger::Messages(batch) => {
                 let standing = standing_of(&batch, &self.conversation);
-                (user_input(&batch), batch, standing)
+                let files = attachments::for_turn(&self.agent, &batch).await;
+                (
+                    files.message(user_input(&batch, &files.notes)),
+                    batch,
+                    standing,
+                )
             }
             Trigger::Results(reports) => {
                 let standing = reports
@@ -59,7 +65,7 @@ impl Channel {
                 } else {
                     input
                 };
-                (input, Vec::new(), standing)
+                (Message::user(input), Vec::new(), standing)
             }
         };
         // The memory block is cached by the store until its memories change. Its audience
@@ -74,6 +80,10 @@ impl Channel {
         let mut system = self.system_with_status();
         if !memories.is_empty() {
             system = format!("{system}\n\n{memories}");
+        }
+        let skills = self.agent.skills_prompt(false);
+        if !skills.is_empty() {
+            system = format!("{system}\n\n{skills}");
         }
         let speakers = self.speakers(&batch, standing);
         if !speakers.is_empty() {
@@ -99,7 +109,7 @@ impl Channel {
                 messages: self.history(),
                 tools: agent.tools.channel.definitions(standing.authority),
             };
-            request.messages.push(Message::user(input.clone()));
+            request.messages.push(input.clone());
             let turn_start = request.messages.len() - 1;
             let outcome = AssertUnwindSafe(self.converse(&mut request, standing, &mut stream))
                 .catch_unwind()
@@ -125,7 +135,15 @@ impl Channel {
                     Answer::Failed(error.to_string())
                 }
             };
-            break (answer, request.messages.split_off(turn_start));
+            // Images are shown in their own turn only: the context keeps each file's line
+            // (what it is, where it is stored), so history does not grow by the image.
+            let new_context = request
+                .messages
+                .split_off(turn_start)
+                .into_iter()
+                .map(crate::llm::without_images)
+                .collect();
+            break (answer, new_context);
         };
         let usage = stream.usage;
         let outcome = self.deliver(batch, answer, new_context, usage).await;
@@ -306,17 +324,23 @@ pub(in crate::agent) fn standing_of(
 
 /// The user message of a turn: one message as it is; several (a coalesced burst, or messages
 /// queued during a turn) with a note of who said what when more than one person spoke.
-fn user_input(batch: &[StoredMessage]) -> String {
+/// A message's files are noted after its text (`notes`, by message id).
+fn user_input(batch: &[StoredMessage], notes: &HashMap<String, String>) -> String {
     let several_senders = batch
         .iter()
         .any(|message| message.sender != batch[0].sender);
     batch
         .iter()
         .map(|message| {
+            let content = match notes.get(&message.id) {
+                Some(note) if message.content.trim().is_empty() => note.clone(),
+                Some(note) => format!("{}\n{note}", message.content),
+                None => message.content.clone(),
+            };
             if several_senders {
-                format!("[{}]: {}", message.sender, message.content)
+                format!("[{}]: {content}", message.sender)
             } else {
-                message.content.clone()
+                content
             }
         })
         .collect::<Vec<_>>()
@@ -356,13 +380,28 @@ mod tests {
 
     #[test]
     fn a_burst_notes_who_said_what() {
+        let notes = HashMap::new();
         assert_eq!(
-            user_input(&[message("ana", "one"), message("ana", "two")]),
+            user_input(&[message("ana", "one"), message("ana", "two")], &notes),
             "one\n\ntwo"
         );
         assert_eq!(
-            user_input(&[message("ana", "hi"), message("bo", "hello")]),
+            user_input(&[message("ana", "hi"), message("bo", "hello")], &notes),
             "[ana]: hi\n\n[bo]: hello"
+        );
+    }
+
+    #[test]
+    fn a_message_of_only_files_is_its_note() {
+        let photo = message("ana", "");
+        let captioned = message("ana", "look");
+        let notes = HashMap::from([
+            (photo.id.clone(), "[image attached]".to_string()),
+            (captioned.id.clone(), "[image attached]".to_string()),
+        ]);
+        assert_eq!(
+            user_input(&[photo, captioned], &notes),
+            "[image attached]\n\nlook\n[image attached]"
         );
     }
 }

@@ -100,6 +100,15 @@ pub enum Command {
         #[command(subcommand)]
         command: MemoryCommand,
     },
+    /// Skills: folders with a SKILL.md, in $SPACEBOT_HOME/skills (every agent's) or an agent's
+    /// own skills/ (with --agent). The running daemon sees changes on the next turn.
+    Skills {
+        /// An agent's own skills instead of the shared ones.
+        #[arg(long, global = true)]
+        agent: Option<String>,
+        #[command(subcommand)]
+        command: SkillsCommand,
+    },
     /// Work with the config file.
     Config {
         #[command(subcommand)]
@@ -277,6 +286,16 @@ pub enum MemoryCommand {
     /// Read memories from an export (ids already present are skipped; embeddings of another
     /// model are made again).
     Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum SkillsCommand {
+    /// The skills the agents see (with --agent: that agent's, its own and the shared ones).
+    List,
+    /// Install the skill in a folder (its SKILL.md is checked; it is copied under its name).
+    Add { path: PathBuf },
+    /// Delete an installed skill.
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]

@@ -102,6 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Skills { agent, command } => verbs::skills(&home, agent.as_deref(), command),
         Command::Status => {
             let client = client(&cli.url, cli.token, &home)?;
             print!(

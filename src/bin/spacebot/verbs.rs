@@ -1,14 +1,15 @@
-//! The client verbs that need more than one call or print more than one line: `cron`,
-//! `memory`, `access` and `chat`.
+//! The verbs that need more than one call or print more than one line: `cron`, `memory`,
+//! `access` and `chat` (clients of the daemon's API), and `skills` (which works on the folders).
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Context;
 use serde_json::Value;
 use spacebot::client::{ApiClient, describe_job, describe_memory};
 use tokio::io::AsyncBufReadExt;
 
-use crate::arguments::{AccessCommand, CronCommand, MemoryCommand};
+use crate::arguments::{AccessCommand, CronCommand, MemoryCommand, SkillsCommand};
 
 pub async fn cron(client: &ApiClient, agent: &str, command: CronCommand) -> anyhow::Result<()> {
     match command {
@@ -264,5 +265,53 @@ pub async fn chat(client: ApiClient, agent: String, conversation: String) -> any
         client.post_message(&agent, &conversation, line).await?;
     }
     follower.abort();
+    Ok(())
+}
+
+/// `spacebot skills`: works on the folders directly; the daemon rescans them itself.
+pub fn skills(home: &Path, agent: Option<&str>, command: SkillsCommand) -> anyhow::Result<()> {
+    use spacebot::skills;
+    let shared = home.join("skills");
+    let root = match agent {
+        None => shared.clone(),
+        Some(agent) => {
+            let directory = home.join("agents").join(agent);
+            let simple = !agent.is_empty() && !agent.contains(['/', '\\']) && agent != "..";
+            if !simple || !directory.is_dir() {
+                anyhow::bail!(
+                    "there is no agent `{agent}` in {} (it is created when the daemon first runs it)",
+                    home.display()
+                );
+            }
+            directory.join("skills")
+        }
+    };
+    match command {
+        SkillsCommand::List => {
+            let listed = skills::Skills::new(&shared, &root).list();
+            if listed.is_empty() {
+                println!("no skills in {}", root.display());
+            }
+            for skill in listed.iter() {
+                let scope = match skill.scope {
+                    skills::Scope::Shared if agent.is_some() => " (shared)",
+                    _ => "",
+                };
+                println!("{}{scope}: {}", skill.name, skill.description);
+            }
+        }
+        SkillsCommand::Add { path } => {
+            let skill = skills::install(&path, &root)?;
+            println!(
+                "installed `{}` in {}",
+                skill.name,
+                skill.directory.display()
+            );
+        }
+        SkillsCommand::Remove { name } => {
+            let directory = skills::remove(&root, &name)?;
+            println!("removed `{name}` ({})", directory.display());
+        }
+    }
     Ok(())
 }

@@ -3,9 +3,9 @@
 
 use toml::Spanned;
 
-use super::raw::{RawAccess, RawMessaging, RawSandbox};
+use super::raw::{RawAccess, RawMedia, RawMessaging, RawSandbox};
 use super::{Invalid, Resolver};
-use crate::config::{AccessConfig, ConfigError, SandboxConfig};
+use crate::config::{AccessConfig, ConfigError, MediaConfig, SandboxConfig};
 use crate::conversation_id::Platform;
 use crate::schedule::parse_duration;
 
@@ -108,6 +108,35 @@ impl Resolver<'_> {
             pairing: raw.pairing.unwrap_or(true),
             pairing_ttl_secs,
             group_messages_per_minute: raw.group_messages_per_minute.unwrap_or(20),
+        })
+    }
+
+    /// `[media]`: a file limit of at least 1 MB, an image side of at least 64 pixels.
+    pub(super) fn media(&self, raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
+        let defaults = MediaConfig::default();
+        let image_max_side = match &raw.image_max_side {
+            None => defaults.image_max_side,
+            Some(value) if *value.get_ref() >= 64 => *value.get_ref(),
+            Some(value) => {
+                return Err(self.error(
+                    Some(value.span()),
+                    "media.image_max_side",
+                    "must be at least 64 (pixels)",
+                ));
+            }
+        };
+        Ok(MediaConfig {
+            max_file_bytes: self.at_least_one(
+                raw.max_file_mb.as_ref(),
+                "media.max_file_mb",
+                defaults.max_file_bytes >> 20,
+            )? << 20,
+            image_max_side,
+            document_chars: self.at_least_one(
+                raw.document_chars.as_ref(),
+                "media.document_chars",
+                defaults.document_chars,
+            )?,
         })
     }
 

@@ -222,6 +222,7 @@ impl Resolver<'_> {
                     max_output_tokens,
                     temperature: settings.temperature,
                     reasoning_effort,
+                    vision: settings.vision,
                 },
             );
         }

@@ -65,6 +65,7 @@ impl Resolver<'_> {
             discord,
             telegram,
             slack,
+            ..MessagingConfig::default()
         })
     }
 

@@ -22,6 +22,34 @@ pub(super) struct RawConfig {
     pub(super) access: RawAccess,
     pub(super) sandbox: RawSandbox,
     pub(super) reload: RawReload,
+    pub(super) web: RawWeb,
+    pub(super) media: RawMedia,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub(super) allow_hosts: Vec<Spanned<String>>,
+    pub(super) fetch_timeout_secs: Option<Spanned<u64>>,
+    pub(super) max_fetch_kb: Option<Spanned<u64>>,
+    pub(super) cache_secs: Option<u64>,
+    pub(super) search: Option<RawSearch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSearch {
+    pub(super) backend: Spanned<crate::config::SearchBackend>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) api_key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawMedia {
+    pub(super) max_file_mb: Option<Spanned<u64>>,
+    pub(super) image_max_side: Option<Spanned<u32>>,
+    pub(super) document_chars: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -128,6 +156,7 @@ pub(super) struct RawModelSettings {
     pub(super) max_output_tokens: Option<Spanned<u64>>,
     pub(super) temperature: Option<f64>,
     pub(super) reasoning_effort: Option<Spanned<String>>,
+    pub(super) vision: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

@@ -3,6 +3,7 @@
 //! SSE event stream, an OpenAI-compatible chat endpoint and the dashboard (`dashboard.rs`).
 
 mod access;
+mod attachments;
 mod cortex;
 mod cron;
 mod dashboard;
@@ -56,6 +57,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/agents/{agent_id}/conversations/{conversation_id}/messages",
             get(messages::list_messages),
+        )
+        .route(
+            "/api/agents/{agent_id}/conversations/{conversation_id}/attachments",
+            get(attachments::list),
         )
         .route(
             "/api/agents/{agent_id}/processes",

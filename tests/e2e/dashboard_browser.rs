@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine;
 use serde_json::json;
 
 use crate::browser::{Browser, Tab};
@@ -377,6 +378,12 @@ async fn the_dashboard_finds_a_memory_by_search_and_edits_its_importance() {
         .await;
     assert_eq!(memory["memory"]["importance"], 0.9, "{memory}");
 
+    // The details are shown again with the stored value before anything else is clicked.
+    tab.wait_for(
+        "document.getElementById('memory-level').value === '0.90'",
+        "the details again",
+    )
+    .await;
     // Forgetting asks first (the person says yes here).
     tab.evaluate("window.confirm = () => true; true").await;
     tab.click("#memory-detail button.danger").await;
@@ -510,14 +517,31 @@ async fn the_dashboard_creates_switches_and_runs_a_cron_job() {
     daemon.shutdown().await;
 }
 
-/// The conversations view lists a conversation and opens its transcript.
+/// The conversations view lists a conversation and opens its transcript, with the file a
+/// message carried.
 #[tokio::test]
 async fn the_dashboard_shows_a_conversations_transcript() {
     let llm = FakeLlm::start().await;
     llm.push_when("where is the spare key", reply("Under the blue flowerpot."));
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
-    daemon.send("keys", "where is the spare key?").await;
+    let sent = daemon
+        .http
+        .post(daemon.url("/api/agents/main/messages"))
+        .json(
+            &json!({"conversation": "keys", "content": "where is the spare key?", "wait": true,
+            "attachments": [{"name": "house-notes.txt",
+                "data": base64::engine::general_purpose::STANDARD.encode("Key: blue flowerpot")}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        sent.status(),
+        200,
+        "{}",
+        sent.text().await.unwrap_or_default()
+    );
     let browser = Browser::launch().await;
     let tab = browser.tab(1280, 900).await;
     open_dashboard(&tab, &daemon).await;
@@ -532,6 +556,11 @@ async fn the_dashboard_shows_a_conversations_transcript() {
     assert!(transcript.contains("portal:keys"), "{transcript}");
     assert!(
         transcript.contains("where is the spare key?"),
+        "{transcript}"
+    );
+    let files = tab.text("#transcript .attachments").await;
+    assert!(
+        files.contains("house-notes.txt") && files.contains("document"),
         "{transcript}"
     );
     assert_eq!(tab.evaluate("document.activeElement.tagName").await, "H2");

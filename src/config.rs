@@ -39,6 +39,8 @@ pub struct Config {
     pub web: WebConfig,
     /// `[media]`: the limits on files received and sent.
     pub media: MediaConfig,
+    /// `[[mcp_servers]]`: MCP servers whose tools the agents' workers get.
+    pub mcp_servers: Vec<McpServerConfig>,
     /// Things the file says that still work but mean something other than they did, or are
     /// ignored; `config check` prints them and the daemon logs them.
     pub notices: Vec<String>,
@@ -113,6 +115,12 @@ impl Config {
                     .search
                     .as_ref()
                     .and_then(|search| search.api_key.clone()),
+            )
+            .chain(
+                self.mcp_servers
+                    .iter()
+                    .flat_map(McpServerConfig::secrets)
+                    .map(str::to_string),
             )
             .collect()
     }
@@ -689,4 +697,51 @@ pub enum EmbedderConfig {
     },
     /// An OpenAI-compatible `/embeddings` endpoint of a configured provider.
     Provider { model: ModelId },
+}
+
+/// How long an MCP tool call may take unless its server's `timeout_secs` says otherwise.
+pub const DEFAULT_MCP_TIMEOUT_SECS: u64 = 60;
+
+/// One `[[mcp_servers]]` entry: a Model Context Protocol server whose tools are offered to
+/// the workers (and, when they only read, the branches) of the agents it is enabled for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpServerConfig {
+    /// `[a-z0-9_-]`, at most 32 characters, no `__` and no `_` at the end, unique: tools are
+    /// named `{name}__{tool}`, so two servers' tools never clash.
+    pub name: String,
+    pub transport: McpTransport,
+    /// The agents that get its tools; empty: every agent.
+    pub agents: Vec<String>,
+    /// How long one tool call may take, in seconds.
+    pub timeout_secs: u64,
+    /// Values that came from `env:` (and every header value): secrets, for redaction.
+    pub secret_values: Vec<String>,
+}
+
+impl McpServerConfig {
+    /// Whether `agent` gets this server's tools.
+    pub fn serves(&self, agent: &str) -> bool {
+        self.agents.is_empty() || self.agents.iter().any(|name| name == agent)
+    }
+
+    fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secret_values.iter().map(String::as_str)
+    }
+}
+
+/// How the daemon talks to an MCP server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpTransport {
+    /// A child process speaking JSON-RPC on its stdin and stdout. It gets only `env` (and
+    /// `PATH`), not the daemon's environment.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+    },
+    /// Streamable HTTP at `url`, with these headers on every request.
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
 }

@@ -26,6 +26,7 @@ use crate::agent::{AgentRuntime, SharedServices};
 use crate::config::{Config, ConfigError};
 use crate::cron::CronService;
 use crate::llm::{LlmManager, SETUP_HINT};
+use crate::mcp::McpManager;
 use crate::memory::Embedder;
 use crate::message::Outbox;
 use crate::messaging::MessagingManager;
@@ -128,6 +129,8 @@ pub struct DaemonState {
     pub embedder: Arc<Embedder>,
     /// What the daemon counts, for `GET /metrics`.
     pub metrics: Metrics,
+    /// The MCP servers, for the status.
+    pub mcp: Arc<McpManager>,
     pub started_at: Instant,
     pub shutdown: CancellationToken,
     /// The config in force (with the command line's overrides); replaced by a reload.
@@ -248,6 +251,8 @@ impl Daemon {
         } else {
             tracing::warn!("{SETUP_HINT}");
         }
+        // Started in the background: no agent waits for a server to come up.
+        let mcp = McpManager::start(&config.mcp_servers);
         let shared = SharedServices {
             llm: llm.clone(),
             prompts: Arc::new(Prompts::new()?),
@@ -262,6 +267,7 @@ impl Daemon {
             web: Arc::new(crate::web::Web::new(&config.web)?),
             shared_skills: home.join("skills"),
             media: config.media.clone(),
+            mcp: mcp.clone(),
         };
         let messaging = Arc::new(MessagingManager::from_config(&config.messaging)?);
         let platforms: Arc<dyn Outbox> = messaging.clone();
@@ -296,6 +302,7 @@ impl Daemon {
             embedder: shared.embedder.clone(),
             sandbox: shared.sandbox.clone(),
             metrics,
+            mcp,
             started_at: started,
             shutdown: CancellationToken::new(),
             config: RwLock::new(Arc::new(config)),
@@ -356,6 +363,7 @@ impl Daemon {
         let agents = self.state.agents();
         futures::future::join_all(agents.values().map(|entry| entry.runtime.shutdown(grace))).await;
         self.state.reloader.wait_retired().await;
+        self.state.mcp.shutdown().await;
         self.state.messaging.shutdown().await;
         self.state.shutdown.cancel();
         self.tasks.close();

@@ -17,6 +17,7 @@ pub mod config;
 pub mod access;
 pub mod conversation;
 pub mod llm;
+pub mod mcp;
 pub mod media;
 pub mod memory;
 pub mod prompts;

@@ -1,7 +1,8 @@
 //! Tools the LLM can call. A tool is one unit: its name, its description (a template under
 //! `prompts/tools/`), its parameters and what it does are declared together in its file under
 //! `tools/`. `ToolSet` is the one registry: it renders each process kind's definitions once
-//! and dispatches calls. Tools that ask something of the process calling them (answer, start
+//! and dispatches calls; the tools of the agent's MCP servers join the branch's and the
+//! worker's sets as their lists change (`tools/mcp.rs`). Tools that ask something of the process calling them (answer, start
 //! a worker, finish) return that process kind's typed effect. A tool error is a result the
 //! model reads and can recover from, never a failed turn.
 
@@ -13,6 +14,7 @@ mod file_edit;
 mod file_list;
 mod file_read;
 mod file_write;
+mod mcp;
 mod memory_delete;
 mod memory_recall;
 mod memory_save;
@@ -38,6 +40,7 @@ use serde_json::Value;
 use crate::conversation::ConversationStore;
 use crate::conversation_id::ConversationId;
 use crate::event::{EventBus, ProcessId};
+use crate::mcp::McpTools;
 use crate::memory::MemoryStore;
 use crate::message::{Authority, Standing};
 use crate::prompts::{PromptError, Prompts};
@@ -235,6 +238,8 @@ pub struct ToolSet<Effect> {
     tools: Vec<Box<dyn Registered<Effect>>>,
     definitions: Arc<[ToolDefinition]>,
     talking: Arc<[ToolDefinition]>,
+    /// The tools of the agent's MCP servers, when this kind gets them.
+    mcp: Option<mcp::McpSource>,
 }
 
 impl<Effect: Send + 'static> ToolSet<Effect> {
@@ -279,12 +284,34 @@ impl<Effect: Send + 'static> ToolSet<Effect> {
             tools,
             definitions: definitions.into(),
             talking: talking.into(),
+            mcp: None,
         })
+    }
+
+    /// Adds the tools of the agent's MCP servers (only the read-only ones if `read_only`).
+    fn with_mcp(mut self, tools: &McpTools, read_only: bool, prompts: &Arc<Prompts>) -> Self {
+        if !tools.is_empty() {
+            self.mcp = Some(mcp::McpSource::new(
+                tools.clone(),
+                read_only,
+                prompts.clone(),
+            ));
+        }
+        self
+    }
+
+    /// Whether the definitions can change while a process runs (an MCP server's tool list
+    /// changed), so a loop should take them again before each call.
+    pub fn changes(&self) -> bool {
+        self.mcp.is_some()
     }
 
     /// The definitions offered to a turn on `authority`. Shared, so a request takes them
     /// without copying every JSON schema.
     pub fn definitions(&self, authority: Authority) -> Arc<[ToolDefinition]> {
+        if let Some(mcp) = &self.mcp {
+            return mcp.definitions(&self.definitions, &self.talking, authority.may_act());
+        }
         if authority.may_act() {
             self.definitions.clone()
         } else {
@@ -313,14 +340,40 @@ impl<Effect: Send + 'static> ToolSet<Effect> {
                 ))
             }
             Some(tool) => tool.call(call, arguments).await,
-            None => ToolOutput::error(format!(
-                "there is no tool named `{name}`; the tools you have are: {}",
-                self.tools
-                    .iter()
-                    .map(|tool| tool.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            None => match self
+                .mcp
+                .as_ref()
+                .and_then(|mcp| mcp.find(name).map(|tool| (mcp, tool)))
+            {
+                Some((_, tool)) if !tool.read_only && !call.standing.authority.may_act() => {
+                    tracing::warn!(
+                        tool = name,
+                        authority = call.standing.authority.as_str(),
+                        "an MCP tool that acts was refused to a turn that may not act"
+                    );
+                    ToolOutput::error(format!(
+                        "`{name}` is not available: only the owner can have you do that. \
+                         Tell the person you cannot."
+                    ))
+                }
+                Some((mcp, _)) => {
+                    let (content, is_error) = mcp.call(name, arguments).await;
+                    if is_error {
+                        ToolOutput::error(content)
+                    } else {
+                        ToolOutput::success(content)
+                    }
+                }
+                None => ToolOutput::error(format!(
+                    "there is no tool named `{name}`; the tools you have are: {}",
+                    self.tools
+                        .iter()
+                        .map(|tool| tool.name().to_string())
+                        .chain(self.mcp.iter().flat_map(|mcp| mcp.names()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            },
         }
     }
 }
@@ -341,6 +394,8 @@ pub struct ToolServices {
     pub web: Arc<Web>,
     /// The agent's skills, for `read_skill`.
     pub skills: Skills,
+    /// The tools of the MCP servers enabled for the agent.
+    pub mcp: McpTools,
 }
 
 /// The tools of each process kind of one agent, built once when the agent opens.
@@ -353,10 +408,12 @@ pub struct Toolbox {
     pub branch: ToolSet<BranchEffect>,
     /// A worker acts in the workspace and reports with `set_status`.
     pub worker: ToolSet<WorkerEffect>,
+    /// The MCP servers whose tools the workers have, for the prompts.
+    pub mcp_servers: Vec<String>,
 }
 
 impl Toolbox {
-    pub fn new(prompts: &Prompts, services: &ToolServices) -> Result<Self, ToolSetError> {
+    pub fn new(prompts: &Arc<Prompts>, services: &ToolServices) -> Result<Self, ToolSetError> {
         let workspace = &services.workspace;
         Ok(Self {
             channel: ToolSet::new(
@@ -391,7 +448,8 @@ impl Toolbox {
                         as Box<dyn Registered<BranchEffect>>,
                 ])
                 .collect(),
-            )?,
+            )?
+            .with_mcp(&services.mcp, true, prompts),
             worker: ToolSet::new(prompts, {
                 let mut tools: Vec<Box<dyn Registered<WorkerEffect>>> = Vec::new();
                 if services.sandbox.shell_off().is_none() {
@@ -415,7 +473,9 @@ impl Toolbox {
                     services.skills.clone(),
                 )));
                 tools
-            })?,
+            })?
+            .with_mcp(&services.mcp, false, prompts),
+            mcp_servers: services.mcp.server_names(),
         })
     }
 }

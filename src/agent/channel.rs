@@ -180,6 +180,7 @@ impl Channel {
                 soul => &identity.soul,
                 identity => &identity.identity,
                 role => &identity.role,
+                mcp_servers => &self.agent.tools.mcp_servers,
             },
         );
         Ok(())

@@ -92,6 +92,8 @@ pub struct SharedServices {
     pub shared_skills: std::path::PathBuf,
     /// The limits on files received and sent (`[media]`).
     pub media: crate::config::MediaConfig,
+    /// The daemon's MCP servers; each agent gets the tools of those enabled for it.
+    pub mcp: Arc<crate::mcp::McpManager>,
 }
 
 /// What connects one agent to the rest of the daemon.
@@ -158,6 +160,7 @@ impl AgentRuntime {
                 cron: links.cron,
                 web: shared.web.clone(),
                 skills: skills.clone(),
+                mcp: shared.mcp.for_agent(&config.id),
             },
         )?;
         let cortex = Arc::new(CortexState::new(config.cortex.clone()));

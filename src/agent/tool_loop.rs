@@ -219,6 +219,10 @@ impl ToolLoop {
         let mut corrections = 0;
         let mut text_calls = 0;
         for _ in 0..max_turns {
+            if tools.changes() {
+                // An MCP server's tool list may have changed since the last call.
+                request.tools = tools.definitions(standing.authority);
+            }
             let mut response = match self.complete(process_id, request, &mut *sink).await {
                 Ok(response) => response,
                 Err(error) => return LoopEnd::Failed(error),

@@ -151,6 +151,7 @@ impl Worker {
                 sandboxed => self.agent.sandbox.contained(),
                 shell_off => self.agent.sandbox.shell_off(),
                 interactive => self.interactive,
+                mcp_servers => &self.agent.tools.mcp_servers,
             },
         );
         let skills = self.agent.skills_prompt(true);

@@ -49,6 +49,7 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
         },
         "memory": state.embedder.status(),
         "sandbox": state.sandbox.status(),
+        "mcp_servers": state.mcp.statuses(),
         "agents": agents,
         "messaging": state.messaging.statuses(),
         "access": {

@@ -89,6 +89,7 @@ pub fn render(status: &Value) -> String {
         }
     }
     messaging(status, &mut lines);
+    mcp_servers(status, &mut lines);
     let mut text = lines.join("\n");
     text.push('\n');
     text
@@ -141,6 +142,30 @@ fn messaging(status: &Value, lines: &mut Vec<String>) {
                 lines.push(format!("{name}: {state} (last error: {error})"))
             }
             _ => lines.push(format!("{name}: {state}")),
+        }
+    }
+}
+
+/// One line per MCP server: its state, its tools, and why it last failed.
+fn mcp_servers(status: &Value, lines: &mut Vec<String>) {
+    for server in status["mcp_servers"].as_array().into_iter().flatten() {
+        let tools = server["tools"].as_array().map_or(0, Vec::len);
+        lines.push(format!(
+            "mcp server {} ({}): {}, {tools} tools{}{}",
+            server["name"].as_str().unwrap_or("?"),
+            server["transport"].as_str().unwrap_or("?"),
+            server["state"].as_str().unwrap_or("?"),
+            match server["restarts"].as_u64() {
+                Some(0) | None => String::new(),
+                Some(restarts) => format!(", restarted {restarts} times"),
+            },
+            server["last_error"]
+                .as_str()
+                .map(|error| format!(" (last error: {error})"))
+                .unwrap_or_default(),
+        ));
+        for skipped in server["skipped_tools"].as_array().into_iter().flatten() {
+            lines.push(format!("  left out: {}", skipped.as_str().unwrap_or("?")));
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod access;
 mod agents;
+mod mcp;
 mod models;
 mod platforms;
 mod raw;
@@ -42,6 +43,7 @@ pub(super) fn parse(
     let memory = resolver.memory(&raw.memory)?;
     let agents = resolver.agents(&raw.agents, &defaults, &messaging, &memory)?;
     let bindings = resolver.bindings(raw.bindings, &agents)?;
+    let mcp_servers = resolver.mcp_servers(&raw.mcp_servers, &agents)?;
     let mut notices = Vec::new();
     let access = resolver.access(&raw.access, &raw.messaging, &mut notices)?;
     let sandbox = resolver.sandbox(&raw.sandbox)?;
@@ -103,6 +105,7 @@ pub(super) fn parse(
         reload,
         web,
         media,
+        mcp_servers,
         notices,
     })
 }

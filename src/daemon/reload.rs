@@ -347,6 +347,10 @@ fn keep_running_values(old: &Config, mut new: Config) -> (Config, Vec<String>) {
         new.media = old.media.clone();
         new.messaging.max_file_bytes = old.messaging.max_file_bytes;
     }
+    if old.mcp_servers != new.mcp_servers {
+        restart_needed.push("mcp_servers".to_string());
+        new.mcp_servers = old.mcp_servers.clone();
+    }
     (new, restart_needed)
 }
 

@@ -23,6 +23,7 @@ mod dashboard_browser;
 mod delegation;
 mod discord;
 mod foundation;
+mod mcp;
 mod media;
 mod media_platforms;
 mod memory;

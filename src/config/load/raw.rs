@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub(super) reload: RawReload,
     pub(super) web: RawWeb,
     pub(super) media: RawMedia,
+    pub(super) mcp_servers: Vec<RawMcpServer>,
 }
 
 #[derive(Deserialize, Default)]
@@ -50,6 +51,20 @@ pub(super) struct RawMedia {
     pub(super) max_file_mb: Option<Spanned<u64>>,
     pub(super) image_max_side: Option<Spanned<u32>>,
     pub(super) document_chars: Option<Spanned<usize>>,
+}
+
+/// `[[mcp_servers]]`: one MCP server, over stdio (`command`) or streamable HTTP (`url`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMcpServer {
+    pub(super) name: Spanned<String>,
+    pub(super) command: Option<Spanned<String>>,
+    pub(super) args: Option<Spanned<Vec<String>>>,
+    pub(super) env: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) agents: Option<Vec<Spanned<String>>>,
+    pub(super) timeout_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -1,13 +1,16 @@
 //! The HTTP API (axum): health and status, config reload, Prometheus metrics, portal
 //! messages, conversation history, memories, cron jobs, the cortex, token usage and cost, the
-//! SSE event stream, an OpenAI-compatible chat endpoint and the web chat.
+//! SSE event stream, an OpenAI-compatible chat endpoint and the dashboard (`dashboard.rs`).
 
 mod access;
+mod attachments;
 mod cortex;
 mod cron;
+mod dashboard;
 mod events;
 mod files;
 mod guard;
+mod importance;
 mod memories;
 mod messages;
 mod metrics;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
@@ -30,8 +33,9 @@ use crate::messaging::InboundError;
 pub type ApiState = Arc<DaemonState>;
 
 /// Every route. Every request passes `guard::same_site` (Host, Origin, a JSON body); the
-/// bearer token, when configured, guards all but `/api/health` (`/metrics` included: a
-/// scraper sends it as a bearer token).
+/// bearer token, when configured, guards all but `/api/health` and the dashboard's page and
+/// files (which hold no data and ask for the token) (`/metrics` included: a scraper sends it
+/// as a bearer token).
 pub fn router(state: ApiState) -> Router {
     // Attachments come base64-encoded in the JSON body: room for the largest file allowed,
     // its encoding (4/3) and the rest of the request.
@@ -55,6 +59,10 @@ pub fn router(state: ApiState) -> Router {
             get(messages::list_messages),
         )
         .route("/api/agents/{agent_id}/files/{*path}", get(files::download))
+        .route(
+            "/api/agents/{agent_id}/conversations/{conversation_id}/attachments",
+            get(attachments::list),
+        )
         .route(
             "/api/agents/{agent_id}/processes",
             get(messages::list_processes),
@@ -98,6 +106,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/agents/{agent_id}/memories/{memory_id}",
             get(memories::get).delete(memories::forget),
         )
+        .route(
+            "/api/agents/{agent_id}/memories/{memory_id}/importance",
+            post(importance::set),
+        )
         .route("/api/usage", get(usage::report))
         .route("/api/access", get(access::show))
         .route("/api/access/approve", post(access::approve))
@@ -114,17 +126,14 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::token));
     Router::new()
         .route("/api/health", get(status::health))
-        .route("/", get(web_chat))
+        .route("/", get(dashboard::page))
+        .route("/dashboard/{*path}", get(dashboard::asset))
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             guard::same_site,
         ))
         .with_state(state)
-}
-
-async fn web_chat() -> Html<&'static str> {
-    Html(include_str!("api/web_chat.html"))
 }
 
 /// An error answer: `{"error": {"message": ...}}`, the shape OpenAI clients also read.

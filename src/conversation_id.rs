@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
-    /// The daemon's own HTTP API: the CLI, the web chat, the OpenAI-compatible endpoint.
+    /// The daemon's own HTTP API: the CLI, the dashboard, the OpenAI-compatible endpoint.
     Portal,
     Telegram,
     Discord,

@@ -1,7 +1,7 @@
 //! What every request must show before a route runs. `Host` must be an IP address, `localhost`
 //! or a name in `[api] allowed_hosts`: a page that rebinds its own domain name to 127.0.0.1
 //! sends that name, and is refused. A state-changing request from a browser must come from
-//! the API's own origin (the web chat), and must carry a JSON body unless it presents the
+//! the API's own origin (the dashboard), and must carry a JSON body unless it presents the
 //! token: a cross-site form post can do neither. When a token is configured, every route but
 //! `/api/health` needs it.
 

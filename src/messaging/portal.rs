@@ -1,4 +1,4 @@
-//! The portal: conversations held through the daemon's own HTTP API (the CLI, the web chat,
+//! The portal: conversations held through the daemon's own HTTP API (the CLI, the dashboard,
 //! the OpenAI-compatible endpoint). It is an adapter like the others: its messages go in
 //! through the same `Inbound` handle, and answers come out through the same outbox. Callers
 //! that wait for an answer register a waiter by the message id; it is released once the turn

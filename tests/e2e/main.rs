@@ -1,6 +1,7 @@
 //! End-to-end tests: the real daemon, in-process, against fake remote ends on 127.0.0.1.
 //! One test binary for all of them, so the whole stack links once.
 
+mod browser;
 mod daemon_process;
 #[path = "../support/fake_discord.rs"]
 mod fake_discord;
@@ -18,6 +19,8 @@ mod agent_messages;
 mod cli;
 mod cortex;
 mod cron;
+mod dashboard;
+mod dashboard_browser;
 mod delegation;
 mod discord;
 mod foundation;

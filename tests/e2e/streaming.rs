@@ -249,24 +249,33 @@ async fn the_event_stream_carries_drafts_of_the_answer() {
     daemon.shutdown().await;
 }
 
-/// The web chat reads its answers from the streamed OpenAI-compatible endpoint.
+/// The dashboard's chat reads its answers from the streamed OpenAI-compatible endpoint.
 #[tokio::test]
-async fn the_web_chat_streams_answers() {
+async fn the_dashboard_chat_reads_answers_as_they_stream() {
     let llm = FakeLlm::start().await;
     let home = tempfile::tempdir().expect("tempdir");
     let daemon = TestDaemon::start(home.path(), &config_for(&llm)).await;
-    let page = daemon
+    let chat = daemon
         .http
-        .get(daemon.url("/"))
+        .get(daemon.url("/dashboard/views/chat.js"))
         .send()
         .await
         .expect("page")
         .text()
         .await
         .expect("text");
-    assert!(page.contains("/v1/chat/completions") && page.contains("stream: true"));
+    assert!(chat.contains("/v1/chat/completions") && chat.contains("stream: true"));
+    let reader = daemon
+        .http
+        .get(daemon.url("/dashboard/api.js"))
+        .send()
+        .await
+        .expect("module")
+        .text()
+        .await
+        .expect("text");
     assert!(
-        page.contains("getReader()"),
+        chat.contains("readEvents") && reader.contains("getReader()"),
         "reads the chunks as they come"
     );
     daemon.shutdown().await;

@@ -2,7 +2,7 @@
 //! token usage, gauges, conversations and transcripts, running processes and what the cortex
 //! saw. It only reads.
 
-use crate::conversation::{ConversationSummary, StoredMessage};
+use crate::conversation::{ConversationSummary, StoredAttachment, StoredMessage};
 use crate::event::ProcessType;
 use crate::llm::{UsageQuery, UsageRow};
 use crate::metrics::AgentSnapshot;
@@ -112,6 +112,19 @@ impl AgentRuntime {
             .stores
             .conversations
             .recent(conversation_id, limit)
+            .await?)
+    }
+
+    /// The attachments of these messages, in the order they were stored.
+    pub async fn attachments(
+        &self,
+        message_ids: &[String],
+    ) -> Result<Vec<StoredAttachment>, AgentError> {
+        Ok(self
+            .agent
+            .stores
+            .conversations
+            .attachments_of(message_ids)
             .await?)
     }
 

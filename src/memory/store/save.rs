@@ -1,5 +1,6 @@
 //! Writing memories: saving (merging near-duplicates of the same type), associating a saved
-//! memory with others, forgetting (soft deletion), and the revision counter writes bump.
+//! memory with others, setting its importance, forgetting (soft deletion), and the revision
+//! counter writes bump.
 
 use super::{
     DEFAULT_WEIGHT, MemoryStore, NEAR_DUPLICATE_SIMILARITY, validate_content, validate_unit,
@@ -246,6 +247,38 @@ impl MemoryStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(MemoryError::database("looking for a duplicate"))
+    }
+
+    /// Sets how important a remembered memory is (0 to 1), as its owner judges it.
+    pub async fn set_importance(&self, id: &str, importance: f64) -> Result<Memory, MemoryError> {
+        validate_unit("importance", importance)?;
+        let _writer = self.write_lock.lock().await;
+        let mut transaction = crate::database::begin_write(&self.pool)
+            .await
+            .map_err(MemoryError::database("setting a memory's importance"))?;
+        let now = now_millis();
+        // Inside a transaction, whose COMMIT reports a failure: one row is enough.
+        let updated = sqlx::query_as!(
+            Memory,
+            r#"UPDATE memories SET importance = ?, updated_at = ? WHERE id = ? AND forgotten = 0
+               RETURNING id, content, memory_type AS "memory_type: MemoryType", importance,
+                   created_at, updated_at, last_accessed_at, access_count, source, channel_id,
+                   sender, trusted AS "trusted: bool""#,
+            importance,
+            now,
+            id,
+        )
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(MemoryError::database("setting a memory's importance"))?
+        .ok_or_else(|| MemoryError::NotFound(id.to_string()))?;
+        bump_revision(&mut transaction).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(MemoryError::database("setting a memory's importance"))?;
+        self.changed();
+        Ok(updated)
     }
 
     /// Soft-deletes a memory: it stays in the database but is never returned again.

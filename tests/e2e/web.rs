@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -55,7 +55,13 @@ impl FakeWeb {
     }
 }
 
-async fn serve(State(fake): State<FakeWeb>, uri: Uri, RawQuery(query): RawQuery) -> Response {
+async fn serve(
+    State(fake): State<FakeWeb>,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     fake.hits.lock().expect("hits").push(
         uri.path_and_query()
             .map(ToString::to_string)
@@ -69,6 +75,37 @@ async fn serve(State(fake): State<FakeWeb>, uri: Uri, RawQuery(query): RawQuery)
         "/to-localhost" => redirect(format!("http://localhost:{}/secret", fake.port)),
         "/to-page" => redirect("/page".to_string()),
         "/secret" => "the secret".into_response(),
+        // Brave's web search: the key in X-Subscription-Token, results under web.results.
+        "/res/v1/web/search" => {
+            if headers
+                .get("x-subscription-token")
+                .and_then(|v| v.to_str().ok())
+                != Some("brave-key")
+            {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            assert!(query.unwrap_or_default().contains("q=grow+tomatoes"));
+            axum::Json(json!({"web": {"results": [
+                {"title": "Brave tomatoes", "url": "https://example.org/b", "description": "Grow <strong>tomatoes</strong>"}
+            ]}}))
+            .into_response()
+        }
+        // Tavily: a JSON POST with a bearer key, results with their content.
+        "/tavily/search" => {
+            if headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                != Some("Bearer tavily-key")
+            {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            let request: Value = serde_json::from_str(&body).expect("a JSON body");
+            assert_eq!(request["query"], "grow tomatoes");
+            axum::Json(json!({"query": "grow tomatoes", "results": [
+                {"title": "Tavily tomatoes", "url": "https://example.org/t", "content": "Tomatoes like sun", "score": 0.9}
+            ]}))
+            .into_response()
+        }
         "/report.pdf" => (
             [(header::CONTENT_TYPE, "application/pdf")],
             crate::media::pdf_with_text("Quarterly tomato yield: 42 kg"),
@@ -258,4 +295,48 @@ async fn the_guard_refuses_loopback_and_metadata_addresses_by_default() {
     }
     assert!(web.hits().is_empty(), "{:?}", web.hits());
     daemon.shutdown().await;
+}
+
+/// Brave and Tavily, each against a fake of its API on 127.0.0.1: the key goes where the
+/// backend wants it and the answer becomes title, URL and snippet.
+#[tokio::test]
+async fn brave_and_tavily_answer_web_search_with_their_keys() {
+    let web = FakeWeb::start().await;
+    for (backend, url, variable, key, expected) in [
+        (
+            "brave",
+            web.url(""),
+            "BRAVE_KEY",
+            "brave-key",
+            json!({"title": "Brave tomatoes", "url": "https://example.org/b", "snippet": "Grow tomatoes"}),
+        ),
+        (
+            "tavily",
+            web.url("/tavily"),
+            "TAVILY_KEY",
+            "tavily-key",
+            json!({"title": "Tavily tomatoes", "url": "https://example.org/t", "snippet": "Tomatoes like sun"}),
+        ),
+    ] {
+        let llm = FakeLlm::start().await;
+        spawn_worker_on("search it", &llm, "find how to grow tomatoes", "Looking.");
+        script_worker(
+            &llm,
+            vec![("web_search", json!({"query": "grow tomatoes"}))],
+        );
+        let config = format!(
+            "{}\n[web.search]\nbackend = \"{backend}\"\nurl = \"{url}\"\napi_key = \"env:{variable}\"\n",
+            config_for(&llm),
+        );
+        let home = tempfile::tempdir().expect("tempdir");
+        let environment =
+            std::collections::HashMap::from([(variable.to_string(), key.to_string())]);
+        let daemon = TestDaemon::start_with_environment(home.path(), &config, environment).await;
+        daemon.send("search", "search it").await;
+        let (results, _) = worker_results(&llm, 1).await;
+        let found: Value = serde_json::from_str(&results[0])
+            .unwrap_or_else(|_| panic!("{backend}: results are JSON: {}", results[0]));
+        assert_eq!(found, json!([expected]), "{backend}");
+        daemon.shutdown().await;
+    }
 }

@@ -10,8 +10,8 @@ mod content;
 mod names;
 mod server;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -83,10 +83,18 @@ pub struct McpOutput {
 
 /// Every MCP server of the daemon, each supervised by its own task.
 pub struct McpManager {
-    servers: Vec<Arc<Server>>,
-    /// Counts changes of any server's tool list, so views can cache what they built.
+    /// The servers in force, in configuration order; replaced by `reconfigure`.
+    servers: RwLock<Vec<Running>>,
+    /// Counts changes of any server's tool list (and of the servers themselves), so views
+    /// can cache what they built.
     generation: Arc<AtomicU64>,
     tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+/// One configured server and what stops its task alone.
+struct Running {
+    server: Arc<Server>,
     stop: CancellationToken,
 }
 
@@ -94,21 +102,12 @@ impl McpManager {
     /// Starts a task per server and returns at once: the daemon never waits on a server.
     pub fn start(configs: &[McpServerConfig]) -> Arc<Self> {
         let manager = Arc::new(Self {
-            servers: configs
-                .iter()
-                .map(|config| Arc::new(Server::new(config.clone())))
-                .collect(),
+            servers: RwLock::new(Vec::new()),
             generation: Arc::new(AtomicU64::new(0)),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         });
-        for server in &manager.servers {
-            manager.tasks.spawn(server::supervise(
-                server.clone(),
-                manager.generation.clone(),
-                manager.stop.clone(),
-            ));
-        }
+        manager.reconfigure(configs);
         manager.tasks.close();
         manager
     }
@@ -118,22 +117,68 @@ impl McpManager {
         Self::start(&[])
     }
 
-    /// The view of one agent: the servers enabled for it.
+    /// Makes `configs` the servers in force (a reload): a server whose entry is unchanged
+    /// keeps running, one removed or changed is stopped, a new or changed one is started.
+    /// The agents' views see the new list at their next request.
+    pub fn reconfigure(&self, configs: &[McpServerConfig]) {
+        let mut servers = match self.servers.write() {
+            Ok(servers) => servers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut previous = std::mem::take(&mut *servers);
+        for config in configs {
+            let kept = previous
+                .iter()
+                .position(|running| running.server.config == *config)
+                .map(|index| previous.remove(index));
+            let running = kept.unwrap_or_else(|| {
+                tracing::info!(server = %config.name, "starting the MCP server");
+                let running = Running {
+                    server: Arc::new(Server::new(config.clone())),
+                    stop: self.stop.child_token(),
+                };
+                self.tasks.spawn(server::supervise(
+                    running.server.clone(),
+                    self.generation.clone(),
+                    running.stop.clone(),
+                ));
+                running
+            });
+            servers.push(running);
+        }
+        for gone in previous {
+            tracing::info!(server = %gone.server.config.name, "stopping the MCP server");
+            gone.stop.cancel();
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The servers in force.
+    fn servers(&self) -> Vec<Arc<Server>> {
+        let servers = match self.servers.read() {
+            Ok(servers) => servers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        servers
+            .iter()
+            .map(|running| running.server.clone())
+            .collect()
+    }
+
+    /// The view of one agent: the servers enabled for it, as configured at each use.
     pub fn for_agent(self: &Arc<Self>, agent: &str) -> McpTools {
         McpTools {
             manager: self.clone(),
-            servers: self
-                .servers
-                .iter()
-                .filter(|server| server.config.serves(agent))
-                .cloned()
-                .collect(),
+            agent: agent.to_string(),
         }
     }
 
     /// Each server's state, for the status.
     pub fn statuses(&self) -> Vec<McpServerStatus> {
-        self.servers.iter().map(|server| server.status()).collect()
+        self.servers()
+            .iter()
+            .map(|server| server.status())
+            .collect()
     }
 
     /// Stops every server (a child process gets its stdin closed, then a signal).
@@ -148,28 +193,35 @@ impl McpManager {
     }
 }
 
-/// One agent's MCP tools.
+/// One agent's MCP tools: the servers in force that are enabled for it.
 #[derive(Clone)]
 pub struct McpTools {
     manager: Arc<McpManager>,
-    servers: Vec<Arc<Server>>,
+    agent: String,
 }
 
 impl McpTools {
+    fn servers(&self) -> Vec<Arc<Server>> {
+        let mut servers = self.manager.servers();
+        servers.retain(|server| server.config.serves(&self.agent));
+        servers
+    }
+
     /// The names of the servers enabled for the agent, in configuration order.
     pub fn server_names(&self) -> Vec<String> {
-        self.servers
+        self.servers()
             .iter()
             .map(|server| server.config.name.clone())
             .collect()
     }
 
-    /// Whether any server is enabled for the agent.
+    /// Whether no server is enabled for the agent now.
     pub fn is_empty(&self) -> bool {
-        self.servers.is_empty()
+        self.servers().is_empty()
     }
 
-    /// Changes whenever a tool list changes; what was built from `tools` stays valid until.
+    /// Changes whenever a tool list or the servers change; what was built from `tools`
+    /// stays valid until.
     pub fn generation(&self) -> u64 {
         self.manager.generation.load(Ordering::Acquire)
     }
@@ -177,7 +229,7 @@ impl McpTools {
     /// The tools of the agent's servers, in configuration order. A server that is being
     /// restarted keeps the tools it last listed (calls say it is not connected).
     pub fn tools(&self) -> Vec<McpTool> {
-        self.servers
+        self.servers()
             .iter()
             .flat_map(|server| server.tools().iter().cloned().collect::<Vec<_>>())
             .collect()
@@ -186,8 +238,8 @@ impl McpTools {
     /// Calls the tool the model named `name` with `arguments` (an object), within the
     /// server's timeout.
     pub async fn call(&self, name: &str, arguments: Value) -> Result<McpOutput, McpError> {
-        let (server, tool) = self
-            .servers
+        let servers = self.servers();
+        let (server, tool) = servers
             .iter()
             .find_map(|server| {
                 let tool = server

@@ -297,15 +297,14 @@ impl<Effect: Send + 'static> ToolSet<Effect> {
         })
     }
 
-    /// Adds the tools of the agent's MCP servers (only the read-only ones if `read_only`).
+    /// Adds the tools of the agent's MCP servers (only the read-only ones if `read_only`),
+    /// read at each use: a reload may add or remove servers while the agent runs.
     fn with_mcp(mut self, tools: &McpTools, read_only: bool, prompts: &Arc<Prompts>) -> Self {
-        if !tools.is_empty() {
-            self.mcp = Some(mcp::McpSource::new(
-                tools.clone(),
-                read_only,
-                prompts.clone(),
-            ));
-        }
+        self.mcp = Some(mcp::McpSource::new(
+            tools.clone(),
+            read_only,
+            prompts.clone(),
+        ));
         self
     }
 
@@ -424,8 +423,9 @@ pub struct Toolbox {
     pub branch: ToolSet<BranchEffect>,
     /// A worker acts in the workspace and reports with `set_status`.
     pub worker: ToolSet<WorkerEffect>,
-    /// The MCP servers whose tools the workers have, for the prompts.
-    pub mcp_servers: Vec<String>,
+    /// The agent's MCP servers, whose names the prompts list (read at each render: a reload
+    /// may change them).
+    pub mcp: McpTools,
 }
 
 impl Toolbox {
@@ -509,7 +509,7 @@ impl Toolbox {
                 tools
             })?
             .with_mcp(&services.mcp, false, prompts),
-            mcp_servers: services.mcp.server_names(),
+            mcp: services.mcp.clone(),
         })
     }
 }

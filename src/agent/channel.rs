@@ -183,7 +183,7 @@ impl Channel {
                 soul => &identity.soul,
                 identity => &identity.identity,
                 role => &identity.role,
-                mcp_servers => &self.agent.tools.mcp_servers,
+                mcp_servers => self.agent.tools.mcp.server_names(),
             },
         );
         Ok(())

@@ -151,7 +151,7 @@ impl Worker {
                 sandboxed => self.agent.sandbox.contained(),
                 shell_off => self.agent.sandbox.shell_off(),
                 interactive => self.interactive,
-                mcp_servers => &self.agent.tools.mcp_servers,
+                mcp_servers => self.agent.tools.mcp.server_names(),
             },
         );
         let skills = self.agent.skills_prompt(true);

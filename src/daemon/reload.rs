@@ -4,9 +4,9 @@
 //! can fail (provider clients, platform adapters, new agents) while nothing has changed yet;
 //! then hand each part to its owner: the LLM manager its providers and retries, the redactor
 //! new secrets, access its lists, each agent its routing and its jobs, the router its table of
-//! agents and bindings, messaging the adapters whose tables changed. A file that does not
-//! load, or a part that cannot be built, changes nothing; the error goes to the log and to
-//! the status. A new reloadable section is one more comparison in `Changes::between` and one
+//! agents and bindings, the MCP manager its servers (an unchanged one keeps running), messaging
+//! the adapters whose tables changed. A file that does not load, or a part that cannot be
+//! built, changes nothing; the error goes to the log and to the status. A new reloadable section is one more comparison in `Changes::between` and one
 //! more step in `apply`, through its owner.
 //!
 //! No message is dropped: an agent is added to the router only once it runs, a removed agent
@@ -247,6 +247,8 @@ struct Changes {
     secrets: bool,
     /// `[reload]` itself.
     reload: bool,
+    /// `[[mcp_servers]]`.
+    mcp: bool,
 }
 
 impl Changes {
@@ -266,6 +268,7 @@ impl Changes {
                 .iter()
                 .any(|secret| !old.secrets().contains(secret)),
             reload: old.reload != new.reload,
+            mcp: old.mcp_servers != new.mcp_servers,
             ..Changes::default()
         };
         for agent in &new.agents {
@@ -306,6 +309,7 @@ impl Changes {
             || self.api
             || self.secrets
             || self.reload
+            || self.mcp
             || !self.agents_added.is_empty()
             || !self.agents_removed.is_empty()
             || !self.agents_changed.is_empty()
@@ -350,10 +354,6 @@ fn keep_running_values(old: &Config, mut new: Config) -> (Config, Vec<String>) {
         restart_needed.push("media".to_string());
         new.media = old.media.clone();
         new.messaging.max_file_bytes = old.messaging.max_file_bytes;
-    }
-    if old.mcp_servers != new.mcp_servers {
-        restart_needed.push("mcp_servers".to_string());
-        new.mcp_servers = old.mcp_servers.clone();
     }
     (new, restart_needed)
 }
@@ -442,6 +442,10 @@ async fn commit(
     }
     if changes.secrets {
         parts.shared.redactor.add(new.secrets());
+    }
+    if changes.mcp {
+        state.mcp.reconfigure(&new.mcp_servers);
+        report.changes.push("mcp_servers".to_string());
     }
     for config in &changes.agents_changed {
         let Some(entry) = running.get(&config.id) else {

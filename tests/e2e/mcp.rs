@@ -2,7 +2,8 @@
 //! (`tests/support/mcp_server.py`, started by the daemon) and the same server over
 //! streamable HTTP on 127.0.0.1. Workers list and call their tools and read the results; a
 //! killed server is restarted; a changed tool list reaches the model; a member's turn is
-//! never offered (nor allowed) a tool that acts.
+//! never offered (nor allowed) a tool that acts; a reload starts added servers and stops
+//! removed ones.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -542,17 +543,17 @@ async fn the_daemon_never_waits_for_a_server_that_does_not_start() {
     daemon.shutdown().await;
 }
 
-#[tokio::test]
-async fn an_edit_of_the_servers_waits_for_a_restart_and_says_so() {
-    let llm = FakeLlm::start().await;
-    llm.set_fallback(|_| reply("ok"));
-    let home = tempfile::tempdir().expect("tempdir");
-    let log = home.path().join("mcp.log");
-    let config = config_for(&llm) + &stdio_server("files", &log);
-    let daemon = TestDaemon::start(home.path(), &config).await;
-    wait_for_server(&daemon, "files", running).await;
-    let edited = config + &stdio_server("more", &home.path().join("more.log"));
-    std::fs::write(home.path().join("config.toml"), &edited).expect("edit");
+/// Whether the process `pid` still runs (a zombie waiting to be reaped does not).
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+async fn reload(daemon: &TestDaemon) -> Value {
     let answer = daemon
         .http
         .post(daemon.url("/api/reload"))
@@ -561,18 +562,80 @@ async fn an_edit_of_the_servers_waits_for_a_restart_and_says_so() {
         .await
         .expect("reload");
     assert_eq!(answer.status(), 200);
-    let body: Value = answer.json().await.expect("json");
-    let waiting = body["reload"]["restart_needed"].clone();
+    answer.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn servers_added_and_removed_in_the_config_are_started_and_stopped_by_a_reload() {
+    let llm = FakeLlm::start().await;
+    let first = "look up epsilon with the new server";
+    let second = "look around after the server was removed";
+    worker_script(
+        &llm,
+        "first lookup",
+        first,
+        &[("files__lookup", json!({"query": "epsilon"}))],
+    );
+    worker_script(&llm, "second look", second, &[]);
+    llm.set_fallback(|_| reply("ok"));
+    let home = tempfile::tempdir().expect("tempdir");
+    let log = home.path().join("mcp.log");
+    let config = config_for(&llm);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    assert_eq!(daemon.get("/api/status").await["mcp_servers"], json!([]));
+
+    // Added: started without a restart, and the running agent's workers get its tools.
+    let with_server = config.clone() + &stdio_server("files", &log);
+    std::fs::write(home.path().join("config.toml"), &with_server).expect("edit");
+    let body = reload(&daemon).await;
+    assert_eq!(body["reload"]["outcome"], "applied", "{body}");
+    assert_eq!(body["reload"]["restart_needed"], json!([]), "{body}");
     assert!(
-        waiting
+        body["reload"]["changes"]
             .as_array()
-            .is_some_and(|keys| keys.iter().any(|key| key == "mcp_servers")),
+            .is_some_and(|changes| changes.iter().any(|change| change == "mcp_servers")),
         "{body}"
     );
-    // The running servers stay as they were.
-    let status = daemon.get("/api/status").await;
-    assert_eq!(status["mcp_servers"].as_array().map(Vec::len), Some(1));
-    assert_eq!(status["mcp_servers"][0]["state"], "running");
+    wait_for_server(&daemon, "files", running).await;
+    daemon.send("mcp", "first lookup").await;
+    let requests = worker_requests(&llm, first, 2).await;
+    assert!(offered(&requests[0], "files__lookup").is_some());
+    let system = FakeLlm::system_text(&requests[0]);
+    assert!(system.contains("the MCP servers files"), "{system}");
+    let results = FakeLlm::tool_results(&requests[1]);
+    assert!(results[0].contains("LOOKUP epsilon"), "{results:?}");
+    let pid = server_log(&log)
+        .iter()
+        .find_map(|entry| entry["start"].as_u64())
+        .expect("the server logged its start");
+    assert!(alive(pid));
+
+    // Removed: its process stops and the next worker is not offered its tools.
+    std::fs::write(home.path().join("config.toml"), &config).expect("edit");
+    let body = reload(&daemon).await;
+    assert_eq!(body["reload"]["outcome"], "applied", "{body}");
+    assert_eq!(daemon.get("/api/status").await["mcp_servers"], json!([]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the removed server {pid} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.send("mcp", "second look").await;
+    let requests = worker_requests(&llm, second, 1).await;
+    assert!(offered(&requests[0], "files__lookup").is_none());
+    assert!(offered(&requests[0], "file_read").is_some());
+    let system = FakeLlm::system_text(&requests[0]);
+    assert!(!system.contains("the MCP servers files"), "{system}");
+    assert_eq!(
+        server_log(&log)
+            .iter()
+            .filter(|entry| entry["start"].is_u64())
+            .count(),
+        1
+    );
     daemon.shutdown().await;
 }
 

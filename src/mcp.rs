@@ -215,11 +215,6 @@ impl McpTools {
             .collect()
     }
 
-    /// Whether no server is enabled for the agent now.
-    pub fn is_empty(&self) -> bool {
-        self.servers().is_empty()
-    }
-
     /// Changes whenever a tool list or the servers change; what was built from `tools`
     /// stays valid until.
     pub fn generation(&self) -> u64 {

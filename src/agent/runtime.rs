@@ -37,6 +37,7 @@ use crate::supervision::Lifecycle;
 use crate::tools::{CronJobs, ToolServices, ToolSetError, Toolbox};
 pub use report::AgentStatus;
 
+mod outside_turns;
 mod report;
 
 /// Capacity of each agent's event bus; slower subscribers skip.
@@ -353,25 +354,6 @@ impl AgentRuntime {
         Ok(RouteOutcome::Accepted { message_id })
     }
 
-    /// A file of the agent's workspace (what `send_file` links to in the web chat and the
-    /// API), up to the file size limit: its name and bytes.
-    pub async fn workspace_file(&self, path: &str) -> Result<(String, Vec<u8>), AgentError> {
-        let workspace = self.agent.workspace.clone();
-        let limit = self.agent.media.max_file_bytes;
-        let requested = path.to_string();
-        let contents = tokio::task::spawn_blocking(move || workspace.read(&requested, limit))
-            .await
-            .map_err(|error| {
-                AgentError::Attachment(crate::sandbox::SandboxError::Io {
-                    path: path.to_string(),
-                    source: std::io::Error::other(error.to_string()),
-                })
-            })?
-            .map_err(AgentError::Attachment)?;
-        let name = path.rsplit('/').next().unwrap_or(path).to_string();
-        Ok((name, contents.bytes))
-    }
-
     /// Tells the sender at once that files of their message were not received (too large);
     /// the message itself is answered as usual.
     fn tell_refused(&self, message: &InboundMessage, notice: String) {
@@ -449,113 +431,6 @@ impl AgentRuntime {
                 tracing::error!(%error, %conversation_id, "cannot read the messages of an ended conversation")
             }
         }
-    }
-
-    /// Sends `text` to a conversation outside any turn (a scheduled job's outcome), then
-    /// records it there: in the transcript, in the context its channel's model sees, and on
-    /// the event bus, so that conversation knows what it was sent.
-    pub async fn announce(
-        &self,
-        conversation: &ConversationId,
-        text: &str,
-    ) -> Result<(), AgentError> {
-        let agent = &self.agent;
-        agent
-            .outbox
-            .deliver(&OutboundResponse {
-                agent_id: self.id().to_string(),
-                conversation: conversation.clone(),
-                in_reply_to: Vec::new(),
-                reply_to: None,
-                content: OutboundContent::Text {
-                    text: text.to_string(),
-                },
-                usage: Default::default(),
-                turn_answer: false,
-            })
-            .await?;
-        let conversation_id = conversation.as_str();
-        let store = &agent.stores.conversations;
-        let stored = store
-            .insert(
-                &NewMessage::sent_by_agent(
-                    &new_message_id(),
-                    conversation_id,
-                    &agent.config.display_name,
-                    text,
-                ),
-                false,
-            )
-            .await?;
-        let (_, items) = store
-            .record_turn(&TurnRecord {
-                conversation_id,
-                reply: None,
-                answered: &[],
-                answered_status: MessageStatus::Answered,
-                context: vec![ContextBody::Message(Message::assistant(text))],
-            })
-            .await?;
-        if let Some(channel) = self.running_channel(conversation) {
-            // A channel that has just ended loads the stored context when it starts again.
-            let _ = channel.offer(ChannelInput::Announced(items));
-        }
-        if let Some(stored) = stored {
-            agent.tool_loop.events.publish(ProcessEvent::MessageSent {
-                agent_id: self.id().to_string(),
-                conversation_id: conversation_id.to_string(),
-                message_id: stored.id,
-                in_reply_to: Vec::new(),
-                content: stored.content,
-            });
-        }
-        Ok(())
-    }
-
-    /// Another agent answered (or did not) what this agent's `conversation` sent it: the
-    /// answer is kept in the transcript (a message from that agent, already answered) and
-    /// re-triggers the conversation's channel as a background result on `standing`.
-    pub async fn relay_answer(
-        &self,
-        conversation: &ConversationId,
-        from_agent: &str,
-        question: &str,
-        answer: crate::tools::AgentAnswer,
-        standing: crate::message::Standing,
-    ) -> Result<(), AgentError> {
-        let result = super::channel::ProcessResult::AgentAnswered {
-            agent: from_agent.to_string(),
-            question: question.to_string(),
-            answer,
-        };
-        let text = result.describe();
-        let sender = format!("{from_agent} (agent)");
-        let sender_id = format!("agent:{from_agent}");
-        self.agent
-            .stores
-            .conversations
-            .insert(
-                &NewMessage {
-                    id: &new_message_id(),
-                    conversation_id: conversation.as_str(),
-                    role: Role::User,
-                    sender: &sender,
-                    content: &text,
-                    platform_message_id: None,
-                    status: MessageStatus::Answered,
-                    sender_id: Some(&sender_id),
-                    authority: standing.authority,
-                    direct: false,
-                },
-                false,
-            )
-            .await?;
-        self.dispatch(
-            conversation,
-            ChannelInput::Result(super::channel::ProcessReport { standing, result }),
-        )
-        .await;
-        Ok(())
     }
 
     /// Stores an earlier exchange as the start of a new conversation's history (an

@@ -1,6 +1,6 @@
 //! What `AgentRuntime` tells the daemon, the API and the metrics about its agent: its status,
 //! token usage, gauges, conversations and transcripts, running processes and what the cortex
-//! saw. It only reads.
+//! saw, and the workspace files the API hands out. It only reads.
 
 use crate::conversation::{ConversationSummary, StoredAttachment, StoredMessage};
 use crate::event::ProcessType;
@@ -141,5 +141,24 @@ impl AgentRuntime {
     /// Tools and models that keep failing, one line each.
     pub fn degraded(&self) -> Vec<String> {
         crate::agent::channel::degraded(&self.agent)
+    }
+
+    /// A file of the agent's workspace (what `send_file` links to in the web chat and the
+    /// API), up to the file size limit: its name and bytes.
+    pub async fn workspace_file(&self, path: &str) -> Result<(String, Vec<u8>), AgentError> {
+        let workspace = self.agent.workspace.clone();
+        let limit = self.agent.media.max_file_bytes;
+        let requested = path.to_string();
+        let contents = tokio::task::spawn_blocking(move || workspace.read(&requested, limit))
+            .await
+            .map_err(|error| {
+                AgentError::Attachment(crate::sandbox::SandboxError::Io {
+                    path: path.to_string(),
+                    source: std::io::Error::other(error.to_string()),
+                })
+            })?
+            .map_err(AgentError::Attachment)?;
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        Ok((name, contents.bytes))
     }
 }

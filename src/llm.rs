@@ -129,6 +129,16 @@ pub struct LlmSetup {
 }
 
 impl LlmSetup {
+    /// The client of `model`'s provider.
+    fn provider(&self, model: &ModelId) -> Result<&ProviderClient, LlmError> {
+        self.providers
+            .get(&model.provider)
+            .ok_or_else(|| LlmError::UnknownProvider {
+                model: model.to_string(),
+                provider: model.provider.clone(),
+            })
+    }
+
     /// Builds every provider client the config names.
     pub fn new(config: &Config) -> Result<Self, provider::ProviderBuildError> {
         let mut providers = HashMap::new();
@@ -300,14 +310,7 @@ impl LlmManager {
         audio: &[u8],
     ) -> Result<String, LlmError> {
         let setup = self.setup();
-        let provider =
-            setup
-                .providers
-                .get(&model.provider)
-                .ok_or_else(|| LlmError::UnknownProvider {
-                    model: model.to_string(),
-                    provider: model.provider.clone(),
-                })?;
+        let provider = setup.provider(model)?;
         provider.transcribe(model, name, media_type, audio).await
     }
 
@@ -374,14 +377,7 @@ impl LlmManager {
         attempts: &mut u32,
     ) -> Result<LlmResponse, LlmError> {
         let setup = self.setup();
-        let provider =
-            setup
-                .providers
-                .get(&model.provider)
-                .ok_or_else(|| LlmError::UnknownProvider {
-                    model: model.to_string(),
-                    provider: model.provider.clone(),
-                })?;
+        let provider = setup.provider(model)?;
         let mut settings = setup.catalog.settings(model);
         if provider.kind() == ProviderKind::OpenAi {
             // Only a configured limit is sent: some OpenAI models refuse `max_tokens`.

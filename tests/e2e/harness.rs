@@ -297,3 +297,44 @@ pub async fn open_database(path: &Path) -> sqlx::SqlitePool {
         .await
         .expect("open db")
 }
+
+/// Polls `GET path` until `ready` holds for its body.
+pub async fn wait_for_json(
+    daemon: &TestDaemon,
+    path: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = daemon.get(path).await;
+        if ready(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GET {path} never matched: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The tool results of the first worker request (its system prompt holds "You are a worker")
+/// that has `count` of them, with that request.
+pub async fn worker_results(llm: &FakeLlm, count: usize) -> (Vec<String>, Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = llm
+            .requests()
+            .into_iter()
+            .filter(|request| FakeLlm::system_text(request).contains("You are a worker"))
+            .find(|request| FakeLlm::tool_results(request).len() >= count);
+        if let Some(request) = found {
+            return (FakeLlm::tool_results(&request), request);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never got {count} tool results"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

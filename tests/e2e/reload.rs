@@ -11,23 +11,7 @@ use serde_json::{Value, json};
 use crate::daemon_process::DaemonProcess;
 use crate::fake_llm::FakeLlm;
 use crate::fake_telegram::FakeTelegram;
-use crate::harness::{TestDaemon, access, config_for, reply, wait_for_replies};
-
-/// Polls `GET path` until `ready` holds for its body.
-async fn wait_for_json(daemon: &TestDaemon, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let body = daemon.get(path).await;
-        if ready(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "GET {path} never matched: {body:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::harness::{TestDaemon, access, config_for, reply, wait_for_json, wait_for_replies};
 
 fn agent_ids(body: &Value) -> Vec<String> {
     body["agents"]

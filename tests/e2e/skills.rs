@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, reply, requests_with};
+use crate::harness::{TestDaemon, config_for, reply, requests_with, worker_results};
 
 const WORKER: &str = "You are a worker";
 
@@ -22,25 +22,6 @@ fn write_skill(directory: &Path) {
     )
     .expect("write skill");
     std::fs::write(directory.join("scripts/check.sh"), "echo checking\n").expect("write");
-}
-
-async fn worker_results(llm: &FakeLlm, count: usize) -> (Vec<String>, Value) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let found = llm
-            .requests()
-            .into_iter()
-            .filter(|request| FakeLlm::system_text(request).contains(WORKER))
-            .find(|request| FakeLlm::tool_results(request).len() >= count);
-        if let Some(request) = found {
-            return (FakeLlm::tool_results(&request), request);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker never got {count} tool results"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 //! metadata address by default and through a redirect from an allowed host.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -12,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::fake_llm::{FakeLlm, Scripted};
-use crate::harness::{TestDaemon, config_for, reply, spawn_worker_on};
+use crate::harness::{TestDaemon, config_for, reply, spawn_worker_on, worker_results};
 
 const WORKER: &str = "You are a worker";
 
@@ -140,26 +139,6 @@ fn script_worker(llm: &FakeLlm, calls: Vec<(&'static str, Value)>) {
             None => Scripted::tool_call("set_status", json!({"state": "done", "message": "read"})),
         }
     });
-}
-
-/// The tool results of the worker's last request, once it has `count` of them.
-async fn worker_results(llm: &FakeLlm, count: usize) -> (Vec<String>, Value) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let last = llm
-            .requests()
-            .into_iter()
-            .filter(|request| FakeLlm::system_text(request).contains(WORKER))
-            .find(|request| FakeLlm::tool_results(request).len() >= count);
-        if let Some(request) = last {
-            return (FakeLlm::tool_results(&request), request);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker never got {count} tool results"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]

@@ -598,7 +598,8 @@ async fn served_bytes(daemon: &TestDaemon, token: &str, path: &str) -> Vec<u8> {
 /// the picture as an image and the document's text; a file over the daemon's limit is
 /// refused before anything is sent, a picked file can be taken off again; the sent files
 /// show as a preview and a link in the chat and in the conversation's transcript, and those
-/// links serve the bytes; a file the agent sends shows as a link in its answer.
+/// links serve the bytes; a file the agent sends shows as a link in its answer; too much at
+/// once shows the daemon's 413; pasting or dropping a file chooses it.
 #[tokio::test]
 async fn the_dashboard_chat_sends_picked_files_and_shows_them_in_the_transcript() {
     const TOKEN: &str = "chat-files-token";
@@ -786,6 +787,23 @@ async fn the_dashboard_chat_sends_picked_files_and_shows_them_in_the_transcript(
     )
     .await;
     assert!(tab.text("#chat-files").await.contains("part-0.bin"));
+
+    // A file pasted into the message box or dropped on the chat is chosen too.
+    tab.evaluate(
+        "(() => { const file = name => { const data = new DataTransfer(); \
+         data.items.add(new File(['some text'], name, {type: 'text/plain'})); return data; }; \
+         document.getElementById('chat-input').dispatchEvent(new ClipboardEvent('paste', \
+           {clipboardData: file('pasted.txt'), bubbles: true, cancelable: true})); \
+         document.getElementById('chat-log').dispatchEvent(new DragEvent('drop', \
+           {dataTransfer: file('dropped.txt'), bubbles: true, cancelable: true})); \
+         return true; })()",
+    )
+    .await;
+    let chosen = tab.text("#chat-files").await;
+    assert!(
+        chosen.contains("pasted.txt") && chosen.contains("dropped.txt"),
+        "{chosen}"
+    );
     browser.close().await;
     daemon.shutdown().await;
 }

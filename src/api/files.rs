@@ -145,6 +145,11 @@ pub async fn download(
                 format!("attachment; filename=\"{safe_name}\""),
             ),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            // Opened in a tab anyway, nothing in it runs.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_string(),
+            ),
         ],
         bytes,
     )

@@ -374,8 +374,15 @@ async fn a_stored_attachment_is_served_only_from_its_message_folder() {
     // The files the agent sends to the web chat are refused to other sites' pages too.
     let sent_file = get(format!(
         "/api/agents/main/files/attachments/portal_files/{message_id}/square.png"
-    ));
-    assert_eq!(sent_file.send().await.expect("sent file").status(), 200);
+    ))
+    .send()
+    .await
+    .expect("sent file");
+    assert_eq!(sent_file.status(), 200);
+    assert_eq!(
+        sent_file.headers()["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
     let embedded = get(format!(
         "/api/agents/main/files/attachments/portal_files/{message_id}/square.png"
     ))

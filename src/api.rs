@@ -32,7 +32,8 @@ use crate::messaging::InboundError;
 
 pub type ApiState = Arc<DaemonState>;
 
-/// Every route. Every request passes `guard::same_site` (Host, Origin, a JSON body); the
+/// Every route. Every request passes `guard::same_site` (Host, Origin, a JSON body), and the
+/// stored files `guard::own_pages_only` (no other site's page); the
 /// bearer token, when configured, guards all but `/api/health` and the dashboard's page and
 /// files (which hold no data and ask for the token) (`/metrics` included: a scraper sends it
 /// as a bearer token).
@@ -58,10 +59,17 @@ pub fn router(state: ApiState) -> Router {
             "/api/agents/{agent_id}/conversations/{conversation_id}/messages",
             get(messages::list_messages),
         )
-        .route("/api/agents/{agent_id}/files/{*path}", get(files::download))
+        .route(
+            "/api/agents/{agent_id}/files/{*path}",
+            get(files::download).layer(middleware::from_fn(guard::own_pages_only)),
+        )
         .route(
             "/api/agents/{agent_id}/conversations/{conversation_id}/attachments",
             get(attachments::list),
+        )
+        .route(
+            "/api/agents/{agent_id}/conversations/{conversation_id}/attachments/{message_id}/{file}",
+            get(attachments::download).layer(middleware::from_fn(guard::own_pages_only)),
         )
         .route(
             "/api/agents/{agent_id}/processes",

@@ -22,13 +22,22 @@ pub fn conversation_folder(conversation_id: &str) -> String {
     format!("attachments/{}", safe_name(conversation_id, 120))
 }
 
+/// The workspace folder of one message's attachments:
+/// `attachments/{conversation}/{message id}`.
+pub fn message_folder(conversation_id: &str, message_id: &str) -> String {
+    format!(
+        "{}/{}",
+        conversation_folder(conversation_id),
+        safe_name(message_id, 64)
+    )
+}
+
 /// Where a message's attachment is kept in the workspace:
 /// `attachments/{conversation}/{message id}/{file name}`.
 pub fn attachment_path(conversation_id: &str, message_id: &str, name: &str) -> String {
     format!(
-        "{}/{}/{}",
-        conversation_folder(conversation_id),
-        safe_name(message_id, 64),
+        "{}/{}",
+        message_folder(conversation_id, message_id),
         file_name(name)
     )
 }

@@ -1,7 +1,8 @@
 // Conversations, most recent first, and the transcript of the one chosen with the files its
-// messages carried.
+// messages carried (images previewed, every file downloadable) and the files the agent sent.
 
 import { element, heading, table, when, empty } from "../dom.js";
+import { attachmentList, byMessage, withFileLinks } from "../files.js";
 
 export async function render(root, { agent, api }) {
   const { conversations } = await api.get(api.agentPath(agent, "/conversations"));
@@ -21,35 +22,13 @@ export async function render(root, { agent, api }) {
     const path = api.agentPath(agent, `/conversations/${encodeURIComponent(id)}`);
     const [{ messages }, { attachments: files }] = await Promise.all([
       api.get(`${path}/messages?limit=500`), api.get(`${path}/attachments?limit=500`)]);
-    const byMessage = new Map();
-    for (const file of files) {
-      if (!byMessage.has(file.message_id)) byMessage.set(file.message_id, []);
-      byMessage.get(file.message_id).push(file);
-    }
+    const grouped = byMessage(files);
     const title = element("h2", { text: id, tabIndex: -1 });
     transcript.replaceChildren(title, ...messages.map(message =>
       element("article", { className: "message " + message.role },
         element("header", { className: "meta", text: `${message.sender} · ${message.role} · ${when(message.created_at)}${message.status === "pending" ? " · pending" : ""}` }),
-        element("div", { className: "content", text: message.content }),
-        attachments(byMessage.get(message.id)))));
+        element("div", { className: "content" }, message.role === "assistant" ? withFileLinks(message.content) : message.content),
+        attachmentList(grouped.get(message.id)))));
     title.focus();
   }
-}
-
-// The files a message carried: name, kind and size, why one was not received, a voice
-// note's transcript.
-function attachments(files) {
-  if (!files || !files.length) return null;
-  return element("ul", { className: "attachments", "aria-label": "Attachments" },
-    files.map(file => element("li", {},
-      element("span", { className: "attachment-name", text: file.name }),
-      ` (${file.kind}, ${size(file.size)})`,
-      file.refused ? element("span", { className: "warning", text: ` not received: ${file.refused}` }) : null,
-      file.transcript ? element("blockquote", { text: file.transcript }) : null)));
-}
-
-function size(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }

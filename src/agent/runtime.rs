@@ -62,6 +62,8 @@ pub enum AgentError {
     Delivery(#[from] DeliveryError),
     #[error("cannot keep an attachment in the workspace: {0}")]
     Attachment(crate::sandbox::SandboxError),
+    #[error("cannot read the stored attachment: {0}")]
+    StoredAttachment(crate::sandbox::SandboxError),
     #[error("cannot read the token usage: {0}")]
     Usage(#[from] sqlx::Error),
 }

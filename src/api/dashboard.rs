@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 
-/// Only this origin's files, scripts, styles and connections; no plugin, frame or `<base>`.
+/// Only this origin's files, scripts, styles and connections (images also from `blob:`: the
+/// previews of attachments, fetched with the token); no plugin, frame or `<base>`.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     style-src 'self'; img-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'";
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
@@ -32,6 +33,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JAVASCRIPT, include_str!("../../dashboard/app.js")),
     ("api.js", JAVASCRIPT, include_str!("../../dashboard/api.js")),
     ("dom.js", JAVASCRIPT, include_str!("../../dashboard/dom.js")),
+    (
+        "files.js",
+        JAVASCRIPT,
+        include_str!("../../dashboard/files.js"),
+    ),
     (
         "views/access.js",
         JAVASCRIPT,

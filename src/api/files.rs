@@ -1,5 +1,5 @@
 //! Files that come with API messages: `attachments` of `POST /api/agents/{id}/messages`
-//! (`{name, media_type, data}` with base64 `data`) and the `image_url` parts of
+//! (`{name, media_type, data}` with base64 `data`) and the `image_url` and `file` parts of
 //! `/v1/chat/completions` (`data:` URLs), decoded and checked against `[media] max_file_mb`;
 //! and the files an agent sends to the web chat or the API, served from its workspace
 //! (`GET /api/agents/{id}/files/{path}`, behind the token like every API route).
@@ -46,10 +46,18 @@ impl UploadedFile {
     }
 }
 
-/// The file of a `data:` URL (`data:image/png;base64,...`), named `image-{index}` with the
-/// extension of its type.
-pub fn from_data_url(url: &str, index: usize, limit: u64) -> Result<InboundAttachment, ApiError> {
+/// The file of a `data:` URL (`data:image/png;base64,...`), named `name` when the client
+/// gave one (a `file` part's `filename`), else `image-{index}` with the extension of its type.
+pub fn from_data_url(
+    url: &str,
+    name: Option<&str>,
+    index: usize,
+    limit: u64,
+) -> Result<InboundAttachment, ApiError> {
     let refuse = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message.to_string());
+    if name.is_some_and(|name| name.trim().is_empty() || name.len() > 255) {
+        return Err(refuse("a file's `filename` must be 1 to 255 bytes"));
+    }
     let Some(rest) = url.strip_prefix("data:") else {
         return Err(refuse(
             "an `image_url` must be a `data:` URL (data:image/png;base64,...); the daemon does \
@@ -62,10 +70,14 @@ pub fn from_data_url(url: &str, index: usize, limit: u64) -> Result<InboundAttac
     let Some(media_type) = header.strip_suffix(";base64") else {
         return Err(refuse("only base64 `data:` URLs are accepted (`;base64,`)"));
     };
-    let media_type = if media_type.is_empty() {
-        "application/octet-stream"
-    } else {
-        media_type
+    // A browser says `application/octet-stream` of a file whose type it does not know: the
+    // name given says more.
+    let media_type = match name {
+        Some(name) if media_type.is_empty() || media_type == "application/octet-stream" => {
+            media_type_of(name)
+        }
+        _ if media_type.is_empty() => "application/octet-stream",
+        _ => media_type,
     };
     let extension = media_type
         .split_once('/')
@@ -78,7 +90,7 @@ pub fn from_data_url(url: &str, index: usize, limit: u64) -> Result<InboundAttac
     } else {
         extension
     };
-    let name = format!("image-{index}.{extension}");
+    let name = name.map_or_else(|| format!("image-{index}.{extension}"), str::to_string);
     let bytes = decode_base64(data, &name, limit)?;
     Ok(InboundAttachment::bytes(name, media_type, bytes))
 }
@@ -133,6 +145,11 @@ pub async fn download(
                 format!("attachment; filename=\"{safe_name}\""),
             ),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            // Opened in a tab anyway, nothing in it runs.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_string(),
+            ),
         ],
         bytes,
     )

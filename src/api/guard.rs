@@ -3,7 +3,8 @@
 //! sends that name, and is refused. A state-changing request from a browser must come from
 //! the API's own origin (the dashboard), and must carry a JSON body unless it presents the
 //! token: a cross-site form post can do neither. When a token is configured, every route but
-//! `/api/health` needs it.
+//! `/api/health` needs it. Stored files are read only by the API's own pages
+//! (`own_pages_only`).
 
 use std::net::IpAddr;
 
@@ -84,6 +85,34 @@ pub async fn token(State(state): State<ApiState>, request: Request, next: Next) 
         )
         .into_response()
     }
+}
+
+/// Refuses a read of a stored file that another site's page asked for: an `<img>`, a link
+/// or a fetch from elsewhere says so in `Sec-Fetch-Site` (or a foreign `Origin`). The
+/// dashboard's own fetches and an address typed by hand pass. This matters when no token is
+/// configured, and keeps another site from even showing the files of a conversation.
+pub async fn own_pages_only(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let foreign_origin = headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| !same_origin(origin.to_str().unwrap_or("null"), host));
+    let foreign_site = headers
+        .get("sec-fetch-site")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|site| matches!(site, "cross-site" | "same-site"));
+    if foreign_origin || foreign_site {
+        tracing::warn!("another site's page asked for a stored file; refused");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "files are served only to this API's own pages",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Methods that change state. DELETE cannot be sent across sites without a preflight this

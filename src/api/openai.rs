@@ -1,6 +1,7 @@
 //! An OpenAI-compatible chat endpoint, so any chat client can talk to an agent:
 //! `model` names the agent, `user` (or `x-spacebot-conversation`) names a persistent
-//! conversation, and the last user message is the new input. With `stream: true` the answer
+//! conversation, and the last user message is the new input, with the files of its
+//! `image_url` and `file` parts. With `stream: true` the answer
 //! comes as it is written, in `chat.completion.chunk`s; `usage` is the answering turn's.
 
 use std::convert::Infallible;
@@ -65,36 +66,50 @@ impl ChatMessage {
         }
     }
 
-    /// The files of its `image_url` parts (`data:` URLs).
-    fn images(&self, limit: u64) -> Result<Vec<InboundAttachment>, ApiError> {
+    /// The files of its `image_url` parts and of its `file` parts (`{"file": {"filename",
+    /// "file_data"}}`, OpenAI's shape for documents), all as `data:` URLs.
+    fn files(&self, limit: u64) -> Result<Vec<InboundAttachment>, ApiError> {
         let Some(Value::Array(parts)) = &self.content else {
             return Ok(Vec::new());
         };
-        let urls: Vec<&str> = parts
-            .iter()
-            .filter(|part| part.get("type").and_then(Value::as_str) == Some("image_url"))
-            .map(|part| {
-                part["image_url"]
-                    .get("url")
-                    .or(Some(&part["image_url"]))
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "an `image_url` part needs `image_url.url`",
+        let refuse = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message.to_string());
+        let mut files: Vec<(&str, Option<&str>)> = Vec::new();
+        for part in parts {
+            match part.get("type").and_then(Value::as_str) {
+                Some("image_url") => {
+                    let url = part["image_url"]
+                        .get("url")
+                        .or(Some(&part["image_url"]))
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| refuse("an `image_url` part needs `image_url.url`"))?;
+                    files.push((url, None));
+                }
+                Some("file") => {
+                    let file = &part["file"];
+                    let data = file["file_data"].as_str().ok_or_else(|| {
+                        refuse(
+                            "a `file` part needs `file.file_data` (a base64 `data:` URL); \
+                             uploaded file ids are not kept here",
                         )
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        if urls.len() > MAX_ATTACHMENTS {
+                    })?;
+                    let name = file["filename"]
+                        .as_str()
+                        .ok_or_else(|| refuse("a `file` part needs `file.filename`"))?;
+                    files.push((data, Some(name)));
+                }
+                _ => {}
+            }
+        }
+        if files.len() > MAX_ATTACHMENTS {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("a message carries at most {MAX_ATTACHMENTS} images"),
+                format!("a message carries at most {MAX_ATTACHMENTS} files"),
             ));
         }
-        urls.into_iter()
+        files
+            .into_iter()
             .enumerate()
-            .map(|(index, url)| from_data_url(url, index + 1, limit))
+            .map(|(index, (url, name))| from_data_url(url, name, index + 1, limit))
             .collect()
     }
 }
@@ -143,7 +158,7 @@ pub async fn chat_completions(
         ));
     };
     let content = last.text();
-    let attachments = last.images(state.config().media.max_file_bytes)?;
+    let attachments = last.files(state.config().media.max_file_bytes)?;
     if last.role != "user" || (content.trim().is_empty() && attachments.is_empty()) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -50,6 +50,11 @@ pub async fn status(State(state): State<ApiState>) -> Json<Value> {
         "memory": state.embedder.status(),
         "sandbox": state.sandbox.status(),
         "mcp_servers": state.mcp.statuses(),
+        // What a client may attach to a message (the dashboard's chat checks before sending).
+        "media": {
+            "max_file_bytes": config.media.max_file_bytes,
+            "max_attachments": super::files::MAX_ATTACHMENTS,
+        },
         "agents": agents,
         "messaging": state.messaging.statuses(),
         "access": {

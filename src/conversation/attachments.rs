@@ -57,6 +57,30 @@ impl ConversationStore {
         Ok(rows.into_iter().map(AttachmentRow::into_stored).collect())
     }
 
+    /// The received attachment of `message_id` in `conversation_id` that the workspace keeps
+    /// at `path`: `None` when that message of that conversation kept no file there.
+    pub async fn attachment_at(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        path: &str,
+    ) -> Result<Option<StoredAttachment>, StoreError> {
+        let row = sqlx::query_as!(
+            AttachmentRow,
+            r#"SELECT id AS "id!", message_id, name, media_type, kind AS "kind: AttachmentKind",
+                      size, path, refused, transcript
+               FROM attachments
+               WHERE conversation_id = ? AND message_id = ? AND path = ? AND refused IS NULL
+               ORDER BY id LIMIT 1"#,
+            conversation_id,
+            message_id,
+            path,
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(AttachmentRow::into_stored))
+    }
+
     /// Keeps a voice note's transcript, so it is transcribed once.
     pub async fn set_transcript(&self, attachment_id: i64, text: &str) -> Result<(), StoreError> {
         sqlx::query!(

@@ -1,6 +1,6 @@
 //! Headless Chromium driven over the DevTools protocol: a minimal client on one websocket
-//! (tokio-tungstenite), enough to load a page, run script in it, click, type, read what the
-//! console reported and take screenshots. Chromium listens on 127.0.0.1 only, with a fresh
+//! (tokio-tungstenite), enough to load a page, run script in it, click, type, pick files,
+//! read what the console reported and take screenshots. Chromium listens on 127.0.0.1 only, with a fresh
 //! profile per browser.
 
 use std::collections::HashMap;
@@ -192,6 +192,15 @@ impl Tab<'_> {
         self.browser.call(Some(&self.session), method, params).await
     }
 
+    /// Runs `script` in every page this tab loads from now on, before the page's own.
+    pub async fn before_each_page(&self, script: &str) {
+        self.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": script}),
+        )
+        .await;
+    }
+
     /// Loads `url` and waits until the document has loaded.
     pub async fn open(&self, url: &str) {
         self.call("Page.navigate", json!({"url": url})).await;
@@ -276,6 +285,30 @@ impl Tab<'_> {
     pub async fn type_into(&self, selector: &str, text: &str) {
         self.click(selector).await;
         self.call("Input.insertText", json!({"text": text})).await;
+    }
+
+    /// Picks `files` in the file input `selector`, as a person choosing them in the file
+    /// dialog would (the page hears `input` and `change`).
+    pub async fn set_files(&self, selector: &str, files: &[&Path]) {
+        let found = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": format!("document.querySelector({})", json!(selector))}),
+            )
+            .await;
+        let object = found["result"]["objectId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `{selector}` to pick files in"))
+            .to_string();
+        let files: Vec<String> = files
+            .iter()
+            .map(|file| file.display().to_string())
+            .collect();
+        self.call(
+            "DOM.setFileInputFiles",
+            json!({"files": files, "objectId": object}),
+        )
+        .await;
     }
 
     /// Presses Enter in whatever has the focus.

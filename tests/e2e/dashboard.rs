@@ -183,3 +183,213 @@ async fn a_memorys_importance_can_be_set_over_the_api() {
     assert_eq!(memory["memory"]["importance"], 0.95, "{memory}");
     daemon.shutdown().await;
 }
+
+/// The file a message carried, as the dashboard's transcript and chat link to it: served with
+/// its type, as a download nothing runs, to the token holder on this API's own pages only;
+/// a name that climbs out, another conversation's message, a link put in its place and
+/// another site's page get nothing.
+#[tokio::test]
+async fn a_stored_attachment_is_served_only_from_its_message_folder() {
+    let llm = FakeLlm::start().await;
+    llm.push_when("square.png", crate::harness::reply("A green square."));
+    llm.push_when("other.txt", crate::harness::reply("Noted."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm) + &format!("\n[api]\ntoken = \"{TOKEN}\"\n");
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let photo = crate::media::png(20, 10);
+    let notes = "Key: blue flowerpot";
+    let send = |conversation: &str, files: serde_json::Value| {
+        daemon
+            .http
+            .post(daemon.url("/api/agents/main/messages"))
+            .bearer_auth(TOKEN)
+            .json(
+                &json!({"conversation": conversation, "attachments": files, "wait": true,
+                "timeout_secs": 30}),
+            )
+            .send()
+    };
+    let sent = send(
+        "files",
+        json!([{"name": "square.png", "data": crate::media::base64(&photo)},
+               {"name": "my notes.txt", "data": crate::media::base64(notes.as_bytes())}]),
+    )
+    .await
+    .expect("send");
+    assert_eq!(
+        sent.status(),
+        200,
+        "{}",
+        sent.text().await.unwrap_or_default()
+    );
+    let other = send(
+        "other",
+        json!([{"name": "other.txt", "data": crate::media::base64(b"other conversation")}]),
+    )
+    .await
+    .expect("send");
+    assert_eq!(other.status(), 200);
+
+    let get = |path: String| daemon.http.get(daemon.url(&path)).bearer_auth(TOKEN);
+    let listed: serde_json::Value =
+        get("/api/agents/main/conversations/portal:files/attachments".to_string())
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+    let files = listed["attachments"]
+        .as_array()
+        .expect("attachments")
+        .clone();
+    assert_eq!(files.len(), 2, "{listed}");
+    let url_of = |name: &str| {
+        files
+            .iter()
+            .find(|file| file["name"] == name)
+            .and_then(|file| file["url"].as_str())
+            .unwrap_or_else(|| panic!("no url for {name}: {listed}"))
+            .to_string()
+    };
+    let (photo_url, notes_url) = (url_of("square.png"), url_of("my notes.txt"));
+    let message_id = files[0]["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_string();
+    assert!(
+        photo_url.starts_with("/api/agents/main/conversations/portal%3Afiles/attachments/"),
+        "{photo_url}"
+    );
+
+    let served = get(photo_url.clone()).send().await.expect("photo");
+    assert_eq!(served.status(), 200);
+    let header = |name: &str| served.headers()[name].to_str().expect("header").to_string();
+    assert_eq!(header("content-type"), "image/png");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(
+        header("content-disposition").starts_with("attachment; filename=\"square.png\""),
+        "{}",
+        header("content-disposition")
+    );
+    assert!(header("content-security-policy").contains("sandbox"));
+    assert_eq!(
+        served.bytes().await.expect("bytes").as_ref(),
+        photo.as_slice()
+    );
+    let served = get(notes_url.clone()).send().await.expect("notes");
+    assert_eq!(served.status(), 200);
+    let disposition = served.headers()["content-disposition"]
+        .to_str()
+        .expect("header")
+        .to_string();
+    assert!(
+        disposition.contains("filename=\"my_notes.txt\"")
+            && disposition.contains("filename*=UTF-8''my%20notes.txt"),
+        "{disposition}"
+    );
+    assert_eq!(served.text().await.expect("text"), notes);
+
+    // No token, or another site's page: nothing.
+    let anonymous = daemon
+        .http
+        .get(daemon.url(&photo_url))
+        .send()
+        .await
+        .expect("anonymous");
+    assert_eq!(anonymous.status(), 401);
+    let foreign = get(photo_url.clone())
+        .header("origin", "http://evil.example.com")
+        .send()
+        .await
+        .expect("foreign");
+    assert_eq!(foreign.status(), 403);
+    let embedded = get(photo_url.clone())
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .expect("embedded");
+    assert_eq!(embedded.status(), 403);
+    let own_page = get(photo_url.clone())
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .expect("own page");
+    assert_eq!(own_page.status(), 200);
+
+    // A name that climbs out of the folder, or a message of another conversation: a 404,
+    // whatever the file outside holds.
+    std::fs::write(home.path().join("secret.txt"), "the secret").expect("secret");
+    let files_folder = "/api/agents/main/conversations/portal%3Afiles/attachments";
+    let other_listed = daemon
+        .http
+        .get(daemon.url("/api/agents/main/conversations/portal:other/attachments"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("list")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let other_message = other_listed["attachments"][0]["message_id"]
+        .as_str()
+        .expect("other message")
+        .to_string();
+    for path in [
+        format!("{files_folder}/{message_id}/..%2F..%2F..%2F..%2F..%2F..%2Fsecret.txt"),
+        format!("{files_folder}/{message_id}/..%2F{message_id}%2Fsquare.png"),
+        format!("{files_folder}/..%2F..%2F..%2F..%2F/secret.txt"),
+        format!("{files_folder}/{message_id}/.."),
+        format!("{files_folder}/{message_id}/config.toml"),
+        format!("{files_folder}/{other_message}/other.txt"),
+        format!(
+            "/api/agents/main/conversations/portal%3Aother/attachments/{message_id}/square.png"
+        ),
+    ] {
+        let refused = get(path.clone()).send().await.expect("refused");
+        let status = refused.status();
+        let body = refused.text().await.unwrap_or_default();
+        assert!(status == 404 || status == 400, "{path}: {status} {body}");
+        assert!(!body.contains("the secret"), "{path}: {body}");
+    }
+
+    // A link put where the file was is not followed.
+    let kept = home
+        .path()
+        .join("agents/main/workspace/attachments/portal_files")
+        .join(&message_id)
+        .join("my_notes.txt");
+    std::fs::remove_file(&kept).expect("remove");
+    std::os::unix::fs::symlink(home.path().join("secret.txt"), &kept).expect("symlink");
+    let linked = get(notes_url).send().await.expect("linked");
+    assert_eq!(linked.status(), 404);
+    assert!(
+        !linked
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("the secret")
+    );
+
+    // The files the agent sends to the web chat are refused to other sites' pages too.
+    let sent_file = get(format!(
+        "/api/agents/main/files/attachments/portal_files/{message_id}/square.png"
+    ))
+    .send()
+    .await
+    .expect("sent file");
+    assert_eq!(sent_file.status(), 200);
+    assert_eq!(
+        sent_file.headers()["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
+    let embedded = get(format!(
+        "/api/agents/main/files/attachments/portal_files/{message_id}/square.png"
+    ))
+    .header("sec-fetch-site", "cross-site")
+    .send()
+    .await
+    .expect("embedded");
+    assert_eq!(embedded.status(), 403);
+    daemon.shutdown().await;
+}

@@ -570,6 +570,244 @@ async fn the_dashboard_shows_a_conversations_transcript() {
     daemon.shutdown().await;
 }
 
+/// Opens the dashboard with the API token already given for the tab (as the token prompt
+/// leaves it), so no refused first call is in the console.
+async fn open_dashboard_with_token(tab: &Tab<'_>, daemon: &TestDaemon, token: &str) {
+    tab.before_each_page(&format!(
+        "sessionStorage.setItem('spacebot-token', {})",
+        json!(token)
+    ))
+    .await;
+    open_dashboard(tab, daemon).await;
+}
+
+/// The bytes the API serves at `path` to the token holder.
+async fn served_bytes(daemon: &TestDaemon, token: &str, path: &str) -> Vec<u8> {
+    let response = daemon
+        .http
+        .get(daemon.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), 200, "{path}");
+    response.bytes().await.expect("bytes").to_vec()
+}
+
+/// Files picked in the chat go with the message (a file alone is a message): the model sees
+/// the picture as an image and the document's text; a file over the daemon's limit is
+/// refused before anything is sent, a picked file can be taken off again; the sent files
+/// show as a preview and a link in the chat and in the conversation's transcript, and those
+/// links serve the bytes; a file the agent sends shows as a link in its answer; too much at
+/// once shows the daemon's 413; pasting or dropping a file chooses it.
+#[tokio::test]
+async fn the_dashboard_chat_sends_picked_files_and_shows_them_in_the_transcript() {
+    const TOKEN: &str = "chat-files-token";
+    let llm = FakeLlm::start().await;
+    llm.push_when(
+        "square.png",
+        reply("A green square, and the key is under the pot."),
+    );
+    llm.push_when(
+        "send me the report",
+        Scripted::tool_call("send_file", json!({"path": "report.txt"})),
+    );
+    llm.push_when(
+        "send me the report",
+        reply("Here it is: /api/agents/main/files/report.txt."),
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    let config =
+        config_for(&llm) + &format!("\n[api]\ntoken = \"{TOKEN}\"\n[media]\nmax_file_mb = 1\n");
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let report = "Quarterly report: all green.";
+    std::fs::write(home.path().join("agents/main/workspace/report.txt"), report).expect("report");
+    let picked = tempfile::tempdir().expect("files");
+    let photo = crate::media::png(20, 10);
+    let notes = "The spare key is under the blue flowerpot.";
+    let photo_path = picked.path().join("square.png");
+    let notes_path = picked.path().join("notes.txt");
+    let extra_path = picked.path().join("extra.txt");
+    let big_path = picked.path().join("big.bin");
+    std::fs::write(&photo_path, &photo).expect("photo");
+    std::fs::write(&notes_path, notes).expect("notes");
+    std::fs::write(&extra_path, "not this one").expect("extra");
+    std::fs::write(&big_path, vec![7u8; 1_500_000]).expect("big");
+
+    let browser = Browser::launch().await;
+    let tab = browser.tab(1280, 900).await;
+    open_dashboard_with_token(&tab, &daemon, TOKEN).await;
+    tab.wait_for(
+        "document.getElementById('view').dataset.rendered === 'chat'",
+        "the chat",
+    )
+    .await;
+
+    tab.set_files("#chat-file", &[&big_path]).await;
+    tab.wait_for(
+        "document.getElementById('chat-file-status').innerText.includes('larger than the 1.0 MB')",
+        "the refusal of the large file",
+    )
+    .await;
+    assert_eq!(tab.text("#chat-files").await, "");
+    tab.set_files("#chat-file", &[&photo_path, &notes_path, &extra_path])
+        .await;
+    tab.wait_for(
+        "document.getElementById('chat-files').innerText.includes('extra.txt')",
+        "the chosen files",
+    )
+    .await;
+    tab.click("button[aria-label='Remove extra.txt']").await;
+    let chosen = tab.text("#chat-files").await;
+    assert!(
+        chosen.contains("square.png")
+            && chosen.contains("notes.txt")
+            && !chosen.contains("extra.txt"),
+        "{chosen}"
+    );
+
+    // No text: the files alone are the message.
+    tab.click("#chat-send").await;
+    tab.wait_for(
+        "[...document.querySelectorAll('.message.assistant')].some(bubble => bubble.textContent.includes('green square'))",
+        "the answer",
+    )
+    .await;
+    assert_eq!(tab.text("#chat-files").await, "");
+    let request = crate::harness::requests_with(&llm, "square.png")
+        .into_iter()
+        .next()
+        .expect("the model was asked");
+    let images = crate::media::image_parts(&request);
+    assert_eq!(images.len(), 1, "{request}");
+    let (media_type, bytes) = crate::media::data_url_bytes(&images[0]);
+    assert_eq!((media_type.as_str(), bytes), ("image/png", photo.clone()));
+    let text = FakeLlm::last_user_text(&request);
+    assert!(
+        text.contains(notes) && !text.contains("extra.txt"),
+        "{text}"
+    );
+
+    // The sent message's bubble previews the picture and links both files, from the API.
+    tab.wait_for(
+        "(() => { const image = document.querySelector('.message.user img.preview'); \
+         return image && image.src.startsWith('blob:') && image.complete && image.naturalWidth === 20; })()",
+        "the preview of the picture in the chat",
+    )
+    .await;
+    let links = tab
+        .evaluate(
+            "[...document.querySelectorAll('.message.user a.download')].map(link => \
+             [link.getAttribute('download'), link.getAttribute('href')])",
+        )
+        .await;
+    let link_of = |name: &str| {
+        links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|link| link[0] == name)
+            .and_then(|link| link[1].as_str())
+            .unwrap_or_else(|| panic!("no link to {name}: {links}"))
+            .to_string()
+    };
+    assert_eq!(
+        served_bytes(&daemon, TOKEN, &link_of("square.png")).await,
+        photo
+    );
+    assert_eq!(
+        served_bytes(&daemon, TOKEN, &link_of("notes.txt")).await,
+        notes.as_bytes()
+    );
+
+    // A file the agent sent is a link in its answer.
+    tab.type_into("#chat-input", "send me the report").await;
+    tab.press_enter().await;
+    tab.wait_for(
+        "[...document.querySelectorAll('.message.assistant a.download')].some(link => link.textContent === 'report.txt')",
+        "the link to the sent file",
+    )
+    .await;
+    let sent_link = tab
+        .evaluate(
+            "[...document.querySelectorAll('.message.assistant a.download')].find(link => \
+             link.textContent === 'report.txt').getAttribute('href')",
+        )
+        .await;
+    assert_eq!(sent_link, "/api/agents/main/files/report.txt");
+    assert_eq!(
+        served_bytes(&daemon, TOKEN, "/api/agents/main/files/report.txt").await,
+        report.as_bytes()
+    );
+
+    // The conversation's transcript shows the same preview and links.
+    tab.show_view("conversations", "#view table").await;
+    tab.click("#view table button.link").await;
+    tab.wait_for(
+        "(() => { const image = document.querySelector('#transcript img.preview'); \
+         return image && image.complete && image.naturalWidth === 20; })()",
+        "the preview in the transcript",
+    )
+    .await;
+    let source = tab
+        .evaluate("document.querySelector('#transcript img.preview').dataset.source")
+        .await;
+    assert_eq!(
+        served_bytes(&daemon, TOKEN, source.as_str().expect("source")).await,
+        photo
+    );
+    let transcript = tab.text("#transcript").await;
+    assert!(
+        transcript.contains("notes.txt") && transcript.contains("report.txt"),
+        "{transcript}"
+    );
+    let errors = tab.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+
+    // More than the daemon takes at once: its refusal (413) is shown, and the files stay.
+    tab.show_view("chat", "#chat-input").await;
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|index| {
+            let path = picked.path().join(format!("part-{index}.bin"));
+            std::fs::write(&path, vec![index as u8; 900_000]).expect("part");
+            path
+        })
+        .collect();
+    let parts: Vec<&std::path::Path> = parts.iter().map(PathBuf::as_path).collect();
+    tab.set_files("#chat-file", &parts).await;
+    tab.wait_for(
+        "document.getElementById('chat-files').innerText.includes('part-2.bin')",
+        "the chosen parts",
+    )
+    .await;
+    tab.click("#chat-send").await;
+    tab.wait_for(
+        "document.getElementById('chat-file-status').innerText.includes('Too large for this daemon')",
+        "the refusal",
+    )
+    .await;
+    assert!(tab.text("#chat-files").await.contains("part-0.bin"));
+
+    // A file pasted into the message box or dropped on the chat is chosen too.
+    tab.evaluate(
+        "(() => { const file = name => { const data = new DataTransfer(); \
+         data.items.add(new File(['some text'], name, {type: 'text/plain'})); return data; }; \
+         document.getElementById('chat-input').dispatchEvent(new ClipboardEvent('paste', \
+           {clipboardData: file('pasted.txt'), bubbles: true, cancelable: true})); \
+         document.getElementById('chat-log').dispatchEvent(new DragEvent('drop', \
+           {dataTransfer: file('dropped.txt'), bubbles: true, cancelable: true})); \
+         return true; })()",
+    )
+    .await;
+    let chosen = tab.text("#chat-files").await;
+    assert!(
+        chosen.contains("pasted.txt") && chosen.contains("dropped.txt"),
+        "{chosen}"
+    );
+    browser.close().await;
+    daemon.shutdown().await;
+}
+
 /// A model that keeps failing shows in the health view as passed over, with its error, and
 /// the agent as degraded.
 #[tokio::test]

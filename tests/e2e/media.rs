@@ -303,6 +303,72 @@ async fn chat_completions_image_url_data_urls_reach_the_model() {
     daemon.shutdown().await;
 }
 
+/// OpenAI's `file` parts (what the dashboard's chat sends): a file alone is a message, its
+/// name is kept, a document's text reaches the model, a picture is an image; a file over
+/// `[media] max_file_mb` is a 413 that says the limit, and `/api/status` tells clients it.
+#[tokio::test]
+async fn chat_completions_file_parts_reach_the_model_under_their_names() {
+    let llm = FakeLlm::start().await;
+    llm.push(Scripted::text("Read both."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm) + "\n[media]\nmax_file_mb = 1\n";
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let photo = png(6, 6);
+    let file_part = |name: &str, media_type: &str, bytes: &[u8]| {
+        json!({"type": "file", "file": {"filename": name,
+            "file_data": format!("data:{media_type};base64,{}", base64(bytes))}})
+    };
+    let response = daemon
+        .http
+        .post(daemon.url("/v1/chat/completions"))
+        .json(&json!({"model": "spacebot/main", "user": "files", "messages": [{"role": "user", "content": [
+            file_part("dot.png", "image/png", &photo),
+            file_part("recipe.md", "application/octet-stream", b"Bake at 180 degrees."),
+        ]}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let request = &llm.requests()[0];
+    let images = image_parts(request);
+    assert_eq!(images.len(), 1, "{request}");
+    assert_eq!(data_url_bytes(&images[0]).1, photo);
+    let text = FakeLlm::last_user_text(request);
+    assert!(
+        text.contains("`recipe.md`") && text.contains("Bake at 180 degrees."),
+        "{text}"
+    );
+    let kept: Vec<String> = kept_files(home.path(), "portal_files")
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        kept.iter().any(|path| path.ends_with("/dot.png"))
+            && kept.iter().any(|path| path.ends_with("/recipe.md")),
+        "{kept:?}"
+    );
+
+    let status = daemon.get("/api/status").await;
+    assert_eq!(status["media"]["max_file_bytes"], 1 << 20, "{status}");
+    let too_large = daemon
+        .http
+        .post(daemon.url("/v1/chat/completions"))
+        .json(&json!({"model": "spacebot/main", "user": "files", "messages": [{"role": "user", "content": [
+            file_part("big.bin", "application/octet-stream", &vec![1u8; (1 << 20) + 10]),
+        ]}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(too_large.status(), 413);
+    let body = too_large.text().await.expect("body");
+    assert!(
+        body.contains("big.bin") && body.contains("1.0 MB"),
+        "{body}"
+    );
+    assert_eq!(llm.request_count(), 1);
+    daemon.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_restart_between_receiving_a_photo_and_answering_it_answers_once_with_the_photo() {
     let llm = FakeLlm::start().await;

@@ -161,4 +161,60 @@ impl AgentRuntime {
         let name = path.rsplit('/').next().unwrap_or(path).to_string();
         Ok((name, contents.bytes))
     }
+
+    /// A file a message of `conversation_id` carried, as the workspace keeps it in that
+    /// message's attachments folder under `file` (the last part of its stored path): its
+    /// record and bytes. `None` when `file` is no plain file name or that message kept no such
+    /// file. Read without following a link, a regular file only.
+    pub async fn attachment_file(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        file: &str,
+    ) -> Result<Option<(StoredAttachment, Vec<u8>)>, AgentError> {
+        if file.is_empty() || file.len() > 255 || crate::media::file_name(file) != file {
+            return Ok(None);
+        }
+        let path = format!(
+            "{}/{file}",
+            crate::media::message_folder(conversation_id, message_id)
+        );
+        let Some(attachment) = self
+            .agent
+            .stores
+            .conversations
+            .attachment_at(conversation_id, message_id, &path)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let workspace = self.agent.workspace.clone();
+        let limit = self
+            .agent
+            .media
+            .max_file_bytes
+            .max(u64::try_from(attachment.size).unwrap_or(0));
+        let requested = path.clone();
+        let contents = tokio::task::spawn_blocking(move || workspace.read(&requested, limit))
+            .await
+            .map_err(|error| {
+                AgentError::StoredAttachment(crate::sandbox::SandboxError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(error.to_string()),
+                })
+            })?
+            .map_err(AgentError::StoredAttachment)?;
+        if contents.size > contents.bytes.len() as u64 {
+            return Err(AgentError::StoredAttachment(
+                crate::sandbox::SandboxError::Io {
+                    path,
+                    source: std::io::Error::other(format!(
+                        "the file grew to {} since it was received",
+                        crate::media::human_size(contents.size)
+                    )),
+                },
+            ));
+        }
+        Ok(Some((attachment, contents.bytes)))
+    }
 }

@@ -106,6 +106,62 @@ async fn send_file_in_a_slack_channel_shares_the_file_outside_any_thread() {
 }
 
 #[tokio::test]
+async fn a_failed_slack_upload_is_retried_and_a_refusal_reaches_the_model() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    llm.push(Scripted::tool_call("send_file", json!({"path": "plan.md"})));
+    llm.push(reply("Attached."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon = TestDaemon::start(home.path(), &slack_config(&llm, &slack)).await;
+    std::fs::write(home.path().join("agents/main/workspace/plan.md"), "ship it").expect("write");
+
+    // Slack has a bad moment while sharing the file: the whole upload is tried again.
+    slack.fail_next(
+        "files.completeUploadExternal",
+        503,
+        json!({"ok": false, "error": "service_unavailable"}),
+        None,
+    );
+    slack.push_message("U1", "C1", None, "send the plan");
+    wait_for_replies(&daemon, "main", "slack:T1:C1", 1).await;
+    let uploads = slack.uploads();
+    let shared: Vec<_> = uploads.iter().filter(|upload| upload.completed).collect();
+    assert_eq!(shared.len(), 1, "{uploads:?}");
+    assert_eq!(shared[0].bytes.as_deref(), Some(&b"ship it"[..]));
+
+    // A refusal is not retried, and the model hears why.
+    slack.fail_next(
+        "files.getUploadURLExternal",
+        200,
+        json!({"ok": false, "error": "not_in_channel"}),
+        None,
+    );
+    llm.push(Scripted::tool_call("send_file", json!({"path": "plan.md"})));
+    llm.push(reply("I cannot post files here."));
+    let before = llm.requests().len();
+    slack.push_message("U1", "C1", None, "again please");
+    wait_for_replies(&daemon, "main", "slack:T1:C1", 2).await;
+    let results: Vec<String> = llm.requests()[before..]
+        .iter()
+        .flat_map(FakeLlm::tool_results)
+        .collect();
+    assert!(
+        results
+            .iter()
+            .any(|result| result.contains("cannot send `plan.md`")
+                && result.contains("not_in_channel")),
+        "{results:?}"
+    );
+    let asked = slack
+        .calls()
+        .iter()
+        .filter(|call| call.method == "files.getUploadURLExternal")
+        .count();
+    assert_eq!(asked, uploads.len() + 1, "the refusal was asked once");
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
 async fn react_puts_the_slack_name_of_the_emoji_on_the_triggering_slack_message() {
     let llm = FakeLlm::start().await;
     let slack = FakeSlack::start().await;

@@ -147,12 +147,11 @@ impl SlackAdapter {
 
     /// The inbound message of an Events API callback, when it is a new message the bot
     /// should see: not its own or another bot's, not an edit or deletion.
-    /// `sizes` are the files' sizes as Slack states them (slack-morphism's model has none),
-    /// by file id.
+    /// `facts` are what Slack says of the files beyond slack-morphism's model, by file id.
     async fn inbound(
         &self,
         callback: &SlackPushEventCallback,
-        sizes: &HashMap<String, u64>,
+        facts: &HashMap<String, FileFacts>,
         identity: &Identity,
     ) -> Option<InboundMessage> {
         let team = callback.team_id.value().to_string();
@@ -242,14 +241,25 @@ impl SlackAdapter {
                 continue;
             };
             let guessed = crate::message::media_type_of(&name);
+            let fact = facts.get(&file.id.0).copied().unwrap_or_default();
+            let stated = file
+                .mimetype
+                .as_ref()
+                .map_or(guessed, |mime| mime.0.as_str());
+            // A voice clip recorded in Slack is audio even when Slack calls it video/mp4.
+            let heard;
+            let media_type = match stated.strip_prefix("video/") {
+                Some(container) if fact.audio_clip => {
+                    heard = format!("audio/{container}");
+                    heard.as_str()
+                }
+                _ => stated,
+            };
             let linked = super::files::Linked {
                 url: url.as_str(),
                 name: &name,
-                media_type: file
-                    .mimetype
-                    .as_ref()
-                    .map_or(guessed, |mime| mime.0.as_str()),
-                size: sizes.get(&file.id.0).copied().unwrap_or(0),
+                media_type,
+                size: fact.size,
             };
             inbound.attachments.push(
                 super::files::download(
@@ -288,7 +298,7 @@ impl SlackAdapter {
                 envelope["reason"].as_str().unwrap_or("no reason given")
             ))),
             "events_api" => {
-                let sizes = stated_sizes(&payload);
+                let facts = file_facts(&payload);
                 let callback = match serde_json::from_value::<SlackPushEventCallback>(payload) {
                     Ok(callback) => callback,
                     Err(error) => {
@@ -296,7 +306,7 @@ impl SlackAdapter {
                         return Ok(ack);
                     }
                 };
-                if let Some(message) = self.inbound(&callback, &sizes, identity).await {
+                if let Some(message) = self.inbound(&callback, &facts, identity).await {
                     // Acknowledge only what is stored; Slack redelivers the rest.
                     if let Err(error) = inbound.deliver(message).await {
                         tracing::error!(%error, "a Slack message could not be stored; not acknowledged");
@@ -376,14 +386,29 @@ impl SlackAdapter {
     }
 }
 
-/// The `size` Slack states for each file of an event, by file id, so that a file over the
-/// limit is refused before it is fetched.
-fn stated_sizes(payload: &Value) -> HashMap<String, u64> {
+/// What Slack says of a shared file that slack-morphism's `SlackFile` leaves out.
+#[derive(Debug, Clone, Copy, Default)]
+struct FileFacts {
+    /// The stated size, so that a file over the limit is refused before it is fetched; 0
+    /// when not stated.
+    size: u64,
+    /// A voice clip recorded in Slack (`subtype: slack_audio`).
+    audio_clip: bool,
+}
+
+/// The `FileFacts` of each file of an event, by file id.
+fn file_facts(payload: &Value) -> HashMap<String, FileFacts> {
     payload["event"]["files"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|file| Some((file["id"].as_str()?.to_string(), file["size"].as_u64()?)))
+        .filter_map(|file| {
+            let facts = FileFacts {
+                size: file["size"].as_u64().unwrap_or(0),
+                audio_clip: file["subtype"] == "slack_audio",
+            };
+            Some((file["id"].as_str()?.to_string(), facts))
+        })
         .collect()
 }
 

@@ -288,6 +288,28 @@ async fn a_slack_audio_file_is_transcribed_and_its_text_reaches_the_model() {
     daemon.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_slack_voice_clip_that_slack_calls_video_is_transcribed() {
+    let llm = FakeLlm::start().await;
+    let slack = FakeSlack::start().await;
+    llm.set_transcript("call me back after lunch");
+    llm.push(reply("Will do."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let daemon =
+        TestDaemon::start(home.path(), &with_transcription(slack_config(&llm, &slack))).await;
+
+    slack.push_voice_clip("U1", "C1", b"fake mp4 voice clip");
+    wait_for_replies(&daemon, "main", "slack:T1:C1", 1).await;
+    let transcriptions = llm.transcriptions();
+    assert_eq!(transcriptions.len(), 1, "a slack_audio clip is audio");
+    let body = String::from_utf8_lossy(&transcriptions[0].1);
+    assert!(body.contains("fake mp4 voice clip"), "{body}");
+    assert!(body.contains("audio_message.mp4"), "named as sent: {body}");
+    let text = FakeLlm::last_user_text(&llm.requests()[0]);
+    assert!(text.contains("call me back after lunch"), "{text}");
+    daemon.shutdown().await;
+}
+
 /// 1.5 MiB, over a 1 MB limit.
 fn oversized() -> Vec<u8> {
     vec![7; 3 << 19]

@@ -160,6 +160,30 @@ impl FakeSlack {
         text: Option<&str>,
         files: &[(&str, &str, &[u8])],
     ) -> (String, String) {
+        self.push_files_with(user, channel, text, files, json!({}))
+    }
+
+    /// A voice clip recorded in Slack: a `file_share` of `audio_message.mp4`, which Slack
+    /// marks `subtype: slack_audio` and may call `video/mp4`; returns the envelope id and ts.
+    pub fn push_voice_clip(&self, user: &str, channel: &str, bytes: &[u8]) -> (String, String) {
+        self.push_files_with(
+            user,
+            channel,
+            None,
+            &[("audio_message.mp4", "video/mp4", bytes)],
+            json!({"subtype": "slack_audio", "filetype": "mp4"}),
+        )
+    }
+
+    /// `push_files` with `extra` fields on every file.
+    fn push_files_with(
+        &self,
+        user: &str,
+        channel: &str,
+        text: Option<&str>,
+        files: &[(&str, &str, &[u8])],
+        extra: Value,
+    ) -> (String, String) {
         let (envelope_id, ts) = {
             let mut state = self.lock();
             state.next += 1;
@@ -173,10 +197,12 @@ impl FakeSlack {
             let id = format!("F{}{index}", ts.replace('.', ""));
             let path = format!("/files/{id}/{name}");
             self.lock().files.insert(path.clone(), bytes.to_vec());
-            shared.push(
-                json!({"id": id, "name": name, "mimetype": mimetype, "size": bytes.len(),
-                "url_private": format!("http://{}{path}", self.address)}),
-            );
+            let mut file = json!({"id": id, "name": name, "mimetype": mimetype,
+                "size": bytes.len(), "url_private": format!("http://{}{path}", self.address)});
+            for (key, value) in extra.as_object().into_iter().flatten() {
+                file[key] = value.clone();
+            }
+            shared.push(file);
         }
         let mut event = json!({"type": "message", "subtype": "file_share", "channel": channel,
             "channel_type": "channel", "user": user, "ts": ts, "files": shared});

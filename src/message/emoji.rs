@@ -60,7 +60,7 @@ fn bare(emoji: &str) -> String {
 }
 
 /// The name in `text` when it is an emoji name, bare or as `:name:`: lowercase letters,
-/// digits, `_`, `-`, `+` and `'`.
+/// digits, `_`, `-`, `+` and `'`, and `:` within (`thumbsup::skin-tone-2`).
 pub fn name_in(text: &str) -> Option<&str> {
     let text = text.trim();
     let name = text
@@ -69,10 +69,12 @@ pub fn name_in(text: &str) -> Option<&str> {
         .unwrap_or(text);
     let valid = !name.is_empty()
         && name.len() <= MAXIMUM_NAME
+        && !name.starts_with(':')
+        && !name.ends_with(':')
         && name.chars().all(|character| {
             character.is_ascii_lowercase()
                 || character.is_ascii_digit()
-                || matches!(character, '_' | '-' | '+' | '\'')
+                || matches!(character, '_' | '-' | '+' | '\'' | ':')
         });
     valid.then_some(name)
 }
@@ -85,10 +87,22 @@ pub fn slack_name(emoji: &str) -> Option<String> {
         return Some(name.to_string());
     }
     let wanted = bare(emoji.trim());
-    NAMED
+    // A skin tone (U+1F3FB to U+1F3FF) is Slack's `::skin-tone-2` to `::skin-tone-6`.
+    let (base, tone) = match wanted.chars().last() {
+        Some(last @ '\u{1F3FB}'..='\u{1F3FF}') => (
+            &wanted[..wanted.len() - last.len_utf8()],
+            Some(u32::from(last) - 0x1F3FB + 2),
+        ),
+        _ => (wanted.as_str(), None),
+    };
+    let name = NAMED
         .iter()
-        .find(|(unicode, _)| *unicode == wanted)
-        .map(|(_, name)| (*name).to_string())
+        .find(|(unicode, _)| *unicode == base)
+        .map(|(_, name)| *name)?;
+    Some(match tone {
+        Some(tone) => format!("{name}::skin-tone-{tone}"),
+        None => name.to_string(),
+    })
 }
 
 /// The emoji itself, for platforms that take Unicode: `emoji` as given when it is no name,
@@ -127,6 +141,7 @@ mod tests {
         assert_eq!(slack_name("❤").as_deref(), Some("heart"));
         assert_eq!(slack_name(" 🎉 ").as_deref(), Some("tada"));
         assert_eq!(slack_name("🤔").as_deref(), Some("thinking_face"));
+        assert_eq!(slack_name("👍🏽").as_deref(), Some("thumbsup::skin-tone-4"));
     }
 
     #[test]
@@ -134,6 +149,11 @@ mod tests {
         assert_eq!(slack_name(":thumbsup:").as_deref(), Some("thumbsup"));
         assert_eq!(slack_name("party_parrot").as_deref(), Some("party_parrot"));
         assert_eq!(slack_name(":+1:").as_deref(), Some("+1"));
+        assert_eq!(
+            slack_name(":wave::skin-tone-3:").as_deref(),
+            Some("wave::skin-tone-3")
+        );
+        assert_eq!(slack_name(":x"), None);
     }
 
     #[test]

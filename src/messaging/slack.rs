@@ -1,10 +1,9 @@
 //! The Slack adapter: slack-morphism's Web API client (auth.test, apps.connections.open,
 //! chat.postMessage, users.info, assistant.threads.setStatus, reactions.add, and the external
 //! upload of files: files.getUploadURLExternal, the upload, files.completeUploadExternal)
-//! and its Socket Mode models, over
-//! a Socket Mode connection this adapter drives itself, so that an events envelope is
-//! acknowledged only after its message is stored and a dropped socket is reported and
-//! reconnected by the manager with backoff. Channels are `slack:{team}:{channel}`, threads
+//! and its Socket Mode models, over a Socket Mode connection this adapter drives itself, so
+//! that an events envelope is acknowledged only after its message is stored and a dropped
+//! socket is reported and reconnected by the manager with backoff. Channels are `slack:{team}:{channel}`, threads
 //! `slack:{team}:{channel}:{thread_ts}`.
 
 use std::collections::HashMap;
@@ -26,8 +25,10 @@ use crate::conversation_id::{ConversationId, Place, Platform};
 use crate::message::{InboundMessage, OutboundFile};
 
 mod mrkdwn;
+mod shared;
 
 use mrkdwn::markdown_to_mrkdwn;
+use shared::{FileFacts, file_facts};
 
 /// Slack truncates longer texts; 4000 is its recommended maximum for readable messages.
 pub const MESSAGE_LIMIT: usize = 4000;
@@ -240,25 +241,12 @@ impl SlackAdapter {
                 });
                 continue;
             };
-            let guessed = crate::message::media_type_of(&name);
             let fact = facts.get(&file.id.0).copied().unwrap_or_default();
-            let stated = file
-                .mimetype
-                .as_ref()
-                .map_or(guessed, |mime| mime.0.as_str());
-            // A voice clip recorded in Slack is audio even when Slack calls it video/mp4.
-            let heard;
-            let media_type = match stated.strip_prefix("video/") {
-                Some(container) if fact.audio_clip => {
-                    heard = format!("audio/{container}");
-                    heard.as_str()
-                }
-                _ => stated,
-            };
+            let media_type = fact.media_type(file, &name);
             let linked = super::files::Linked {
                 url: url.as_str(),
                 name: &name,
-                media_type,
+                media_type: &media_type,
                 size: fact.size,
             };
             inbound.attachments.push(
@@ -384,32 +372,6 @@ impl SlackAdapter {
             _ => Err(AdapterError::bad_conversation(conversation)),
         }
     }
-}
-
-/// What Slack says of a shared file that slack-morphism's `SlackFile` leaves out.
-#[derive(Debug, Clone, Copy, Default)]
-struct FileFacts {
-    /// The stated size, so that a file over the limit is refused before it is fetched; 0
-    /// when not stated.
-    size: u64,
-    /// A voice clip recorded in Slack (`subtype: slack_audio`).
-    audio_clip: bool,
-}
-
-/// The `FileFacts` of each file of an event, by file id.
-fn file_facts(payload: &Value) -> HashMap<String, FileFacts> {
-    payload["event"]["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|file| {
-            let facts = FileFacts {
-                size: file["size"].as_u64().unwrap_or(0),
-                audio_clip: file["subtype"] == "slack_audio",
-            };
-            Some((file["id"].as_str()?.to_string(), facts))
-        })
-        .collect()
 }
 
 fn classify(error: SlackClientError) -> AdapterError {

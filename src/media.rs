@@ -3,6 +3,7 @@
 //! documents read as text).
 
 mod document;
+mod gif;
 mod image;
 
 pub use self::document::{document_text, excerpt, is_pdf};

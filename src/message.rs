@@ -1,6 +1,8 @@
 //! What crosses the daemon's edge: a message a person sent on its way in, an answer on its way
 //! out, and the `Outbox` through which an agent sends answers without knowing the platforms.
 
+pub mod emoji;
+
 use serde::{Deserialize, Serialize};
 
 use crate::conversation_id::ConversationId;

@@ -1,9 +1,10 @@
 //! Images for vision models: kept as sent when a model can read them as they are, else
-//! decoded, scaled so the longer side fits the limit, and encoded again.
+//! decoded, scaled so the longer side fits the limit, and encoded again. A GIF becomes its
+//! first frame (`gif.rs`), as PNG.
 
 use std::io::Cursor;
 
-use image::{ImageFormat, ImageReader};
+use image::{DynamicImage, ImageFormat, ImageReader};
 
 use super::MediaError;
 
@@ -19,12 +20,17 @@ pub struct PreparedImage {
 
 /// Makes `bytes` (the image `name`) ready for a model: as it is when its format is one
 /// models read and its longer side is at most `max_side`; otherwise scaled down to
-/// `max_side` and encoded as JPEG (a photo) or PNG (anything else).
+/// `max_side` and encoded as JPEG (a photo) or PNG (anything else, a GIF's first frame
+/// included).
 pub fn prepare_image(name: &str, bytes: &[u8], max_side: u32) -> Result<PreparedImage, MediaError> {
     let error = |reason: String| MediaError::Image {
         name: name.to_string(),
         reason,
     };
+    if bytes.starts_with(b"GIF8") {
+        let frame = super::gif::first_frame(bytes).map_err(|source| error(source.to_string()))?;
+        return scale_and_encode(DynamicImage::ImageRgba8(frame), false, max_side).map_err(error);
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| error(source.to_string()))?;
@@ -52,22 +58,32 @@ pub fn prepare_image(name: &str, bytes: &[u8], max_side: u32) -> Result<Prepared
     }
     let decoded = image::load_from_memory_with_format(bytes, format)
         .map_err(|source| error(source.to_string()))?;
+    scale_and_encode(decoded, format == ImageFormat::Jpeg, max_side).map_err(error)
+}
+
+/// `decoded` with its longer side at most `max_side`, as JPEG (a `photo`) or PNG.
+fn scale_and_encode(
+    decoded: DynamicImage,
+    photo: bool,
+    max_side: u32,
+) -> Result<PreparedImage, String> {
+    let (width, height) = (decoded.width(), decoded.height());
     let scaled = if width.max(height) > max_side {
         decoded.resize(max_side, max_side, image::imageops::FilterType::Triangle)
     } else {
         decoded
     };
     let mut encoded = Cursor::new(Vec::new());
-    let media_type = if format == ImageFormat::Jpeg {
+    let media_type = if photo {
         scaled
             .to_rgb8()
             .write_to(&mut encoded, ImageFormat::Jpeg)
-            .map_err(|source| error(source.to_string()))?;
+            .map_err(|source| source.to_string())?;
         "image/jpeg"
     } else {
         scaled
             .write_to(&mut encoded, ImageFormat::Png)
-            .map_err(|source| error(source.to_string()))?;
+            .map_err(|source| source.to_string())?;
         "image/png"
     };
     Ok(PreparedImage {

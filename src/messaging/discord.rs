@@ -303,11 +303,14 @@ impl Adapter for DiscordAdapter {
             .ok_or_else(|| {
                 AdapterError::permanent(format!("`{message_id}` is not a Discord message id"))
             })?;
+        let emoji = crate::message::emoji::unicode(emoji).ok_or_else(|| {
+            AdapterError::permanent(format!("`{emoji}` is no emoji name the daemon knows"))
+        })?;
         self.http
             .create_reaction(
                 channel,
                 message,
-                &serenity::all::ReactionType::Unicode(emoji.to_string()),
+                &serenity::all::ReactionType::Unicode(emoji),
             )
             .await
             .map_err(classify)

@@ -1,8 +1,9 @@
 //! The Slack adapter: slack-morphism's Web API client (auth.test, apps.connections.open,
-//! chat.postMessage, users.info, assistant.threads.setStatus) and its Socket Mode models, over
-//! a Socket Mode connection this adapter drives itself, so that an events envelope is
-//! acknowledged only after its message is stored and a dropped socket is reported and
-//! reconnected by the manager with backoff. Channels are `slack:{team}:{channel}`, threads
+//! chat.postMessage, users.info, assistant.threads.setStatus, reactions.add, and the external
+//! upload of files: files.getUploadURLExternal, the upload, files.completeUploadExternal)
+//! and its Socket Mode models, over a Socket Mode connection this adapter drives itself, so
+//! that an events envelope is acknowledged only after its message is stored and a dropped
+//! socket is reported and reconnected by the manager with backoff. Channels are `slack:{team}:{channel}`, threads
 //! `slack:{team}:{channel}:{thread_ts}`.
 
 use std::collections::HashMap;
@@ -21,7 +22,13 @@ use super::adapter::{Adapter, AdapterError};
 use super::inbound::Inbound;
 use crate::config::SlackConfig;
 use crate::conversation_id::{ConversationId, Place, Platform};
-use crate::message::InboundMessage;
+use crate::message::{InboundMessage, OutboundFile};
+
+mod mrkdwn;
+mod shared;
+
+use mrkdwn::markdown_to_mrkdwn;
+use shared::{FileFacts, file_facts};
 
 /// Slack truncates longer texts; 4000 is its recommended maximum for readable messages.
 pub const MESSAGE_LIMIT: usize = 4000;
@@ -141,9 +148,11 @@ impl SlackAdapter {
 
     /// The inbound message of an Events API callback, when it is a new message the bot
     /// should see: not its own or another bot's, not an edit or deletion.
+    /// `facts` are what Slack says of the files beyond slack-morphism's model, by file id.
     async fn inbound(
         &self,
         callback: &SlackPushEventCallback,
+        facts: &HashMap<String, FileFacts>,
         identity: &Identity,
     ) -> Option<InboundMessage> {
         let team = callback.team_id.value().to_string();
@@ -232,15 +241,13 @@ impl SlackAdapter {
                 });
                 continue;
             };
-            let guessed = crate::message::media_type_of(&name);
+            let fact = facts.get(&file.id.0).copied().unwrap_or_default();
+            let media_type = fact.media_type(file, &name);
             let linked = super::files::Linked {
                 url: url.as_str(),
                 name: &name,
-                media_type: file
-                    .mimetype
-                    .as_ref()
-                    .map_or(guessed, |mime| mime.0.as_str()),
-                size: 0,
+                media_type: &media_type,
+                size: fact.size,
             };
             inbound.attachments.push(
                 super::files::download(
@@ -279,6 +286,7 @@ impl SlackAdapter {
                 envelope["reason"].as_str().unwrap_or("no reason given")
             ))),
             "events_api" => {
+                let facts = file_facts(&payload);
                 let callback = match serde_json::from_value::<SlackPushEventCallback>(payload) {
                     Ok(callback) => callback,
                     Err(error) => {
@@ -286,7 +294,7 @@ impl SlackAdapter {
                         return Ok(ack);
                     }
                 };
-                if let Some(message) = self.inbound(&callback, identity).await {
+                if let Some(message) = self.inbound(&callback, &facts, identity).await {
                     // Acknowledge only what is stored; Slack redelivers the rest.
                     if let Err(error) = inbound.deliver(message).await {
                         tracing::error!(%error, "a Slack message could not be stored; not acknowledged");
@@ -395,61 +403,6 @@ fn classify(error: SlackClientError) -> AdapterError {
         }
         _ => AdapterError::permanent(error.to_string()),
     }
-}
-
-/// The Markdown an LLM writes, in Slack's mrkdwn: `**bold**` → `*bold*`, `[label](url)` →
-/// `<url|label>`, headings → bold lines. Code blocks pass through unchanged.
-pub fn markdown_to_mrkdwn(markdown: &str) -> String {
-    let mut out = Vec::new();
-    let mut in_code = false;
-    for line in markdown.split('\n') {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            out.push(line.to_string());
-            continue;
-        }
-        if in_code {
-            out.push(line.to_string());
-            continue;
-        }
-        let trimmed = line.trim_start();
-        let heading = trimmed.trim_start_matches('#');
-        let line = if heading.len() < trimmed.len() && heading.starts_with(' ') {
-            format!("*{}*", heading.trim())
-        } else {
-            line.replace("**", "*").replace("__", "_")
-        };
-        out.push(convert_links(&line));
-    }
-    out.join("\n")
-}
-
-fn convert_links(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(start) = rest.find('[') {
-        let candidate = &rest[start..];
-        let parsed = candidate.find("](").and_then(|close| {
-            let after = &candidate[close + 2..];
-            let end = after.find(')')?;
-            let url = &after[..end];
-            (url.starts_with("http://") || url.starts_with("https://"))
-                .then(|| (&candidate[1..close], url, close + 2 + end + 1))
-        });
-        match parsed {
-            Some((label, url, used)) => {
-                out.push_str(&rest[..start]);
-                out.push_str(&format!("<{url}|{label}>"));
-                rest = &candidate[used..];
-            }
-            None => {
-                out.push_str(&rest[..=start]);
-                rest = &rest[start + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[async_trait::async_trait]
@@ -583,6 +536,78 @@ impl Adapter for SlackAdapter {
             .map_err(classify)
     }
 
+    /// Slack names its reactions; the emoji the model gave becomes its name.
+    async fn react(
+        &self,
+        conversation: &ConversationId,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), AdapterError> {
+        let (channel, _) = Self::target(conversation)?;
+        let name = crate::message::emoji::slack_name(emoji).ok_or_else(|| {
+            AdapterError::permanent(format!(
+                "`{emoji}` has no Slack name the daemon knows; use one of {}",
+                crate::message::emoji::known()
+            ))
+        })?;
+        let request = SlackApiReactionsAddRequest::new(
+            channel,
+            SlackReactionName::new(name),
+            SlackTs::new(message_id.to_string()),
+        );
+        match self
+            .client
+            .open_session(&self.bot_token)
+            .reactions_add(&request)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already there (a retry whose first try arrived): the reaction is on the message.
+            Err(SlackClientError::ApiError(api)) if api.code == "already_reacted" => Ok(()),
+            Err(error) => Err(classify(error)),
+        }
+    }
+
+    /// Slack's external upload: ask for an upload URL, send the bytes there, then share the
+    /// file in the conversation (in its thread, when it is one).
+    async fn send_file(
+        &self,
+        conversation: &ConversationId,
+        file: &OutboundFile,
+    ) -> Result<(), AdapterError> {
+        let (channel, thread) = Self::target(conversation)?;
+        let session = self.client.open_session(&self.bot_token);
+        let upload = session
+            .get_upload_url_external(&SlackApiFilesGetUploadUrlExternalRequest::new(
+                file.name.clone(),
+                file.bytes.len(),
+            ))
+            .await
+            .map_err(classify)?;
+        session
+            .files_upload_via_url(&SlackApiFilesUploadViaUrlRequest::new(
+                upload.upload_url,
+                file.bytes.clone(),
+                file.media_type.clone(),
+            ))
+            .await
+            .map_err(classify)?;
+        let mut request = SlackApiFilesCompleteUploadExternalRequest::new(vec![
+            SlackApiFilesComplete::new(upload.file_id).with_title(file.name.clone()),
+        ])
+        .with_channel_id(channel);
+        request.thread_ts = thread;
+        request.initial_comment = file
+            .caption
+            .as_ref()
+            .map(|caption| markdown_to_mrkdwn(caption));
+        session
+            .files_complete_upload_external(&request)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
     /// Slack shows a bot's "typing" only in threads, as the assistant thread status.
     async fn typing(&self, conversation: &ConversationId) -> Result<(), AdapterError> {
         let (channel, Some(thread)) = Self::target(conversation)? else {
@@ -599,21 +624,5 @@ impl Adapter for SlackAdapter {
             .await
             .map(|_| ())
             .map_err(classify)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markdown_becomes_mrkdwn() {
-        assert_eq!(markdown_to_mrkdwn("**bold** text"), "*bold* text");
-        assert_eq!(markdown_to_mrkdwn("## Title"), "*Title*");
-        assert_eq!(
-            markdown_to_mrkdwn("see [docs](https://example.com) [x]"),
-            "see <https://example.com|docs> [x]"
-        );
-        assert_eq!(markdown_to_mrkdwn("```\n**raw**\n```"), "```\n**raw**\n```");
     }
 }

@@ -401,11 +401,12 @@ impl Adapter for TelegramAdapter {
     ) -> Result<(), AdapterError> {
         let chat = chat_of(conversation)?;
         let message = message_id_of(message_id)?;
+        let emoji = crate::message::emoji::unicode(emoji).ok_or_else(|| {
+            AdapterError::permanent(format!("`{emoji}` is no emoji name the daemon knows"))
+        })?;
         self.bot
             .set_message_reaction(chat, message)
-            .reaction(vec![ReactionType::Emoji {
-                emoji: emoji.to_string(),
-            }])
+            .reaction(vec![ReactionType::Emoji { emoji }])
             .await
             .map(|_| ())
             .map_err(classify)

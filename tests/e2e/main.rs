@@ -27,6 +27,7 @@ mod foundation;
 mod mcp;
 mod media;
 mod media_platforms;
+mod media_slack;
 mod memory;
 mod metrics;
 mod onboarding;

@@ -1,6 +1,7 @@
 //! Files people send: kept in the workspace with their message, images shown to models that
-//! read them (OpenAI and Anthropic formats), scaled down when large, described to text-only
-//! models, and only as their line in later turns; oversized files refused clearly.
+//! read them (OpenAI and Anthropic formats; a GIF as its first frame), scaled down when large,
+//! described to text-only models, and only as their line in later turns; oversized files
+//! refused clearly.
 
 use std::path::Path;
 
@@ -196,6 +197,76 @@ async fn a_large_image_is_scaled_to_the_configured_side() {
     assert_eq!((shown.width(), shown.height()), (100, 25));
     // The workspace keeps the original.
     assert_eq!(kept_files(home.path(), "portal_wide")[0].1, photo);
+    daemon.shutdown().await;
+}
+
+/// An animated GIF of `width` × `height` whose frames are filled with these colours, in order.
+pub fn animated_gif(width: u16, height: u16, frames: &[[u8; 3]]) -> Vec<u8> {
+    let mut bytes = b"GIF89a".to_vec();
+    bytes.extend(width.to_le_bytes());
+    bytes.extend(height.to_le_bytes());
+    // A global palette of 4 colours: the frames' colours, then black.
+    bytes.extend([0x81, 0, 0]);
+    for index in 0..4 {
+        bytes.extend(frames.get(index).copied().unwrap_or([0, 0, 0]));
+    }
+    let pixels = usize::from(width) * usize::from(height);
+    for index in 0..frames.len() {
+        bytes.extend([0x21, 0xF9, 4, 0, 10, 0, 0, 0]);
+        bytes.push(0x2C);
+        bytes.extend([0, 0, 0, 0]);
+        bytes.extend(width.to_le_bytes());
+        bytes.extend(height.to_le_bytes());
+        bytes.extend([0, 2]);
+        let data = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, 2)
+            .encode(&vec![index as u8; pixels])
+            .expect("lzw");
+        for block in data.chunks(255) {
+            bytes.push(block.len() as u8);
+            bytes.extend(block);
+        }
+        bytes.push(0);
+    }
+    bytes.push(0x3B);
+    bytes
+}
+
+#[tokio::test]
+async fn an_animated_gif_reaches_the_model_as_the_png_of_its_first_frame_scaled_to_the_limit() {
+    let llm = FakeLlm::start().await;
+    llm.push(reply("A red banner."));
+    llm.push(reply("A small blue square."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = format!("{}\n[media]\nimage_max_side = 100\n", config_for(&llm));
+    let daemon = TestDaemon::start(home.path(), &config).await;
+    let banner = animated_gif(400, 100, &[[220, 20, 20], [20, 20, 220]]);
+
+    let response = send_files(&daemon, "gif", "what is this?", &[("banner.gif", &banner)]).await;
+    assert_eq!(response.status(), 200);
+    let images = image_parts(&llm.requests()[0]);
+    assert_eq!(images.len(), 1, "a GIF is shown, not only described");
+    let (media_type, bytes) = data_url_bytes(&images[0]);
+    assert_eq!(media_type, "image/png");
+    let shown = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+        .expect("a PNG")
+        .to_rgba8();
+    assert_eq!(shown.dimensions(), (100, 25), "scaled like any image");
+    assert_eq!(
+        shown.get_pixel(50, 12).0,
+        [220, 20, 20, 255],
+        "the first frame"
+    );
+    assert_eq!(kept_files(home.path(), "portal_gif")[0].1, banner);
+
+    let square = animated_gif(10, 10, &[[20, 20, 220], [220, 20, 20]]);
+    send_files(&daemon, "gif", "", &[("square.gif", &square)]).await;
+    let images = image_parts(&llm.requests()[1]);
+    assert_eq!(images.len(), 1);
+    let shown = image::load_from_memory(&data_url_bytes(&images[0]).1)
+        .expect("an image")
+        .to_rgba8();
+    assert_eq!(shown.dimensions(), (10, 10), "a small GIF keeps its size");
+    assert_eq!(shown.get_pixel(0, 0).0, [20, 20, 220, 255]);
     daemon.shutdown().await;
 }
 

@@ -1,7 +1,10 @@
 //! A fake Slack on 127.0.0.1 for tests: the Web API (`POST /api/{method}`: auth.test,
-//! apps.connections.open, chat.postMessage, users.info, assistant.threads.setStatus) and a
-//! Socket Mode WebSocket that says hello, sends `events_api` envelopes and records the acks.
-//! Tests push events, drop the socket, script Web API failures and read what was posted.
+//! apps.connections.open, chat.postMessage, users.info, assistant.threads.setStatus,
+//! reactions.add, and the external file upload: files.getUploadURLExternal hands out an
+//! upload URL on this fake, which records the bytes, and files.completeUploadExternal records
+//! where the file was shared) and a Socket Mode WebSocket that says hello, sends `events_api`
+//! envelopes and records the acks. Tests push events, drop the socket, script Web API
+//! failures and read what was posted, uploaded and reacted.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -23,6 +26,24 @@ pub const BOT_USER: &str = "UBOT";
 pub const TEAM: &str = "T1";
 pub const BOT_TOKEN: &str = "xoxb-test";
 pub const APP_TOKEN: &str = "xapp-test";
+
+/// A file uploaded through the external upload flow, as far as it got.
+#[derive(Debug, Clone, Default)]
+pub struct Upload {
+    pub file_id: String,
+    /// From files.getUploadURLExternal.
+    pub filename: String,
+    pub length: usize,
+    /// Posted to the upload URL.
+    pub bytes: Option<Vec<u8>>,
+    pub content_type: Option<String>,
+    /// From files.completeUploadExternal.
+    pub completed: bool,
+    pub channel_id: Option<String>,
+    pub thread_ts: Option<String>,
+    pub initial_comment: Option<String>,
+    pub title: Option<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -49,6 +70,8 @@ struct FakeState {
     files: std::collections::HashMap<String, Vec<u8>>,
     /// (path, Authorization header) of each file download, in order.
     downloads: Vec<(String, String)>,
+    /// Files uploaded to this fake, in the order their upload URLs were asked for.
+    uploads: Vec<Upload>,
 }
 
 #[derive(Clone)]
@@ -71,6 +94,7 @@ impl FakeSlack {
             .route("/api/{method}", any(web_api))
             .route("/socket", any(socket))
             .route("/files/{id}/{name}", any(shared_file))
+            .route("/upload/{id}", any(upload))
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -136,6 +160,30 @@ impl FakeSlack {
         text: Option<&str>,
         files: &[(&str, &str, &[u8])],
     ) -> (String, String) {
+        self.push_files_with(user, channel, text, files, json!({}))
+    }
+
+    /// A voice clip recorded in Slack: a `file_share` of `audio_message.mp4`, which Slack
+    /// marks `subtype: slack_audio` and may call `video/mp4`; returns the envelope id and ts.
+    pub fn push_voice_clip(&self, user: &str, channel: &str, bytes: &[u8]) -> (String, String) {
+        self.push_files_with(
+            user,
+            channel,
+            None,
+            &[("audio_message.mp4", "video/mp4", bytes)],
+            json!({"subtype": "slack_audio", "filetype": "mp4"}),
+        )
+    }
+
+    /// `push_files` with `extra` fields on every file.
+    fn push_files_with(
+        &self,
+        user: &str,
+        channel: &str,
+        text: Option<&str>,
+        files: &[(&str, &str, &[u8])],
+        extra: Value,
+    ) -> (String, String) {
         let (envelope_id, ts) = {
             let mut state = self.lock();
             state.next += 1;
@@ -149,8 +197,12 @@ impl FakeSlack {
             let id = format!("F{}{index}", ts.replace('.', ""));
             let path = format!("/files/{id}/{name}");
             self.lock().files.insert(path.clone(), bytes.to_vec());
-            shared.push(json!({"id": id, "name": name, "mimetype": mimetype,
-                "url_private": format!("http://{}{path}", self.address)}));
+            let mut file = json!({"id": id, "name": name, "mimetype": mimetype,
+                "size": bytes.len(), "url_private": format!("http://{}{path}", self.address)});
+            for (key, value) in extra.as_object().into_iter().flatten() {
+                file[key] = value.clone();
+            }
+            shared.push(file);
         }
         let mut event = json!({"type": "message", "subtype": "file_share", "channel": channel,
             "channel_type": "channel", "user": user, "ts": ts, "files": shared});
@@ -167,6 +219,20 @@ impl FakeSlack {
     /// (path, Authorization header) of each file download so far.
     pub fn downloads(&self) -> Vec<(String, String)> {
         self.lock().downloads.clone()
+    }
+
+    /// Files uploaded so far (see `Upload`).
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.lock().uploads.clone()
+    }
+
+    /// Bodies of `reactions.add` calls, in order.
+    pub fn reactions(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.method == "reactions.add")
+            .map(|call| call.body)
+            .collect()
     }
 
     fn send(&self, frame: Value) {
@@ -264,10 +330,8 @@ async fn web_api(
         .to_string();
     let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if let Some(query) = query {
-        let fields = query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(key, value)| (key.to_string(), json!(value)));
+        let fields = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(key, value)| (key.into_owned(), json!(value.into_owned())));
         body = Value::Object(fields.collect());
     }
     let failure = {
@@ -327,6 +391,44 @@ async fn web_api(
             "text": body["text"], "message": {"text": body["text"], "bot_id": "B1"}}),
         ),
         "chat.delete" => Json(json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})),
+        "reactions.add" => Json(json!({"ok": true})),
+        "files.getUploadURLExternal" => {
+            let mut state = fake.lock();
+            state.next += 1;
+            let file_id = format!("FUP{}", state.next);
+            state.uploads.push(Upload {
+                file_id: file_id.clone(),
+                filename: body["filename"].as_str().unwrap_or_default().to_string(),
+                length: body["length"]
+                    .as_str()
+                    .and_then(|length| length.parse().ok())
+                    .unwrap_or_default(),
+                ..Upload::default()
+            });
+            Json(json!({"ok": true, "file_id": file_id,
+                "upload_url": format!("http://{}/upload/{file_id}", fake.address)}))
+        }
+        "files.completeUploadExternal" => {
+            let mut state = fake.lock();
+            let mut shared = Vec::new();
+            for file in body["files"].as_array().into_iter().flatten() {
+                let id = file["id"].as_str().unwrap_or_default();
+                let Some(upload) = state
+                    .uploads
+                    .iter_mut()
+                    .find(|upload| upload.file_id == id && upload.bytes.is_some())
+                else {
+                    return Json(json!({"ok": false, "error": "file_not_found"})).into_response();
+                };
+                upload.completed = true;
+                upload.channel_id = body["channel_id"].as_str().map(str::to_string);
+                upload.thread_ts = body["thread_ts"].as_str().map(str::to_string);
+                upload.initial_comment = body["initial_comment"].as_str().map(str::to_string);
+                upload.title = file["title"].as_str().map(str::to_string);
+                shared.push(json!({"id": id, "name": upload.filename, "title": upload.title}));
+            }
+            Json(json!({"ok": true, "files": shared}))
+        }
         _ => Json(json!({"ok": false, "error": "unknown_method"})),
     }
     .into_response()
@@ -401,4 +503,29 @@ async fn shared_file(
         Some(bytes) => bytes.clone().into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The upload URL files.getUploadURLExternal handed out: takes the file's bytes and answers
+/// as Slack does, in plain text.
+async fn upload(
+    State(fake): State<FakeSlack>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let mut state = fake.lock();
+    let Some(upload) = state.uploads.iter_mut().find(|upload| upload.file_id == id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    upload.bytes = Some(body.to_vec());
+    upload.content_type = content_type;
+    (
+        [("content-type", "text/plain; charset=utf-8")],
+        format!("OK - {}", body.len()),
+    )
+        .into_response()
 }

@@ -111,6 +111,14 @@ pub fn first_frame(bytes: &[u8]) -> Result<RgbaImage, GifError> {
             }
             0x2C => {
                 let frame = Frame::read(&mut cursor)?;
+                // The frame's own size is allocated for its indices: a 65535 × 65535 frame
+                // on a small screen must not cost 4 GiB.
+                if frame.pixels() as u64 > MAXIMUM_PIXELS {
+                    return Err(GifError::TooLarge {
+                        width: frame.width,
+                        height: frame.height,
+                    });
+                }
                 let local = cursor.palette(
                     frame.packed & 0x80 != 0,
                     frame.packed & 0x07,
@@ -257,6 +265,22 @@ mod tests {
         }
         bytes.push(0x3B);
         bytes
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_limit_is_refused_before_it_is_allocated() {
+        let mut bytes = gif(2, 2, &[0, 1, 2, 3], false);
+        // The image descriptor follows the header (13), palette (12) and graphic control (8).
+        let descriptor = 13 + 12 + 8;
+        assert_eq!(bytes[descriptor], 0x2C);
+        bytes[descriptor + 5..descriptor + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(matches!(
+            first_frame(&bytes),
+            Err(GifError::TooLarge {
+                width: 65535,
+                height: 65535
+            })
+        ));
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! rate-limit headers of a refused request, and, tapped from the event stream, the finish
 //! reason, a refusal, a mid-stream error and the prompt-cache token counts.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use memchr::memmem::Finder;
 use rig::http_client::{
     Error as HttpError, HttpClientExt, LazyBody, MultipartForm, Request, Response,
     StreamingResponse,
@@ -220,22 +221,19 @@ impl Tap {
     }
 
     fn line(&mut self, line: &[u8]) {
-        let Ok(line) = std::str::from_utf8(line) else {
+        let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        let Some(data) = line.strip_prefix("data:") else {
-            return;
-        };
-        let data = data.trim();
-        let interesting = has_string_value(data, "\"finish_reason\"")
-            || has_string_value(data, "\"stop_reason\"")
-            || has_string_value(data, "\"refusal\"")
-            || data.contains("\"error\"")
-            || data.contains("cache_");
+        let markers = &*MARKERS;
+        let interesting = has_string_value(data, &markers.finish_reason)
+            || has_string_value(data, &markers.stop_reason)
+            || has_string_value(data, &markers.refusal)
+            || markers.error.find(data).is_some()
+            || markers.cache.find(data).is_some();
         if !interesting {
             return;
         }
-        let Ok(event) = serde_json::from_str::<Value>(data) else {
+        let Ok(event) = serde_json::from_slice::<Value>(data) else {
             return;
         };
         let mut exchange = self.log.lock();
@@ -243,22 +241,33 @@ impl Tap {
     }
 }
 
-/// Whether `quoted_key` (`"key"`, quotes included) appears followed by a string value (not
-/// `null`).
-fn has_string_value(data: &str, quoted_key: &str) -> bool {
-    let needle = quoted_key;
-    let mut from = 0;
-    while let Some(position) = data[from..].find(needle) {
-        let after = data[from + position + needle.len()..]
-            .trim_start()
-            .strip_prefix(':')
-            .map(str::trim_start);
-        if after.is_some_and(|value| value.starts_with('"')) {
-            return true;
-        }
-        from += position + needle.len();
-    }
-    false
+/// The keys that make a streamed event worth parsing. Every OpenAI chunk carries
+/// `"finish_reason":null`, so the searchers are built once, not per line.
+struct Markers {
+    finish_reason: Finder<'static>,
+    stop_reason: Finder<'static>,
+    refusal: Finder<'static>,
+    error: Finder<'static>,
+    cache: Finder<'static>,
+}
+
+static MARKERS: LazyLock<Markers> = LazyLock::new(|| Markers {
+    finish_reason: Finder::new("\"finish_reason\""),
+    stop_reason: Finder::new("\"stop_reason\""),
+    refusal: Finder::new("\"refusal\""),
+    error: Finder::new("\"error\""),
+    cache: Finder::new("cache_"),
+});
+
+/// Whether the quoted key `key` finds appears followed by a string value (not `null`).
+fn has_string_value(data: &[u8], key: &Finder<'_>) -> bool {
+    key.find_iter(data).any(|position| {
+        let after = &data[position + key.needle().len()..];
+        let after = after.trim_ascii_start();
+        after
+            .strip_prefix(b":")
+            .is_some_and(|value| value.trim_ascii_start().starts_with(b"\""))
+    })
 }
 
 /// Takes what rig drops from one streamed event.

@@ -173,6 +173,13 @@ async fn start_daemon(config: &str, home: &std::path::Path) -> (Daemon, Duration
         child,
         base_url: format!("http://127.0.0.1:{port}"),
     };
+    // A build run under valgrind (see SPACEBOT_BENCH_BINARY) starts far slower.
+    let ready_within = Duration::from_secs(
+        std::env::var("SPACEBOT_BENCH_READY_SECS")
+            .ok()
+            .and_then(|seconds| seconds.parse().ok())
+            .unwrap_or(30),
+    );
     let client = reqwest::Client::new();
     loop {
         let health = client
@@ -183,7 +190,7 @@ async fn start_daemon(config: &str, home: &std::path::Path) -> (Daemon, Duration
             return (daemon, started.elapsed());
         }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            started.elapsed() < ready_within,
             "daemon never became ready"
         );
         tokio::time::sleep(Duration::from_millis(1)).await;

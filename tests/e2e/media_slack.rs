@@ -2,7 +2,7 @@
 //! and serenity clients against their fakes: `send_file` through Slack's external upload
 //! (the bytes to the upload URL, the share into the right channel and thread), `react` with
 //! Slack's emoji names, Discord and Slack audio transcribed, and files over the limit refused
-//! with a clear reply while the message is still answered.
+//! with a clear reply while the message is still answered; PDFs shared on either are read.
 
 use serde_json::json;
 
@@ -389,6 +389,52 @@ async fn an_oversized_slack_file_gets_a_clear_reply_and_the_message_is_still_ans
     assert!(
         text.contains("the recording") && text.contains("not received"),
         "{text}"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pdf_shared_on_discord_and_on_slack_is_read_into_the_turn() {
+    let llm = FakeLlm::start().await;
+    let discord = FakeDiscord::start().await;
+    let slack = FakeSlack::start().await;
+    llm.push(reply("Due Friday."));
+    llm.push(reply("Paid in March."));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&llm)
+        + &discord.config(&[])
+        + &slack.config()
+        + &access(&["discord:4000", "slack:U1"], &["discord:500", "slack:T1"]);
+    let daemon = TestDaemon::start(home.path(), &config).await;
+
+    let invoice = crate::media::pdf_with_text("Invoice 7 is due on Friday");
+    discord.push_guild_message_with_files(
+        "500",
+        "3000",
+        "4000",
+        "",
+        &[("invoice.pdf", "application/pdf", &invoice)],
+    );
+    wait_for_replies(&daemon, "main", "discord:500:3000", 1).await;
+    let receipt = crate::media::pdf_with_text("Receipt 12 was paid in March");
+    slack.push_files(
+        "U1",
+        "C1",
+        None,
+        &[("receipt.pdf", "application/pdf", &receipt)],
+    );
+    wait_for_replies(&daemon, "main", "slack:T1:C1", 1).await;
+
+    let requests = llm.requests();
+    let discord_text = FakeLlm::last_user_text(&requests[0]);
+    assert!(
+        discord_text.contains("Invoice 7 is due on Friday"),
+        "{discord_text}"
+    );
+    let slack_text = FakeLlm::last_user_text(&requests[1]);
+    assert!(
+        slack_text.contains("Receipt 12 was paid in March"),
+        "{slack_text}"
     );
     daemon.shutdown().await;
 }

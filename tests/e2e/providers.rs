@@ -298,6 +298,8 @@ async fn per_model_settings_reach_the_request() {
     assert_eq!(request["temperature"], 0.25);
     assert_eq!(request["reasoning_effort"], "low");
     assert_eq!(request["stream"], true);
+    // OpenAI sends the usage of a streamed answer only when asked.
+    assert_eq!(request["stream_options"]["include_usage"], true);
     daemon.shutdown().await;
 }
 

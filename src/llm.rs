@@ -6,6 +6,7 @@
 
 mod catalog;
 mod error;
+mod openai_stream;
 pub mod partial_json;
 mod provider;
 pub mod text_tools;

@@ -223,8 +223,9 @@ impl ProviderClient {
                 request.additional_params = Some(extra);
                 let client = self.openai(log).map_err(CompletionError::HttpError)?;
                 // rig's own `stream` renders the request three times (the messages for a
-                // tracing span, a JSON tree, then its bytes); one direct rendering costs a
-                // third of that, on every call of every turn.
+                // tracing span, a JSON tree, then its bytes) and reads the answer slowly:
+                // rendering it once and reading it with `openai_stream` takes most of what
+                // streaming added to a turn away.
                 let body = openai::CompletionRequest::try_from(openai::OpenAIRequestParams {
                     model: model.to_string(),
                     request,
@@ -236,10 +237,12 @@ impl ProviderClient {
                     .post("/chat/completions")
                     .and_then(|builder| builder.body(body).map_err(Into::into))
                     .map_err(CompletionError::HttpError)?;
-                let response =
-                    openai::streaming::send_compatible_streaming_request(client, http_request)
-                        .await?;
-                drain(response, sink).await
+                let response = self
+                    .transport(log)
+                    .open_stream(http_request)
+                    .await
+                    .map_err(CompletionError::HttpError)?;
+                super::openai_stream::read(response, log, sink).await
             }
             ProviderKind::Anthropic => {
                 let mut max_tokens = settings.max_output_tokens.unwrap_or(ANTHROPIC_MAX_TOKENS);

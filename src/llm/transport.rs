@@ -39,7 +39,7 @@ pub struct Exchange {
 pub struct ExchangeLog(Arc<Mutex<Exchange>>);
 
 impl ExchangeLog {
-    fn lock(&self) -> MutexGuard<'_, Exchange> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Exchange> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -56,6 +56,24 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// Sends a request whose answer is an event stream and returns the response to read,
+    /// once its status says the request was taken; a refusal is logged and is the error.
+    pub(super) async fn open_stream(
+        &self,
+        request: Request<Vec<u8>>,
+    ) -> Result<reqwest::Response, HttpError> {
+        let response = self
+            .request(request)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(instance)?;
+        if !response.status().is_success() {
+            return Err(refused(&self.log, response).await);
+        }
+        Ok(response)
+    }
+
     fn request<T: Into<Bytes>>(&self, request: Request<T>) -> reqwest::RequestBuilder {
         let (parts, body) = request.into_parts();
         self.http
@@ -65,7 +83,7 @@ impl Transport {
     }
 }
 
-fn instance(error: impl std::error::Error + Send + Sync + 'static) -> HttpError {
+pub(super) fn instance(error: impl std::error::Error + Send + Sync + 'static) -> HttpError {
     HttpError::Instance(Box::new(error))
 }
 
@@ -271,7 +289,7 @@ fn has_string_value(data: &[u8], key: &Finder<'_>) -> bool {
 }
 
 /// Takes what rig drops from one streamed event.
-fn note_event(exchange: &mut Exchange, event: &Value) {
+pub(super) fn note_event(exchange: &mut Exchange, event: &Value) {
     if event["type"] == "error" || event.get("error").is_some_and(Value::is_object) {
         let error = &event["error"];
         let message = error["message"]

@@ -23,8 +23,9 @@ const MAX_EXCERPT: usize = 300;
 /// One `data:` event of the stream; fields it does not name are skipped unread.
 #[derive(Deserialize)]
 struct Chunk<'a> {
+    /// `null` in some servers' usage-only chunk.
     #[serde(default, borrow)]
-    choices: Vec<Choice<'a>>,
+    choices: Option<Vec<Choice<'a>>>,
     #[serde(default)]
     usage: Option<ChunkUsage>,
     #[serde(default)]
@@ -70,11 +71,11 @@ struct FunctionDelta<'a> {
 #[derive(Deserialize)]
 struct ChunkUsage {
     #[serde(default)]
-    prompt_tokens: u64,
+    prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
     #[serde(default)]
-    total_tokens: u64,
+    total_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
 }
@@ -82,7 +83,7 @@ struct ChunkUsage {
 #[derive(Deserialize)]
 struct PromptDetails {
     #[serde(default)]
-    cached_tokens: u64,
+    cached_tokens: Option<u64>,
 }
 
 /// A tool call being streamed.
@@ -131,19 +132,22 @@ impl Answer {
             return;
         }
         if let Some(usage) = chunk.usage {
+            let input = usage.prompt_tokens.unwrap_or(0);
+            let total = usage.total_tokens.unwrap_or(0);
             let output = usage
                 .completion_tokens
-                .unwrap_or_else(|| usage.total_tokens.saturating_sub(usage.prompt_tokens));
+                .unwrap_or_else(|| total.saturating_sub(input));
             self.usage = Some(Usage {
-                input_tokens: usage.prompt_tokens,
+                input_tokens: input,
                 output_tokens: output,
-                total_tokens: usage.total_tokens.max(usage.prompt_tokens + output),
+                total_tokens: total.max(input + output),
                 cached_input_tokens: usage
                     .prompt_tokens_details
-                    .map_or(0, |details| details.cached_tokens),
+                    .and_then(|details| details.cached_tokens)
+                    .unwrap_or(0),
             });
         }
-        let Some(choice) = chunk.choices.into_iter().next() else {
+        let Some(choice) = chunk.choices.into_iter().flatten().next() else {
             return;
         };
         if let Some(reason) = choice.finish_reason {
@@ -393,7 +397,7 @@ mod tests {
             "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"c2\",\"function\":{\"name\":\"skip\"}}]}}]}\n\n",
             "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"hi\\\"}\"}}]}}]}\n\n",
             "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
-            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n",
+            "data: {\"choices\":null,\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n",
             "data: [DONE]\n\n",
         );
         for piece in [1, 7, stream.len()] {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::StreamSink;
 use super::provider::Streamed;
-use super::transport::{ExchangeLog, instance, note_event};
+use super::transport::{ExchangeLog, Lines, instance, note_event};
 
 /// How much of an answer that is no event stream goes into the error.
 const MAX_EXCERPT: usize = 300;
@@ -304,41 +304,31 @@ pub(super) async fn read(
 /// line. Other fields and comments are passed over.
 #[derive(Default)]
 struct EventReader {
-    /// The start of a line that has not ended yet.
-    partial: Vec<u8>,
+    lines: Lines,
     /// The data of the event being read.
     data: String,
 }
 
 impl EventReader {
     fn feed(&mut self, chunk: &[u8], mut event: impl FnMut(&str)) {
-        let mut rest = chunk;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            if self.partial.is_empty() {
-                self.line(&rest[..end], &mut event);
-            } else {
-                self.partial.extend_from_slice(&rest[..end]);
-                let line = std::mem::take(&mut self.partial);
-                self.line(&line, &mut event);
-            }
-            rest = &rest[end + 1..];
-        }
-        self.partial.extend_from_slice(rest);
+        let data = &mut self.data;
+        self.lines
+            .feed(chunk, |line| Self::line(data, line, &mut event));
     }
 
     /// The stream ended: what is left is the last line and event.
     fn finish(&mut self, mut event: impl FnMut(&str)) {
-        let line = std::mem::take(&mut self.partial);
-        self.line(&line, &mut event);
-        self.line(b"", &mut event);
+        let data = &mut self.data;
+        self.lines.finish(|line| Self::line(data, line, &mut event));
+        Self::line(data, b"", &mut event);
     }
 
-    fn line(&mut self, line: &[u8], event: &mut impl FnMut(&str)) {
+    fn line(data: &mut String, line: &[u8], event: &mut impl FnMut(&str)) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            if !self.data.is_empty() {
-                event(&self.data);
-                self.data.clear();
+            if !data.is_empty() {
+                event(data);
+                data.clear();
             }
             return;
         }
@@ -346,10 +336,10 @@ impl EventReader {
             return;
         };
         let value = value.strip_prefix(b" ").unwrap_or(value);
-        if !self.data.is_empty() {
-            self.data.push('\n');
+        if !data.is_empty() {
+            data.push('\n');
         }
-        self.data.push_str(&String::from_utf8_lossy(value));
+        data.push_str(&String::from_utf8_lossy(value));
     }
 }
 

@@ -203,60 +203,79 @@ impl HttpClientExt for Transport {
     }
 }
 
-/// Reads the event stream's `data:` lines beside rig, looking only at the few fields rig
-/// drops. Lines without those words are passed over with a substring check.
-struct Tap {
-    log: ExchangeLog,
+/// Splits a byte stream into lines (without their `\n`), whatever its chunking.
+#[derive(Default)]
+pub(super) struct Lines {
+    /// The start of a line that has not ended yet.
     partial: Vec<u8>,
 }
 
-impl Tap {
-    fn new(log: ExchangeLog) -> Self {
-        Self {
-            log,
-            partial: Vec::new(),
-        }
-    }
-
-    fn feed(&mut self, chunk: &[u8]) {
+impl Lines {
+    pub(super) fn feed(&mut self, chunk: &[u8], mut line: impl FnMut(&[u8])) {
         let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|byte| *byte == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             if self.partial.is_empty() {
-                self.line(&rest[..end]);
+                line(&rest[..end]);
             } else {
                 self.partial.extend_from_slice(&rest[..end]);
-                let line = std::mem::take(&mut self.partial);
-                self.line(&line);
+                line(&self.partial);
+                self.partial.clear();
             }
             rest = &rest[end + 1..];
         }
         self.partial.extend_from_slice(rest);
     }
 
-    fn finish(&mut self) {
-        let line = std::mem::take(&mut self.partial);
-        self.line(&line);
+    /// The stream ended: what is left is its last line.
+    pub(super) fn finish(&mut self, mut line: impl FnMut(&[u8])) {
+        line(&self.partial);
+        self.partial.clear();
+    }
+}
+
+/// Reads the event stream's `data:` lines beside rig, looking only at the few fields rig
+/// drops. Lines without those words are passed over with a substring check.
+struct Tap {
+    log: ExchangeLog,
+    lines: Lines,
+}
+
+impl Tap {
+    fn new(log: ExchangeLog) -> Self {
+        Self {
+            log,
+            lines: Lines::default(),
+        }
     }
 
-    fn line(&mut self, line: &[u8]) {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
-        let markers = &*MARKERS;
-        let interesting = has_string_value(data, &markers.finish_reason)
-            || has_string_value(data, &markers.stop_reason)
-            || has_string_value(data, &markers.refusal)
-            || markers.error.find(data).is_some()
-            || markers.cache.find(data).is_some();
-        if !interesting {
-            return;
-        }
-        let Ok(event) = serde_json::from_slice::<Value>(data) else {
-            return;
-        };
-        let mut exchange = self.log.lock();
-        note_event(&mut exchange, &event);
+    fn feed(&mut self, chunk: &[u8]) {
+        let log = &self.log;
+        self.lines.feed(chunk, |line| tap_line(log, line));
     }
+
+    fn finish(&mut self) {
+        let log = &self.log;
+        self.lines.finish(|line| tap_line(log, line));
+    }
+}
+
+fn tap_line(log: &ExchangeLog, line: &[u8]) {
+    let Some(data) = line.strip_prefix(b"data:") else {
+        return;
+    };
+    let markers = &*MARKERS;
+    let interesting = has_string_value(data, &markers.finish_reason)
+        || has_string_value(data, &markers.stop_reason)
+        || has_string_value(data, &markers.refusal)
+        || markers.error.find(data).is_some()
+        || markers.cache.find(data).is_some();
+    if !interesting {
+        return;
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    note_event(&mut log.lock(), &event);
 }
 
 /// The keys that make a streamed event worth parsing. Every OpenAI chunk carries

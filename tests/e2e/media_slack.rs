@@ -220,6 +220,22 @@ async fn react_puts_the_slack_name_of_the_emoji_on_the_triggering_slack_message(
     daemon.shutdown().await;
 }
 
+/// One transcription was asked for with the audio that carried `audio`, and the model read
+/// its transcript, marked as transcribed.
+fn assert_transcribed(llm: &FakeLlm, audio: &str, transcript: &str) {
+    let transcriptions = llm.transcriptions();
+    assert_eq!(transcriptions.len(), 1);
+    assert!(
+        String::from_utf8_lossy(&transcriptions[0].1).contains(audio),
+        "the audio is sent"
+    );
+    let text = FakeLlm::last_user_text(&llm.requests()[0]);
+    assert!(
+        text.contains(transcript) && text.contains("transcribed"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_discord_voice_message_is_transcribed_and_its_text_reaches_the_model() {
     let llm = FakeLlm::start().await;
@@ -244,16 +260,10 @@ async fn a_discord_voice_message_is_transcribed_and_its_text_reaches_the_model()
         wait_for_replies(&daemon, "main", "discord:500:3000", 1).await,
         vec!["I will remind you."]
     );
-    let transcriptions = llm.transcriptions();
-    assert_eq!(transcriptions.len(), 1);
-    assert!(
-        String::from_utf8_lossy(&transcriptions[0].1).contains("OggS discord voice frames"),
-        "the audio is sent"
-    );
-    let text = FakeLlm::last_user_text(&llm.requests()[0]);
-    assert!(
-        text.contains("remind me to call the dentist") && text.contains("transcribed"),
-        "{text}"
+    assert_transcribed(
+        &llm,
+        "OggS discord voice frames",
+        "remind me to call the dentist",
     );
     daemon.shutdown().await;
 }
@@ -274,17 +284,7 @@ async fn a_slack_audio_file_is_transcribed_and_its_text_reaches_the_model() {
         wait_for_replies(&daemon, "main", "slack:T1:C1", 1).await,
         vec!["Thursday it is."]
     );
-    let transcriptions = llm.transcriptions();
-    assert_eq!(transcriptions.len(), 1);
-    assert!(
-        String::from_utf8_lossy(&transcriptions[0].1).contains("fake m4a audio clip"),
-        "the audio is sent"
-    );
-    let text = FakeLlm::last_user_text(&llm.requests()[0]);
-    assert!(
-        text.contains("the meeting moved to Thursday") && text.contains("transcribed"),
-        "{text}"
-    );
+    assert_transcribed(&llm, "fake m4a audio clip", "the meeting moved to Thursday");
     daemon.shutdown().await;
 }
 

@@ -228,11 +228,7 @@ impl FakeSlack {
 
     /// Bodies of `reactions.add` calls, in order.
     pub fn reactions(&self) -> Vec<Value> {
-        self.calls()
-            .into_iter()
-            .filter(|call| call.method == "reactions.add")
-            .map(|call| call.body)
-            .collect()
+        self.bodies_of("reactions.add")
     }
 
     fn send(&self, frame: Value) {
@@ -260,6 +256,15 @@ impl FakeSlack {
             .push_back((method.to_string(), status, body, retry_after));
     }
 
+    /// Bodies of the calls of `method`, in order.
+    fn bodies_of(&self, method: &str) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.method == method)
+            .map(|call| call.body)
+            .collect()
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }
@@ -277,20 +282,12 @@ impl FakeSlack {
     }
 
     pub fn posted(&self) -> Vec<Value> {
-        self.calls()
-            .into_iter()
-            .filter(|call| call.method == "chat.postMessage")
-            .map(|call| call.body)
-            .collect()
+        self.bodies_of("chat.postMessage")
     }
 
     /// Bodies of `chat.update` calls, in order.
     pub fn updates(&self) -> Vec<Value> {
-        self.calls()
-            .into_iter()
-            .filter(|call| call.method == "chat.update")
-            .map(|call| call.body)
-            .collect()
+        self.bodies_of("chat.update")
     }
 
     pub async fn wait_for(&self, what: &str, predicate: impl Fn(&FakeSlack) -> bool) {
